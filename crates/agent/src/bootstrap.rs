@@ -1,0 +1,332 @@
+//! Getting the agent its identity: reuse the stored SVID, or attest with a join token.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use lanyard_ca::{CaError, Clock};
+use lanyard_proto::spire::api::types;
+use lanyard_spiffe::x509::X509Error;
+use lanyard_spiffe::{TrustDomain, X509Bundle};
+use rustls_pki_types::CertificateDer;
+
+use crate::check::{SvidCheckError, accept_svid};
+use crate::client::{RpcError, ServerClient};
+use crate::config::{AgentConfig, ConfigError, ServerAddress, TrustBootstrap, read_pem_bundle};
+use crate::retry::FailureLog;
+use crate::store::{AgentSvid, StateStore, StoreError, Stored};
+use crate::timeutil::rfc3339;
+use crate::tls::{AgentCert, ServerTrust, client_config};
+
+/// First wait after a failed connection attempt; doubled up to [`MAX_RETRY`].
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// Longest wait between two attestation attempts.
+const MAX_RETRY: Duration = Duration::from_secs(30);
+
+/// The agent's identity and the bundle it trusts, ready for the sync loop.
+pub(crate) struct Identity {
+    pub(crate) svid: AgentSvid,
+    pub(crate) bundle: X509Bundle,
+}
+
+/// Why the agent could not get an identity.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    /// No usable stored SVID and no token to attest with.
+    #[error("no join token given and {reason}")]
+    NoJoinToken {
+        /// What is wrong with the stored state ("no stored agent SVID in <dir>", ...).
+        reason: String,
+    },
+    /// The server refused the attestation; the message is the server's.
+    #[error("the server refused join token attestation: {}", .0.detail)]
+    Refused(RpcError),
+    /// The server answered with something unusable.
+    #[error("attestation: {0}")]
+    BadSvid(#[from] SvidCheckError),
+    /// The bundle fetched after an insecure bootstrap is unusable.
+    #[error("bundle from the server: {0}")]
+    BadBundle(String),
+    /// An RPC after attestation failed.
+    #[error(transparent)]
+    Rpc(RpcError),
+    /// The bootstrap trust bundle.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The data directory.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Making the key or CSR.
+    #[error("agent CSR: {0}")]
+    Csr(#[from] CaError),
+    /// TLS setup.
+    #[error("TLS client: {0}")]
+    Tls(#[from] rustls::Error),
+    /// A blocking task did not finish.
+    #[error("agent key task failed: {0}")]
+    Task(String),
+}
+
+/// Restores the stored identity if it is still valid, otherwise attests with the join token.
+pub(crate) async fn bootstrap(
+    config: &AgentConfig,
+    store: &Arc<StateStore>,
+    clock: &dyn Clock,
+) -> Result<Identity, BootstrapError> {
+    let td = &config.trust_domain;
+    let reason = match store.load(td, clock.now()) {
+        Stored::Usable { svid, bundle } => {
+            tracing::info!(
+                spiffe_id = %svid.svid.spiffe_id(),
+                expires_at = %rfc3339(svid.svid.not_after()),
+                dir = %store.dir().display(),
+                "Reusing the stored agent SVID"
+            );
+            if config.join_token.is_some() {
+                tracing::info!("The join token is not needed and was not used");
+            }
+            return Ok(Identity { svid, bundle });
+        }
+        Stored::Absent => format!("no stored agent SVID in {}", store.dir().display()),
+        Stored::Unusable(reason) => reason,
+    };
+    let Some(token) = config.join_token.as_deref() else {
+        return Err(BootstrapError::NoJoinToken { reason });
+    };
+    tracing::debug!(%reason, "Attesting with a join token");
+    attest(config, store, token, clock).await
+}
+
+async fn attest(
+    config: &AgentConfig,
+    store: &Arc<StateStore>,
+    token: &str,
+    clock: &dyn Clock,
+) -> Result<Identity, BootstrapError> {
+    let td = &config.trust_domain;
+    let address = ServerAddress::parse(&config.server_address)?;
+    let trusted = match &config.trust_bundle {
+        TrustBootstrap::Pem(path) => {
+            let configured = read_pem_bundle(td, path)?;
+            Some(widen(configured, store.load_bundle(td)))
+        }
+        TrustBootstrap::Insecure => {
+            tracing::warn!("Insecure bootstrap: the server is not authenticated on first contact");
+            None
+        }
+    };
+
+    let key_store = Arc::clone(store);
+    let key = tokio::task::spawn_blocking(move || key_store.generate_key(0))
+        .await
+        .map_err(|e| BootstrapError::Task(e.to_string()))??;
+    let csr = lanyard_ca::make_csr(&key, None)?;
+
+    let cert = Arc::new(AgentCert::default());
+    let trust = match &trusted {
+        Some(bundle) => ServerTrust::Bundle(Arc::new(ArcSwap::from_pointee(bundle.clone()))),
+        None => ServerTrust::Insecure,
+    };
+    let client = ServerClient::new(address, client_config(td, trust, Arc::clone(&cert))?);
+    let wire = attest_with_retry(&client, token, csr).await?;
+
+    let bundle = match trusted {
+        Some(bundle) => bundle,
+        None => {
+            // Present the new SVID so that the server lets us read its bundle.
+            let provisional = provisional_svid(&wire)?;
+            cert.set(
+                &lanyard_spiffe::X509Svid::from_parts(
+                    provisional,
+                    rustls_pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()),
+                )
+                .map_err(SvidCheckError::Malformed)?,
+            )?;
+            client.reconnect();
+            let fetched = client.bundle().await.map_err(BootstrapError::Rpc)?;
+            bundle_from_wire(td, &fetched).map_err(BootstrapError::BadBundle)?
+        }
+    };
+
+    let id = wire_agent_id(&wire)?;
+    if !id.is_member_of(td) {
+        return Err(SvidCheckError::WrongId {
+            got: id,
+            expected: td.id(),
+        }
+        .into());
+    }
+    let svid = accept_svid(&wire, &key, &id, &bundle, clock.now())?;
+
+    store.save_bundle(&bundle)?;
+    store.save_svid(svid.chain())?;
+    tracing::info!(
+        spiffe_id = %svid.spiffe_id(),
+        expires_at = %rfc3339(svid.not_after()),
+        "Agent attested"
+    );
+    Ok(Identity {
+        svid: AgentSvid { svid, slot: 0 },
+        bundle,
+    })
+}
+
+/// AttestAgent, retried while the server is unreachable; a refusal ends the attempts.
+async fn attest_with_retry(
+    client: &ServerClient,
+    token: &str,
+    csr: Vec<u8>,
+) -> Result<types::X509svid, BootstrapError> {
+    let mut wait = FIRST_RETRY;
+    let mut failures = FailureLog::new("Attestation");
+    loop {
+        match client.attest_join_token(token, csr.clone()).await {
+            Ok(svid) => {
+                failures.succeeded();
+                return Ok(svid);
+            }
+            Err(e) if e.is_transient() => {
+                failures.failed(&e);
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(MAX_RETRY);
+                client.reconnect();
+            }
+            Err(e) => return Err(BootstrapError::Refused(e)),
+        }
+    }
+}
+
+/// The configured bootstrap bundle plus the authorities of the stored one (which may be newer
+/// after a CA rotation while the agent was down).
+fn widen(configured: X509Bundle, stored: Option<X509Bundle>) -> X509Bundle {
+    let Some(stored) = stored else {
+        return configured;
+    };
+    let mut authorities = configured.authorities().to_vec();
+    for cert in stored.authorities() {
+        if !authorities.contains(cert) {
+            authorities.push(cert.clone());
+        }
+    }
+    X509Bundle::new(configured.trust_domain().clone(), authorities)
+}
+
+/// The bundle of `td` from a `GetBundle` answer; it must name `td` and hold authorities.
+pub(crate) fn bundle_from_wire(
+    td: &TrustDomain,
+    wire: &types::Bundle,
+) -> Result<X509Bundle, String> {
+    if wire.trust_domain != td.name() {
+        return Err(format!(
+            "it is for trust domain {:?}, expected {td}",
+            wire.trust_domain
+        ));
+    }
+    if wire.x509_authorities.is_empty() {
+        return Err("it holds no X.509 authorities".into());
+    }
+    let authorities = wire
+        .x509_authorities
+        .iter()
+        .map(|a| CertificateDer::from(a.asn1.clone()))
+        .collect();
+    Ok(X509Bundle::new(td.clone(), authorities))
+}
+
+fn provisional_svid(
+    wire: &types::X509svid,
+) -> Result<Vec<CertificateDer<'static>>, SvidCheckError> {
+    if wire.cert_chain.is_empty() {
+        return Err(SvidCheckError::EmptyChain);
+    }
+    Ok(wire
+        .cert_chain
+        .iter()
+        .map(|c| CertificateDer::from(c.clone()))
+        .collect())
+}
+
+/// The agent ID from the leaf certificate (the `id` field is informational).
+fn wire_agent_id(wire: &types::X509svid) -> Result<lanyard_spiffe::SpiffeId, SvidCheckError> {
+    let leaf = wire.cert_chain.first().ok_or(SvidCheckError::EmptyChain)?;
+    lanyard_spiffe::x509::spiffe_id_of(&CertificateDer::from(leaf.as_slice()))
+        .map_err(|e: X509Error| SvidCheckError::Malformed(e))
+}
+
+/// When the agent SVID expired without a successful renewal, say what to do.
+pub(crate) fn expiry_hint(not_after: SystemTime) -> String {
+    format!(
+        "the agent SVID expired at {}; if the server refuses it from now on, restart the agent \
+         with a new join token",
+        rfc3339(not_after)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::TestCa;
+
+    fn wire_bundle(td: &str, certs: &[CertificateDer<'_>]) -> types::Bundle {
+        types::Bundle {
+            trust_domain: td.into(),
+            x509_authorities: certs
+                .iter()
+                .map(|c| types::X509Certificate {
+                    asn1: c.to_vec(),
+                    tainted: false,
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn wire_bundle_must_name_our_trust_domain_and_hold_authorities() {
+        let ca = TestCa::new();
+        let certs = ca.bundle().authorities().to_vec();
+        assert_eq!(
+            bundle_from_wire(&ca.td, &wire_bundle("example.org", &certs)).unwrap(),
+            ca.bundle()
+        );
+        let err = bundle_from_wire(&ca.td, &wire_bundle("other.org", &certs)).unwrap_err();
+        assert_eq!(
+            err,
+            "it is for trust domain \"other.org\", expected example.org"
+        );
+        assert!(bundle_from_wire(&ca.td, &wire_bundle("example.org", &[])).is_err());
+    }
+
+    #[test]
+    fn bootstrap_trust_includes_the_stored_bundle() {
+        let old = TestCa::new();
+        let new = TestCa::new();
+        let widened = widen(old.bundle(), Some(new.bundle()));
+        assert_eq!(widened.authorities().len(), 2);
+        assert_eq!(widen(old.bundle(), Some(old.bundle())), old.bundle());
+    }
+
+    #[tokio::test]
+    async fn missing_token_and_state_names_the_data_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = AgentConfig::new(
+            TrustDomain::new("example.org").unwrap(),
+            tmp.path().to_path_buf(),
+            "127.0.0.1:1".into(),
+            TrustBootstrap::Insecure,
+        );
+        let store = Arc::new(StateStore::open(tmp.path()).unwrap());
+        let err = bootstrap(&config, &store, &lanyard_ca::SystemClock)
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "no join token given and no stored agent SVID in {}",
+                tmp.path().display()
+            )
+        );
+    }
+}

@@ -1,0 +1,303 @@
+//! The agent's authorized entries and the workload X509-SVIDs signed for them.
+//!
+//! Owned by the sync loop; workloads read immutable [`Snapshot`]s of it. Nothing here is
+//! persisted: a restarted agent signs every SVID anew.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use lanyard_spiffe::x509::verify_chain;
+use lanyard_spiffe::{TrustDomain, X509Bundle, X509Svid};
+
+use crate::entry::WorkloadEntry;
+use crate::schedule::{is_due, renew_at};
+
+/// Entries and SVIDs, keyed by entry ID.
+pub(crate) struct Cache {
+    bundle: X509Bundle,
+    slots: BTreeMap<String, Slot>,
+    dirty: bool,
+}
+
+struct Slot {
+    entry: WorkloadEntry,
+    svid: Option<CachedSvid>,
+}
+
+struct CachedSvid {
+    svid: Arc<X509Svid>,
+    /// The entry as it was when the SVID was requested.
+    signed_for: WorkloadEntry,
+    renew_at: SystemTime,
+    /// The chain no longer verifies against the current bundle.
+    stale: bool,
+}
+
+/// How [`Cache::set_entries`] changed the entry set, for logging.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct EntryChanges {
+    pub(crate) added: Vec<WorkloadEntry>,
+    pub(crate) updated: Vec<WorkloadEntry>,
+    pub(crate) removed: Vec<WorkloadEntry>,
+}
+
+/// What workloads are served from: the bundle and every entry with its SVID, if any.
+pub(crate) struct Snapshot {
+    /// The agent's trust domain.
+    pub(crate) trust_domain: TrustDomain,
+    /// Its bundle, concatenated DER.
+    pub(crate) bundle_der: Vec<u8>,
+    /// Entries in SVID order (see [`WorkloadEntry::order_key`]).
+    pub(crate) identities: Vec<Identity>,
+}
+
+/// One entry in a snapshot.
+pub(crate) struct Identity {
+    pub(crate) entry: WorkloadEntry,
+    pub(crate) svid: Option<Arc<X509Svid>>,
+}
+
+impl Cache {
+    /// An empty cache trusting `bundle`.
+    pub(crate) fn new(bundle: X509Bundle) -> Self {
+        Self {
+            bundle,
+            slots: BTreeMap::new(),
+            dirty: true,
+        }
+    }
+
+    /// The current bundle.
+    pub(crate) fn bundle(&self) -> &X509Bundle {
+        &self.bundle
+    }
+
+    /// Replaces the bundle; SVIDs that no longer chain to it are marked for re-signing.
+    /// Returns whether anything changed.
+    pub(crate) fn set_bundle(&mut self, bundle: X509Bundle, now: SystemTime) -> bool {
+        if bundle == self.bundle {
+            return false;
+        }
+        for cached in self.slots.values_mut().filter_map(|s| s.svid.as_mut()) {
+            cached.stale = verify_chain(cached.svid.chain(), &bundle, now).is_err();
+        }
+        self.bundle = bundle;
+        self.dirty = true;
+        true
+    }
+
+    /// Replaces the entry set with `entries`: new ones are added (without SVID), gone ones are
+    /// dropped with their SVIDs, changed ones keep their SVID until it is replaced.
+    pub(crate) fn set_entries(&mut self, entries: Vec<WorkloadEntry>) -> EntryChanges {
+        let mut changes = EntryChanges::default();
+        let mut incoming: BTreeMap<String, WorkloadEntry> =
+            entries.into_iter().map(|e| (e.id.clone(), e)).collect();
+        self.slots.retain(|id, slot| {
+            let keep = incoming.contains_key(id);
+            if !keep {
+                changes.removed.push(slot.entry.clone());
+            }
+            keep
+        });
+        for (id, entry) in std::mem::take(&mut incoming) {
+            match self.slots.get_mut(&id) {
+                Some(slot) if slot.entry == entry => {}
+                Some(slot) => {
+                    changes.updated.push(entry.clone());
+                    slot.entry = entry;
+                }
+                None => {
+                    changes.added.push(entry.clone());
+                    self.slots.insert(id, Slot { entry, svid: None });
+                }
+            }
+        }
+        if changes != EntryChanges::default() {
+            self.dirty = true;
+        }
+        changes
+    }
+
+    /// Entries that need a (new) SVID at `now`: none yet, past its renewal time, signed for
+    /// an older version of the entry, or no longer chaining to the bundle.
+    pub(crate) fn due(&self, now: SystemTime) -> Vec<WorkloadEntry> {
+        self.slots
+            .values()
+            .filter(|slot| match &slot.svid {
+                None => true,
+                Some(c) => {
+                    c.stale
+                        || !c.signed_for.same_svid_inputs(&slot.entry)
+                        || is_due(c.renew_at, c.svid.not_after(), now)
+                }
+            })
+            .map(|slot| slot.entry.clone())
+            .collect()
+    }
+
+    /// Stores an SVID signed for `signed_for` and received at `received`; `jitter`
+    /// (-1.0..=1.0) moves its renewal time. Returns false (and drops the SVID) if the entry is
+    /// gone meanwhile.
+    pub(crate) fn insert_svid(
+        &mut self,
+        signed_for: &WorkloadEntry,
+        svid: X509Svid,
+        received: SystemTime,
+        jitter: f64,
+    ) -> bool {
+        let Some(slot) = self.slots.get_mut(&signed_for.id) else {
+            return false;
+        };
+        slot.svid = Some(CachedSvid {
+            renew_at: renew_at(svid.not_before(), svid.not_after(), received, jitter),
+            svid: Arc::new(svid),
+            signed_for: signed_for.clone(),
+            stale: false,
+        });
+        self.dirty = true;
+        true
+    }
+
+    /// The earliest renewal time of the held SVIDs.
+    pub(crate) fn next_renewal(&self) -> Option<SystemTime> {
+        self.slots
+            .values()
+            .filter_map(|s| s.svid.as_ref())
+            .map(|c| c.renew_at.min(c.svid.not_after()))
+            .min()
+    }
+
+    /// Whether anything changed since the last call.
+    pub(crate) fn take_dirty(&mut self) -> bool {
+        std::mem::replace(&mut self.dirty, false)
+    }
+
+    /// An immutable view for serving workloads.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let mut identities: Vec<Identity> = self
+            .slots
+            .values()
+            .map(|slot| Identity {
+                entry: slot.entry.clone(),
+                svid: slot.svid.as_ref().map(|c| Arc::clone(&c.svid)),
+            })
+            .collect();
+        identities.sort_by(|a, b| a.entry.order_key().cmp(&b.entry.order_key()));
+        Snapshot {
+            trust_domain: self.bundle.trust_domain().clone(),
+            bundle_der: self.bundle.to_der(),
+            identities,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use lanyard_ca::{KeyType, generate_key_pair};
+    use rustls_pki_types::PrivatePkcs8KeyDer;
+
+    use super::*;
+    use crate::entry::tests::entry;
+    use crate::test_support::TestCa;
+
+    /// An SVID for `e` valid from `start` for 100 s.
+    fn svid_for(ca: &TestCa, e: &WorkloadEntry, start: SystemTime) -> X509Svid {
+        let key = generate_key_pair(KeyType::EcP256).unwrap();
+        let chain = ca.sign_at(&key, e.spiffe_id.path(), Duration::from_secs(100), start);
+        X509Svid::from_parts(chain, PrivatePkcs8KeyDer::from(key.serialize_der())).unwrap()
+    }
+
+    fn ids(entries: &[WorkloadEntry]) -> Vec<&str> {
+        entries.iter().map(|e| e.id.as_str()).collect()
+    }
+
+    #[test]
+    fn new_entries_are_due_until_signed_then_again_from_half_life() {
+        let ca = TestCa::new();
+        let mut cache = Cache::new(ca.bundle());
+        let web = entry("e1", "/web", &["unix:uid:1"]);
+        cache.set_entries(vec![web.clone()]);
+        let start = SystemTime::now();
+        assert_eq!(ids(&cache.due(start)), ["e1"]);
+
+        let svid = svid_for(&ca, &web, start);
+        let lifetime = svid.not_after().duration_since(start).unwrap();
+        let half = start + lifetime / 2;
+        assert!(cache.insert_svid(&web, svid, start, 0.0));
+        assert!(cache.due(start).is_empty());
+        assert!(cache.due(half - Duration::from_secs(1)).is_empty());
+        assert_eq!(ids(&cache.due(half)), ["e1"]);
+        assert_eq!(cache.next_renewal(), Some(half));
+    }
+
+    #[test]
+    fn changed_entry_is_due_at_once_and_removed_entry_drops_its_svid() {
+        let ca = TestCa::new();
+        let mut cache = Cache::new(ca.bundle());
+        let web = entry("e1", "/web", &["unix:uid:1"]);
+        let now = SystemTime::now();
+        cache.set_entries(vec![web.clone()]);
+        cache.insert_svid(&web, svid_for(&ca, &web, now), now, 0.0);
+
+        let mut moved = web.clone();
+        moved.spiffe_id = entry("e1", "/web2", &[]).spiffe_id;
+        let changes = cache.set_entries(vec![moved.clone()]);
+        assert_eq!(ids(&changes.updated), ["e1"]);
+        assert_eq!(ids(&cache.due(now)), ["e1"]);
+
+        let changes = cache.set_entries(vec![]);
+        assert_eq!(ids(&changes.removed), ["e1"]);
+        assert!(cache.snapshot().identities.is_empty());
+        assert!(!cache.insert_svid(&moved, svid_for(&ca, &moved, now), now, 0.0));
+    }
+
+    #[test]
+    fn svids_that_stop_chaining_to_a_new_bundle_are_due() {
+        let ca = TestCa::new();
+        let next = TestCa::new();
+        let mut cache = Cache::new(ca.bundle());
+        let web = entry("e1", "/web", &["unix:uid:1"]);
+        let now = SystemTime::now();
+        cache.set_entries(vec![web.clone()]);
+        cache.insert_svid(&web, svid_for(&ca, &web, now), now, 0.0);
+        cache.take_dirty();
+
+        let mut both = ca.bundle().authorities().to_vec();
+        both.extend(next.bundle().authorities().iter().cloned());
+        assert!(cache.set_bundle(X509Bundle::new(ca.td.clone(), both), now));
+        assert!(
+            cache.due(now).is_empty(),
+            "the old authority is still trusted"
+        );
+        assert!(cache.set_bundle(next.bundle(), now));
+        assert_eq!(ids(&cache.due(now)), ["e1"]);
+        assert!(
+            !cache.set_bundle(next.bundle(), now),
+            "same bundle is no change"
+        );
+        assert!(cache.take_dirty());
+    }
+
+    #[test]
+    fn snapshot_orders_by_creation_time_then_entry_id() {
+        let ca = TestCa::new();
+        let mut cache = Cache::new(ca.bundle());
+        let mut a = entry("b-late", "/a", &["unix:uid:1"]);
+        a.created_at = 20;
+        let mut b = entry("z-early", "/b", &["unix:uid:1"]);
+        b.created_at = 10;
+        let mut c = entry("a-late", "/c", &["unix:uid:1"]);
+        c.created_at = 20;
+        cache.set_entries(vec![a, b, c]);
+        let order: Vec<_> = cache
+            .snapshot()
+            .identities
+            .iter()
+            .map(|i| i.entry.id.clone())
+            .collect();
+        assert_eq!(order, ["z-early", "a-late", "b-late"]);
+    }
+}

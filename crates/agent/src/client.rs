@@ -1,0 +1,279 @@
+//! The gRPC channel to the server's agent API (TLS over TCP, ALPN h2) and the five RPCs the
+//! agent uses.
+//!
+//! The channel connects lazily and reconnects by itself after connection failures; callers
+//! ask for a fresh channel with [`ServerClient::reconnect`] when the client certificate
+//! changed, so the server sees the new one.
+
+use std::error::Error as _;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use lanyard_proto::spire::api::server::agent::v1::{
+    AgentX509svidParams, AttestAgentRequest, RenewAgentRequest, agent_client::AgentClient,
+    attest_agent_request, attest_agent_response,
+};
+use lanyard_proto::spire::api::server::bundle::v1::{
+    GetBundleRequest, bundle_client::BundleClient,
+};
+use lanyard_proto::spire::api::server::entry::v1::{
+    GetAuthorizedEntriesRequest, entry_client::EntryClient,
+};
+use lanyard_proto::spire::api::server::svid::v1::{
+    BatchNewX509svidRequest, NewX509svidParams, batch_new_x509svid_response,
+    svid_client::SvidClient,
+};
+use lanyard_proto::spire::api::types;
+use rustls::ClientConfig;
+use tokio::net::TcpStream;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::config::ServerAddress;
+
+/// How long a TCP + TLS connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one RPC may take.
+const RPC_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The node attestor the agent speaks.
+pub(crate) const JOIN_TOKEN: &str = "join_token";
+
+/// A server API RPC that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{rpc}: {detail}")]
+pub struct RpcError {
+    /// The RPC, as `Service/Method`.
+    pub rpc: &'static str,
+    /// The gRPC status code.
+    pub code: tonic::Code,
+    /// The server's message, or what went wrong on the way.
+    pub detail: String,
+}
+
+impl RpcError {
+    fn from_status(rpc: &'static str, status: &tonic::Status) -> Self {
+        Self {
+            rpc,
+            code: status.code(),
+            detail: describe(status),
+        }
+    }
+
+    fn protocol(rpc: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            rpc,
+            code: tonic::Code::Internal,
+            detail: detail.into(),
+        }
+    }
+
+    /// Whether trying again later may help (the server was unreachable or overloaded), as
+    /// opposed to a refusal.
+    pub(crate) fn is_transient(&self) -> bool {
+        matches!(
+            self.code,
+            tonic::Code::Unavailable
+                | tonic::Code::DeadlineExceeded
+                | tonic::Code::Unknown
+                | tonic::Code::ResourceExhausted
+                | tonic::Code::Aborted
+        )
+    }
+}
+
+/// The status message followed by the causes it does not already mention (for transport
+/// errors the interesting part, such as a certificate problem, sits in the causes).
+fn describe(status: &tonic::Status) -> String {
+    let mut text = if status.message().is_empty() {
+        format!("{:?}", status.code())
+    } else {
+        status.message().to_string()
+    };
+    let mut source = status.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// The agent's client of the server API.
+pub(crate) struct ServerClient {
+    address: ServerAddress,
+    tls: Arc<ClientConfig>,
+    channel: Mutex<Channel>,
+}
+
+impl ServerClient {
+    /// A client that connects to `address` with `tls` on first use.
+    pub(crate) fn new(address: ServerAddress, tls: Arc<ClientConfig>) -> Self {
+        let channel = Mutex::new(lazy_channel(&address, &tls));
+        Self {
+            address,
+            tls,
+            channel,
+        }
+    }
+
+    /// Drops the current connection; the next RPC handshakes anew (with the current client
+    /// certificate and bundle).
+    pub(crate) fn reconnect(&self) {
+        let fresh = lazy_channel(&self.address, &self.tls);
+        *self.channel.lock().unwrap_or_else(PoisonError::into_inner) = fresh;
+    }
+
+    fn channel(&self) -> Channel {
+        self.channel
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// `Agent/AttestAgent` with a join token; returns the agent's new X509-SVID.
+    pub(crate) async fn attest_join_token(
+        &self,
+        token: &str,
+        csr: Vec<u8>,
+    ) -> Result<types::X509svid, RpcError> {
+        const RPC: &str = "Agent/AttestAgent";
+        let request = AttestAgentRequest {
+            step: Some(attest_agent_request::Step::Params(
+                attest_agent_request::Params {
+                    data: Some(types::AttestationData {
+                        r#type: JOIN_TOKEN.to_string(),
+                        payload: token.as_bytes().to_vec(),
+                    }),
+                    params: Some(AgentX509svidParams { csr }),
+                },
+            )),
+        };
+        let mut responses = AgentClient::new(self.channel())
+            .attest_agent(futures::stream::iter([request]))
+            .await
+            .map_err(|s| RpcError::from_status(RPC, &s))?
+            .into_inner();
+        let first = responses
+            .message()
+            .await
+            .map_err(|s| RpcError::from_status(RPC, &s))?
+            .ok_or_else(|| {
+                RpcError::protocol(RPC, "the server closed the stream without a result")
+            })?;
+        match first.step {
+            Some(attest_agent_response::Step::Result(result)) => result
+                .svid
+                .ok_or_else(|| RpcError::protocol(RPC, "the result carries no SVID")),
+            Some(attest_agent_response::Step::Challenge(_)) => Err(RpcError::protocol(
+                RPC,
+                "the server sent a challenge, but join_token attestation has none",
+            )),
+            None => Err(RpcError::protocol(
+                RPC,
+                "the response carries neither result nor challenge",
+            )),
+        }
+    }
+
+    /// `Agent/RenewAgent`: a new agent SVID for the key behind `csr`.
+    pub(crate) async fn renew_agent(&self, csr: Vec<u8>) -> Result<types::X509svid, RpcError> {
+        const RPC: &str = "Agent/RenewAgent";
+        AgentClient::new(self.channel())
+            .renew_agent(RenewAgentRequest {
+                params: Some(AgentX509svidParams { csr }),
+            })
+            .await
+            .map_err(|s| RpcError::from_status(RPC, &s))?
+            .into_inner()
+            .svid
+            .ok_or_else(|| RpcError::protocol(RPC, "the response carries no SVID"))
+    }
+
+    /// `Entry/GetAuthorizedEntries`.
+    pub(crate) async fn authorized_entries(&self) -> Result<Vec<types::Entry>, RpcError> {
+        const RPC: &str = "Entry/GetAuthorizedEntries";
+        Ok(EntryClient::new(self.channel())
+            .get_authorized_entries(GetAuthorizedEntriesRequest { output_mask: None })
+            .await
+            .map_err(|s| RpcError::from_status(RPC, &s))?
+            .into_inner()
+            .entries)
+    }
+
+    /// `Bundle/GetBundle`: the bundle of the server's own trust domain.
+    pub(crate) async fn bundle(&self) -> Result<types::Bundle, RpcError> {
+        const RPC: &str = "Bundle/GetBundle";
+        Ok(BundleClient::new(self.channel())
+            .get_bundle(GetBundleRequest { output_mask: None })
+            .await
+            .map_err(|s| RpcError::from_status(RPC, &s))?
+            .into_inner())
+    }
+
+    /// `SVID/BatchNewX509SVID`: one result per request, in request order.
+    pub(crate) async fn new_x509_svids(
+        &self,
+        params: Vec<NewX509svidParams>,
+    ) -> Result<Vec<batch_new_x509svid_response::Result>, RpcError> {
+        const RPC: &str = "SVID/BatchNewX509SVID";
+        let asked = params.len();
+        let results = SvidClient::new(self.channel())
+            .batch_new_x509svid(BatchNewX509svidRequest { params })
+            .await
+            .map_err(|s| RpcError::from_status(RPC, &s))?
+            .into_inner()
+            .results;
+        if results.len() != asked {
+            return Err(RpcError::protocol(
+                RPC,
+                format!("{} results for {asked} requests", results.len()),
+            ));
+        }
+        Ok(results)
+    }
+}
+
+/// A channel that dials TCP, then TLS with `tls`, on first use and after failures.
+fn lazy_channel(address: &ServerAddress, tls: &Arc<ClientConfig>) -> Channel {
+    let connector = tokio_rustls::TlsConnector::from(Arc::clone(tls));
+    let addr = address.addr.clone();
+    let name = address.name.clone();
+    // The TLS is ours, so tonic must see a plain-text scheme; the authority is informational.
+    let endpoint = Endpoint::from_shared(format!("http://{}", address.addr))
+        .unwrap_or_else(|_| Endpoint::from_static("http://lanyard-server"))
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(RPC_TIMEOUT)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10));
+    endpoint.connect_with_connector_lazy(tower::service_fn(move |_| {
+        let connector = connector.clone();
+        let addr = addr.clone();
+        let name = name.clone();
+        async move {
+            let tcp = TcpStream::connect(&addr).await?;
+            tcp.set_nodelay(true)?;
+            let tls = connector.connect(name, tcp).await?;
+            Ok::<_, std::io::Error>(TokioIo::new(tls))
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unavailable_is_transient_and_refusals_are_not() {
+        let s = tonic::Status::unavailable("connection refused");
+        assert!(RpcError::from_status("X/Y", &s).is_transient());
+        let s = tonic::Status::permission_denied("join token has expired");
+        let e = RpcError::from_status("Agent/AttestAgent", &s);
+        assert!(!e.is_transient());
+        assert_eq!(e.to_string(), "Agent/AttestAgent: join token has expired");
+    }
+}

@@ -1,0 +1,236 @@
+//! What the agent is told: [`AgentConfig`], the bootstrap trust source, and the server address.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lanyard_ca::KeyType;
+use lanyard_spiffe::{TrustDomain, X509Bundle};
+use rustls_pki_types::ServerName;
+
+/// How often the agent asks the server for entry and bundle changes unless configured (SPIRE's
+/// `sync_interval` default).
+pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Everything [`run`](crate::run) needs. Every field mirrors a key of SPIRE's `agent {}` block.
+#[derive(Clone)]
+pub struct AgentConfig {
+    /// The trust domain the agent and its server belong to.
+    pub trust_domain: TrustDomain,
+    /// Directory for the agent's private key, X509-SVID and latest bundle (created 0700).
+    pub data_dir: PathBuf,
+    /// The server's agent API, `host:port` (`[v6addr]:port` for IPv6 literals).
+    pub server_address: String,
+    /// How the agent authenticates the server before it has a bundle of its own.
+    pub trust_bundle: TrustBootstrap,
+    /// Join token for the first attestation; ignored while a stored agent SVID is still valid.
+    pub join_token: Option<String>,
+    /// Unix socket the Workload API is served on.
+    pub socket_path: PathBuf,
+    /// Time between two syncs with the server (entries, bundle, SVIDs due for renewal).
+    pub sync_interval: Duration,
+    /// Key type of the workload X509-SVIDs the agent requests.
+    pub workload_key_type: KeyType,
+}
+
+/// Where trust in the server comes from on first contact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TrustBootstrap {
+    /// A PEM file with the server's CA certificates (SPIRE's `trust_bundle_path`).
+    Pem(PathBuf),
+    /// Trust whatever server answers on the first connection and take its bundle (SPIRE's
+    /// `insecure_bootstrap`). Overrides the secure default of requiring a bundle: a man in
+    /// the middle could hand the agent a foreign identity. For experiments only.
+    Insecure,
+}
+
+impl AgentConfig {
+    /// A configuration with the defaults for everything but the essentials: the sync interval
+    /// [`DEFAULT_SYNC_INTERVAL`], EC P-256 workload keys, no join token, and the Workload API
+    /// socket `<data_dir>/api.sock`.
+    pub fn new(
+        trust_domain: TrustDomain,
+        data_dir: PathBuf,
+        server_address: String,
+        trust_bundle: TrustBootstrap,
+    ) -> Self {
+        let socket_path = data_dir.join("api.sock");
+        Self {
+            trust_domain,
+            data_dir,
+            server_address,
+            trust_bundle,
+            join_token: None,
+            socket_path,
+            sync_interval: DEFAULT_SYNC_INTERVAL,
+            workload_key_type: KeyType::EcP256,
+        }
+    }
+
+    /// Checks the values that can be checked without I/O.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] naming the field, its value and the rule.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        ServerAddress::parse(&self.server_address)?;
+        if self.sync_interval.is_zero() {
+            return Err(ConfigError::SyncInterval);
+        }
+        if self.join_token.as_deref() == Some("") {
+            return Err(ConfigError::EmptyJoinToken);
+        }
+        Ok(())
+    }
+}
+
+// The join token is a secret until spent: never print it whole.
+impl fmt::Debug for AgentConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AgentConfig")
+            .field("trust_domain", &self.trust_domain)
+            .field("data_dir", &self.data_dir)
+            .field("server_address", &self.server_address)
+            .field("trust_bundle", &self.trust_bundle)
+            .field(
+                "join_token",
+                &self.join_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("socket_path", &self.socket_path)
+            .field("sync_interval", &self.sync_interval)
+            .field("workload_key_type", &self.workload_key_type)
+            .finish()
+    }
+}
+
+/// Configuration that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `server_address` is not `host:port`.
+    #[error("server address {value:?}: {rule}")]
+    ServerAddress {
+        /// The configured value.
+        value: String,
+        /// What is wrong with it.
+        rule: &'static str,
+    },
+    /// A zero sync interval would spin.
+    #[error("sync interval 0s: must be longer than zero")]
+    SyncInterval,
+    /// `--join-token ""`.
+    #[error("join token is empty: give the token printed by `lanyard server token generate`")]
+    EmptyJoinToken,
+    /// The bootstrap bundle file cannot be read.
+    #[error("trust bundle {path}: {source}", path = path.display())]
+    TrustBundleRead {
+        /// The file.
+        path: PathBuf,
+        /// The operating system error.
+        source: std::io::Error,
+    },
+    /// The bootstrap bundle file holds no usable certificates.
+    #[error("trust bundle {path}: {source}", path = path.display())]
+    TrustBundleParse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with its content.
+        source: lanyard_spiffe::x509::X509Error,
+    },
+}
+
+/// Reads the bootstrap bundle from a PEM file.
+pub(crate) fn read_pem_bundle(td: &TrustDomain, path: &Path) -> Result<X509Bundle, ConfigError> {
+    let pem = std::fs::read(path).map_err(|source| ConfigError::TrustBundleRead {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    X509Bundle::from_pem(td.clone(), &pem).map_err(|source| ConfigError::TrustBundleParse {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A validated `host:port`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ServerAddress {
+    /// As configured, for connecting and for messages.
+    pub(crate) addr: String,
+    /// The host part without IPv6 brackets, sent in the TLS handshake (the server's SVID is
+    /// checked by SPIFFE ID, not by this name).
+    pub(crate) name: ServerName<'static>,
+}
+
+impl ServerAddress {
+    /// Splits and checks `host:port`.
+    pub(crate) fn parse(value: &str) -> Result<Self, ConfigError> {
+        let invalid = |rule| ConfigError::ServerAddress {
+            value: value.to_string(),
+            rule,
+        };
+        let (host, port) = value
+            .rsplit_once(':')
+            .ok_or_else(|| invalid("expected host:port"))?;
+        match port.parse::<u16>() {
+            Ok(0) | Err(_) => return Err(invalid("the port must be a number from 1 to 65535")),
+            Ok(_) => {}
+        }
+        let host = match host.strip_prefix('[') {
+            Some(rest) => rest
+                .strip_suffix(']')
+                .ok_or_else(|| invalid("an IPv6 address must be written [addr]:port"))?,
+            None if host.contains(':') => {
+                return Err(invalid("an IPv6 address must be written [addr]:port"));
+            }
+            None => host,
+        };
+        if host.is_empty() {
+            return Err(invalid("the host is empty"));
+        }
+        let name = ServerName::try_from(host.to_string())
+            .map_err(|_| invalid("the host is neither an IP address nor a DNS name"))?;
+        Ok(Self {
+            addr: value.to_string(),
+            name,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_host_port_and_bracketed_ipv6() {
+        let host = |s: &str| ServerAddress::parse(s).unwrap().name.to_str().into_owned();
+        assert_eq!(host("127.0.0.1:8081"), "127.0.0.1");
+        assert_eq!(host("spire.example:443"), "spire.example");
+        assert_eq!(host("[::1]:8081"), "::1");
+    }
+
+    #[test]
+    fn rejects_addresses_without_a_usable_port_or_host() {
+        for bad in [
+            "localhost",
+            "localhost:0",
+            "localhost:x",
+            ":8081",
+            "::1:8081",
+            "[::1:8081",
+        ] {
+            let err = ServerAddress::parse(bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("{bad:?}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_the_join_token() {
+        let mut config = AgentConfig::new(
+            TrustDomain::new("example.org").unwrap(),
+            PathBuf::from("/tmp/a"),
+            "127.0.0.1:8081".into(),
+            TrustBootstrap::Insecure,
+        );
+        config.join_token = Some("secret-token".into());
+        assert!(!format!("{config:?}").contains("secret-token"));
+    }
+}

@@ -1,0 +1,186 @@
+//! The Workload API's view of the agent: attest the caller, match its selectors against the
+//! cached entries, and hand out the SVIDs (and the bundle) it is entitled to.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use lanyard_ca::Clock;
+use lanyard_spiffe::Selector;
+use lanyard_spiffe::x509::concat_der;
+use lanyard_workload::{
+    BundlesSnapshot, Caller, IdentitySource, SourceError, X509Snapshot, X509SvidItem,
+};
+use tokio::sync::watch;
+
+use crate::attestor::unix;
+use crate::cache::{Identity, Snapshot};
+use crate::check::usable_at;
+use crate::published::Published;
+
+/// Serves workloads from the published cache snapshots.
+pub(crate) struct AgentSource {
+    published: Arc<Published>,
+    clock: Arc<dyn Clock>,
+}
+
+impl AgentSource {
+    pub(crate) fn new(published: Arc<Published>, clock: Arc<dyn Clock>) -> Self {
+        Self { published, clock }
+    }
+
+    /// The caller's selectors from every attestor (only `unix` so far).
+    async fn attest(&self, caller: &Caller) -> Result<BTreeSet<Selector>, SourceError> {
+        unix::attest(caller.uid, caller.gid).await.map_err(|e| {
+            tracing::warn!(peer.uid = caller.uid, peer.pid = ?caller.pid, error = %e, "Workload attestation failed");
+            SourceError::Unavailable(format!("workload attestation failed: {e}"))
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl IdentitySource for AgentSource {
+    async fn x509_svids(&self, caller: &Caller) -> Result<X509Snapshot, SourceError> {
+        let selectors = self.attest(caller).await?;
+        let snapshot = self.published.load();
+        let svids = svid_items(&snapshot, &selectors, self.clock.now());
+        if svids.is_empty() {
+            tracing::info!(peer.uid = caller.uid, peer.pid = ?caller.pid, "Denied: no identity issued for the caller");
+            return Err(SourceError::NoIdentity);
+        }
+        tracing::trace!(
+            peer.uid = caller.uid,
+            peer.pid = ?caller.pid,
+            spiffe_id = %svids[0].spiffe_id,
+            svids = svids.len(),
+            "X509-SVIDs served"
+        );
+        Ok(X509Snapshot {
+            svids,
+            // Federation is not implemented yet: only the own trust domain's bundle exists.
+            federated_bundles: BTreeMap::new(),
+        })
+    }
+
+    async fn x509_bundles(&self, caller: &Caller) -> Result<BundlesSnapshot, SourceError> {
+        let selectors = self.attest(caller).await?;
+        let snapshot = self.published.load();
+        if matching(&snapshot, &selectors).next().is_none() {
+            tracing::info!(peer.uid = caller.uid, peer.pid = ?caller.pid, "Denied: no identity issued for the caller");
+            return Err(SourceError::NoIdentity);
+        }
+        let bundles = BTreeMap::from([(
+            snapshot.trust_domain.id_string(),
+            snapshot.bundle_der.clone(),
+        )]);
+        Ok(BundlesSnapshot { bundles })
+    }
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        self.published.subscribe()
+    }
+}
+
+/// The snapshot's entries whose selectors the caller has, in SVID order.
+fn matching<'a>(
+    snapshot: &'a Snapshot,
+    selectors: &'a BTreeSet<Selector>,
+) -> impl Iterator<Item = &'a Identity> + 'a {
+    snapshot
+        .identities
+        .iter()
+        .filter(move |identity| identity.entry.matches(selectors))
+}
+
+/// The caller's SVIDs that may be handed out at `now`, default identity first.
+fn svid_items(
+    snapshot: &Snapshot,
+    selectors: &BTreeSet<Selector>,
+    now: SystemTime,
+) -> Vec<X509SvidItem> {
+    matching(snapshot, selectors)
+        .filter_map(|identity| {
+            let svid = identity.svid.as_ref().filter(|s| usable_at(s, now))?;
+            Some(X509SvidItem {
+                spiffe_id: svid.spiffe_id().clone(),
+                chain_der: concat_der(svid.chain()),
+                key_pkcs8: svid.key().secret_pkcs8_der().to_vec(),
+                bundle_der: snapshot.bundle_der.clone(),
+                hint: identity.entry.hint.clone(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use lanyard_ca::{KeyType, generate_key_pair};
+    use lanyard_spiffe::X509Svid;
+    use rustls_pki_types::PrivatePkcs8KeyDer;
+
+    use super::*;
+    use crate::cache::Cache;
+    use crate::entry::WorkloadEntry;
+    use crate::entry::tests::entry;
+    use crate::test_support::TestCa;
+
+    fn sign(ca: &TestCa, cache: &mut Cache, e: &WorkloadEntry) {
+        let key = generate_key_pair(KeyType::EcP256).unwrap();
+        let chain = ca.sign(&key, e.spiffe_id.path(), Duration::from_secs(60));
+        let svid =
+            X509Svid::from_parts(chain, PrivatePkcs8KeyDer::from(key.serialize_der())).unwrap();
+        assert!(cache.insert_svid(e, svid, SystemTime::now(), 0.0));
+    }
+
+    fn selectors(s: &[&str]) -> BTreeSet<Selector> {
+        s.iter().map(|s| Selector::parse(s).unwrap()).collect()
+    }
+
+    #[test]
+    fn caller_gets_the_svids_of_matching_entries_oldest_first() {
+        let ca = TestCa::new();
+        let mut cache = Cache::new(ca.bundle());
+        let mut newer = entry("e-new", "/newer", &["unix:uid:7"]);
+        newer.created_at = 2;
+        let mut older = entry("e-old", "/older", &["unix:uid:7", "unix:gid:7"]);
+        older.created_at = 1;
+        older.hint = "main".into();
+        let other = entry("e-other", "/other", &["unix:uid:8"]);
+        cache.set_entries(vec![newer.clone(), older.clone(), other.clone()]);
+        for e in [&newer, &older, &other] {
+            sign(&ca, &mut cache, e);
+        }
+
+        let items = svid_items(
+            &cache.snapshot(),
+            &selectors(&["unix:uid:7", "unix:gid:7"]),
+            SystemTime::now(),
+        );
+        let ids: Vec<_> = items
+            .iter()
+            .map(|i| i.spiffe_id.path().to_string())
+            .collect();
+        assert_eq!(ids, ["/older", "/newer"]);
+        assert_eq!(items[0].hint, "main");
+        assert_eq!(items[0].bundle_der, ca.bundle().to_der());
+        X509Svid::parse_der(&items[0].chain_der, &items[0].key_pkcs8).unwrap();
+    }
+
+    #[test]
+    fn expired_and_unsigned_svids_are_not_handed_out() {
+        let ca = TestCa::new();
+        let mut cache = Cache::new(ca.bundle());
+        let signed = entry("e1", "/signed", &["unix:uid:7"]);
+        let pending = entry("e2", "/pending", &["unix:uid:7"]);
+        cache.set_entries(vec![signed.clone(), pending]);
+        sign(&ca, &mut cache, &signed);
+        let snapshot = cache.snapshot();
+        let caller = selectors(&["unix:uid:7"]);
+        assert_eq!(svid_items(&snapshot, &caller, SystemTime::now()).len(), 1);
+        let later = SystemTime::now() + Duration::from_secs(3600);
+        assert!(svid_items(&snapshot, &caller, later).is_empty());
+        assert_eq!(matching(&snapshot, &caller).count(), 2);
+    }
+}

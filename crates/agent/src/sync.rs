@@ -1,0 +1,350 @@
+//! The sync loop: every `sync_interval` (and right after start), fetch the authorized entries
+//! and the bundle, renew the agent SVID if it is past half life, and have the server sign an
+//! X509-SVID for every entry that needs one. Failures are retried with backoff while the
+//! cache keeps being served.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use lanyard_ca::{CaError, Clock, KeyError, KeyType};
+use lanyard_proto::spire::api::server::svid::v1::{NewX509svidParams, batch_new_x509svid_response};
+use lanyard_proto::spire::api::types;
+use lanyard_spiffe::{TrustDomain, X509Bundle, X509Svid};
+use rcgen::KeyPair;
+use tokio_util::sync::CancellationToken;
+
+use crate::bootstrap::{bundle_from_wire, expiry_hint};
+use crate::cache::Cache;
+use crate::check::{SvidCheckError, accept_svid};
+use crate::client::{RpcError, ServerClient};
+use crate::entry::WorkloadEntry;
+use crate::published::Published;
+use crate::retry::{FailureLog, backoff};
+use crate::schedule::{is_due, random_jitter, renew_at};
+use crate::store::{AgentSvid, StateStore, StoreError};
+use crate::timeutil::rfc3339;
+use crate::tls::AgentCert;
+
+/// Most CSRs sent in one `BatchNewX509SVID` request.
+const MAX_BATCH: usize = 500;
+/// Shortest wait before a scheduled renewal, so a renewal time a hair away does not spin.
+const MIN_WAIT: Duration = Duration::from_millis(50);
+
+/// Why one sync round failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// A server RPC failed.
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    /// The server's bundle is unusable.
+    #[error("bundle from the server: {0}")]
+    Bundle(String),
+    /// The renewed agent SVID is unusable.
+    #[error("renewed agent SVID: {0}")]
+    AgentSvid(#[from] SvidCheckError),
+    /// The data directory.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Generating a workload key.
+    #[error("workload key: {0}")]
+    Key(#[from] KeyError),
+    /// Making a CSR.
+    #[error("CSR: {0}")]
+    Csr(#[from] CaError),
+    /// Loading the renewed agent SVID into TLS.
+    #[error("TLS client certificate: {0}")]
+    Tls(#[from] rustls::Error),
+    /// A blocking task did not finish.
+    #[error("background task failed: {0}")]
+    Task(String),
+}
+
+/// Everything the sync loop works with.
+pub(crate) struct SyncParts {
+    pub(crate) trust_domain: TrustDomain,
+    pub(crate) client: ServerClient,
+    pub(crate) cert: Arc<AgentCert>,
+    pub(crate) bundle: Arc<ArcSwap<X509Bundle>>,
+    pub(crate) store: Arc<StateStore>,
+    pub(crate) agent: AgentSvid,
+    pub(crate) cache: Cache,
+    pub(crate) published: Arc<Published>,
+    pub(crate) interval: Duration,
+    pub(crate) key_type: KeyType,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+/// The sync loop's state.
+pub(crate) struct Syncer {
+    p: SyncParts,
+    agent_renew_at: SystemTime,
+    sync_failures: FailureLog,
+    renew_failures: FailureLog,
+    entry_failures: HashMap<String, u64>,
+    bad_entries: HashSet<String>,
+    expiry_warned: bool,
+}
+
+impl Syncer {
+    pub(crate) fn new(parts: SyncParts) -> Self {
+        let svid = &parts.agent.svid;
+        let now = parts.clock.now();
+        let agent_renew_at = renew_at(svid.not_before(), svid.not_after(), now, random_jitter());
+        Self {
+            p: parts,
+            agent_renew_at,
+            sync_failures: FailureLog::new("Sync with the server"),
+            renew_failures: FailureLog::new("Agent SVID renewal"),
+            entry_failures: HashMap::new(),
+            bad_entries: HashSet::new(),
+            expiry_warned: false,
+        }
+    }
+
+    /// Syncs now, then again and again until `cancel` fires.
+    ///
+    /// # Cancel safety
+    ///
+    /// A round in flight is dropped at cancellation; files on disk stay consistent because
+    /// every write is atomic and a renewal writes its key before its SVID.
+    pub(crate) async fn run(mut self, cancel: CancellationToken) {
+        loop {
+            let result = tokio::select! {
+                () = cancel.cancelled() => break,
+                r = self.sync_once() => r,
+            };
+            if self.p.cache.take_dirty() {
+                self.p.published.publish(self.p.cache.snapshot());
+            }
+            let wait = match result {
+                Ok(()) => {
+                    self.sync_failures.succeeded();
+                    self.next_wait()
+                }
+                Err(e) => {
+                    self.sync_failures.failed(&e);
+                    if matches!(&e, SyncError::Rpc(rpc) if rpc.is_transient()) {
+                        self.p.client.reconnect();
+                    }
+                    backoff(self.p.interval, self.sync_failures.count)
+                }
+            };
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        tracing::debug!("Sync loop stopped");
+    }
+
+    async fn sync_once(&mut self) -> Result<(), SyncError> {
+        // The bundle goes first: a renewed agent SVID may come from a CA that is new in it.
+        let fetched = self.fetch().await;
+        match self.renew_agent_if_due().await {
+            Ok(true) => self.renew_failures.succeeded(),
+            Ok(false) => {}
+            Err(e) => self.renew_failures.failed(&e),
+        }
+        let entries = fetched?;
+        self.apply_entries(&entries);
+        self.sign_due().await
+    }
+
+    /// Fetches the authorized entries and the bundle, and applies the bundle.
+    async fn fetch(&mut self) -> Result<Vec<types::Entry>, SyncError> {
+        let entries = self.p.client.authorized_entries().await?;
+        let wire = self.p.client.bundle().await?;
+        let bundle = bundle_from_wire(&self.p.trust_domain, &wire).map_err(SyncError::Bundle)?;
+        self.apply_bundle(bundle, wire.sequence_number).await?;
+        Ok(entries)
+    }
+
+    /// Renews the agent SVID past its half life; true when it did.
+    async fn renew_agent_if_due(&mut self) -> Result<bool, SyncError> {
+        let now = self.p.clock.now();
+        let not_after = self.p.agent.svid.not_after();
+        if !is_due(self.agent_renew_at, not_after, now) {
+            return Ok(false);
+        }
+        if now >= not_after && !self.expiry_warned {
+            self.expiry_warned = true;
+            tracing::warn!(hint = %expiry_hint(not_after), "Agent SVID expired");
+        }
+
+        let slot = self.p.agent.other_slot();
+        let store = Arc::clone(&self.p.store);
+        let key = blocking(move || store.generate_key(slot)).await??;
+        let csr = lanyard_ca::make_csr(&key, None)?;
+        let wire = self.p.client.renew_agent(csr).await?;
+        let id = self.p.agent.svid.spiffe_id().clone();
+        let svid = accept_svid(&wire, &key, &id, self.p.cache.bundle(), self.p.clock.now())?;
+
+        let store = Arc::clone(&self.p.store);
+        let chain = svid.chain().to_vec();
+        blocking(move || store.save_svid(&chain)).await??;
+        self.p.cert.set(&svid)?;
+        // New connections present the new SVID; the server then retires the old one.
+        self.p.client.reconnect();
+        let received = self.p.clock.now();
+        self.agent_renew_at = renew_at(
+            svid.not_before(),
+            svid.not_after(),
+            received,
+            random_jitter(),
+        );
+        self.expiry_warned = false;
+        tracing::info!(
+            spiffe_id = %id,
+            expires_at = %rfc3339(svid.not_after()),
+            renew_at = %rfc3339(self.agent_renew_at),
+            "Agent SVID renewed"
+        );
+        self.p.agent = AgentSvid { svid, slot };
+        Ok(true)
+    }
+
+    async fn apply_bundle(&mut self, bundle: X509Bundle, sequence: u64) -> Result<(), SyncError> {
+        if !self.p.cache.set_bundle(bundle.clone(), self.p.clock.now()) {
+            return Ok(());
+        }
+        self.p.bundle.store(Arc::new(bundle.clone()));
+        let authorities = bundle.authorities().len();
+        let store = Arc::clone(&self.p.store);
+        blocking(move || store.save_bundle(&bundle)).await??;
+        tracing::info!(authorities, sequence, "Trust bundle updated");
+        Ok(())
+    }
+
+    fn apply_entries(&mut self, wire: &[types::Entry]) {
+        let mut entries = Vec::with_capacity(wire.len());
+        for w in wire {
+            match WorkloadEntry::from_wire(w) {
+                Ok(e) => entries.push(e),
+                Err(e) if self.bad_entries.insert(w.id.clone()) => {
+                    tracing::warn!(entry.id = %w.id, error = %e, "Ignoring an unusable entry");
+                }
+                Err(_) => {}
+            }
+        }
+        let changes = self.p.cache.set_entries(entries);
+        for e in &changes.added {
+            tracing::debug!(entry.id = %e.id, spiffe_id = %e.spiffe_id, "Entry added");
+        }
+        for e in &changes.updated {
+            tracing::debug!(entry.id = %e.id, spiffe_id = %e.spiffe_id, "Entry changed");
+        }
+        for e in &changes.removed {
+            self.entry_failures.remove(&e.id);
+            tracing::debug!(entry.id = %e.id, spiffe_id = %e.spiffe_id, "Entry removed");
+        }
+    }
+
+    /// Signs SVIDs for every due entry, in batches.
+    async fn sign_due(&mut self) -> Result<(), SyncError> {
+        let due = self.p.cache.due(self.p.clock.now());
+        for batch in due.chunks(MAX_BATCH) {
+            let entries = batch.to_vec();
+            let key_type = self.p.key_type;
+            let prepared = blocking(move || prepare(entries, key_type)).await??;
+            let params = prepared
+                .iter()
+                .map(|(entry, _, csr)| NewX509svidParams {
+                    entry_id: entry.id.clone(),
+                    csr: csr.clone(),
+                })
+                .collect();
+            let results = self.p.client.new_x509_svids(params).await?;
+            for ((entry, key, _), result) in prepared.into_iter().zip(results) {
+                match self.accept(&entry, &key, result) {
+                    Ok(svid) => self.store_svid(&entry, svid),
+                    Err(e) => self.entry_failed(&entry, &e),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn accept(
+        &self,
+        entry: &WorkloadEntry,
+        key: &KeyPair,
+        result: batch_new_x509svid_response::Result,
+    ) -> Result<X509Svid, String> {
+        if let Some(status) = result.status.filter(|s| s.code != 0) {
+            return Err(format!(
+                "the server refused to sign (code {}): {}",
+                status.code, status.message
+            ));
+        }
+        let wire = result.svid.ok_or("the server's result carries no SVID")?;
+        accept_svid(
+            &wire,
+            key,
+            &entry.spiffe_id,
+            self.p.cache.bundle(),
+            self.p.clock.now(),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    fn store_svid(&mut self, entry: &WorkloadEntry, svid: X509Svid) {
+        let expires_at = rfc3339(svid.not_after());
+        let received = self.p.clock.now();
+        if self
+            .p
+            .cache
+            .insert_svid(entry, svid, received, random_jitter())
+        {
+            tracing::debug!(entry.id = %entry.id, spiffe_id = %entry.spiffe_id, %expires_at, "X509-SVID signed");
+        }
+        if let Some(failures) = self.entry_failures.remove(&entry.id) {
+            tracing::info!(entry.id = %entry.id, failures, "X509-SVID signing works again");
+        }
+    }
+
+    fn entry_failed(&mut self, entry: &WorkloadEntry, error: &str) {
+        let failures = self.entry_failures.entry(entry.id.clone()).or_insert(0);
+        *failures += 1;
+        if *failures == 1 {
+            tracing::warn!(entry.id = %entry.id, spiffe_id = %entry.spiffe_id, error, "X509-SVID signing failed");
+        } else {
+            tracing::debug!(entry.id = %entry.id, failures = *failures, error, "X509-SVID signing failed again");
+        }
+    }
+
+    /// Until the next sync: the interval, or sooner if an SVID comes due before it.
+    fn next_wait(&self) -> Duration {
+        let now = self.p.clock.now();
+        [self.p.cache.next_renewal(), Some(self.agent_renew_at)]
+            .into_iter()
+            .flatten()
+            .filter_map(|at| at.duration_since(now).ok())
+            .map(|until| until.max(MIN_WAIT))
+            .fold(self.p.interval, Duration::min)
+    }
+}
+
+/// Keys and CSRs for `entries` (slow for RSA, so run on the blocking pool).
+fn prepare(
+    entries: Vec<WorkloadEntry>,
+    key_type: KeyType,
+) -> Result<Vec<(WorkloadEntry, KeyPair, Vec<u8>)>, SyncError> {
+    entries
+        .into_iter()
+        .map(|entry| {
+            let key = lanyard_ca::generate_key_pair(key_type)?;
+            let csr = lanyard_ca::make_csr(&key, None)?;
+            Ok((entry, key, csr))
+        })
+        .collect()
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, SyncError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| SyncError::Task(e.to_string()))
+}

@@ -1,0 +1,168 @@
+//! TLS towards the server: the agent's SVID as a hot-swappable client certificate, and the
+//! server authenticated as `spiffe://<td>/spire/server` against the current bundle.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use lanyard_spiffe::tls::{Authorizer, SpiffeServerVerifier, certified_key, crypto_provider};
+use lanyard_spiffe::{SpiffeId, TrustDomain, X509Bundle, X509Svid};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ResolvesClientCert, Resumption};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::sign::CertifiedKey;
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+
+/// The SPIFFE ID every Lanyard (and SPIRE) server presents.
+pub(crate) fn server_id(td: &TrustDomain) -> Result<SpiffeId, lanyard_spiffe::id::IdError> {
+    SpiffeId::from_segments(td, &["spire", "server"])
+}
+
+/// The client certificate presented at each new handshake; empty until the agent attests.
+#[derive(Default)]
+pub(crate) struct AgentCert {
+    current: ArcSwapOption<CertifiedKey>,
+}
+
+impl AgentCert {
+    /// Presents `svid` on every connection made from now on.
+    pub(crate) fn set(&self, svid: &X509Svid) -> Result<(), rustls::Error> {
+        self.current.store(Some(certified_key(svid)?));
+        Ok(())
+    }
+}
+
+impl fmt::Debug for AgentCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AgentCert")
+            .field("present", &self.current.load().is_some())
+            .finish()
+    }
+}
+
+impl ResolvesClientCert for AgentCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        self.current.load_full()
+    }
+
+    fn has_certs(&self) -> bool {
+        self.current.load().is_some()
+    }
+}
+
+/// How the server's certificate is checked.
+pub(crate) enum ServerTrust {
+    /// Against the current bundle (swapped by the sync loop), as the server's SPIFFE ID.
+    Bundle(Arc<ArcSwap<X509Bundle>>),
+    /// Not at all: `insecure_bootstrap`, only until the first bundle is fetched.
+    Insecure,
+}
+
+/// A client config for the server API: ALPN h2, the agent certificate from `cert`, and no
+/// session resumption (a resumed session would skip the checks against the current bundle).
+pub(crate) fn client_config(
+    td: &TrustDomain,
+    trust: ServerTrust,
+    cert: Arc<AgentCert>,
+) -> Result<Arc<ClientConfig>, rustls::Error> {
+    let verifier: Arc<dyn ServerCertVerifier> = match trust {
+        ServerTrust::Bundle(bundle) => {
+            let expected = server_id(td)
+                .map_err(|e| rustls::Error::General(format!("server SPIFFE ID: {e}")))?;
+            Arc::new(SpiffeServerVerifier::new(
+                bundle,
+                Authorizer::Exact(expected),
+            ))
+        }
+        ServerTrust::Insecure => Arc::new(AcceptAnyServer::new()),
+    };
+    let mut config = ClientConfig::builder_with_provider(crypto_provider())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_cert_resolver(cert);
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.resumption = Resumption::disabled();
+    Ok(Arc::new(config))
+}
+
+/// Accepts any server certificate but still checks the handshake signature, so the server at
+/// least holds the key of the certificate it shows. Only for `insecure_bootstrap`.
+struct AcceptAnyServer {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl AcceptAnyServer {
+    fn new() -> Self {
+        Self {
+            algorithms: crypto_provider().signature_verification_algorithms,
+        }
+    }
+}
+
+impl fmt::Debug for AcceptAnyServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AcceptAnyServer")
+    }
+}
+
+impl ServerCertVerifier for AcceptAnyServer {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_id_is_spire_server_of_the_trust_domain() {
+        let td = TrustDomain::new("example.org").unwrap();
+        assert_eq!(
+            server_id(&td).unwrap().as_str(),
+            "spiffe://example.org/spire/server"
+        );
+    }
+
+    #[test]
+    fn agent_cert_is_empty_until_set() {
+        let cert = AgentCert::default();
+        assert!(!cert.has_certs());
+        assert!(cert.resolve(&[], &[]).is_none());
+    }
+}

@@ -1,0 +1,138 @@
+//! The error type of CA operations: requests, authorities, signing and the CA manager.
+
+use std::time::SystemTime;
+
+use crate::journal::JournalError;
+use crate::key::KeyError;
+
+/// Errors from CSR handling, authorities, SVID signing and the CA manager.
+///
+/// The variants fall into three groups, kept apart so callers can map them: faults in what a
+/// caller or peer sent (`MalformedCsr` .. `InvalidTtl`), local state that is wrong or unusable
+/// (`AuthorityNotValid` .. `Journal`), and failures that point at a bug or a broken crypto
+/// library (`Encoding`, `Random`).
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    /// The bytes are not a DER PKCS#10 certificate signing request.
+    #[error("certificate signing request is malformed: {0}")]
+    MalformedCsr(String),
+    /// The CSR is signed with an algorithm Lanyard does not accept (for example SHA-1).
+    #[error(
+        "certificate signing request uses signature algorithm {0}: only RSA PKCS#1 with SHA-256/384/512, ECDSA with SHA-256/384/512 and Ed25519 are accepted"
+    )]
+    CsrSignatureAlgorithm(String),
+    /// The CSR's self-signature does not verify with the public key it carries.
+    #[error("certificate signing request signature does not verify: {0}")]
+    CsrSignature(String),
+    /// A public key (SubjectPublicKeyInfo) is malformed or of an unsupported type.
+    #[error("public key is not usable: {0}")]
+    UnsupportedPublicKey(String),
+    /// An X509-SVID was requested for an ID outside the authority's trust domain.
+    #[error(
+        "spiffe id '{id}' is not in trust domain '{trust_domain}': an authority only signs ids of its own trust domain"
+    )]
+    ForeignSpiffeId {
+        /// The requested SPIFFE ID.
+        id: String,
+        /// The authority's trust domain.
+        trust_domain: String,
+    },
+    /// An X509-SVID was requested for the trust domain's root ID (X509-SVID §3.1 requires a path).
+    #[error(
+        "spiffe id '{0}' has no path: an X509-SVID leaf must identify a workload, not the trust domain"
+    )]
+    RootSpiffeId(String),
+    /// A DNS name for a SAN is not a valid host name.
+    #[error(
+        "dns name '{0}' is invalid: expected dot-separated labels of 1-63 characters of a-z A-Z 0-9 - _ (an optional leading '*' label), at most 253 bytes"
+    )]
+    InvalidDnsName(String),
+    /// A zero TTL was requested.
+    #[error("ttl of {what} is zero: it must be at least one second")]
+    InvalidTtl {
+        /// What the TTL was for ("x509-svid", "ca").
+        what: &'static str,
+    },
+    /// The authority cannot sign at this time (not yet valid or expired).
+    #[error(
+        "authority {serial} is not valid at {now}: it is valid from {not_before} until {not_after}",
+        now = fmt_time(*now), not_before = fmt_time(*not_before), not_after = fmt_time(*not_after)
+    )]
+    AuthorityNotValid {
+        /// Hex serial of the authority certificate.
+        serial: String,
+        /// The signing time asked for.
+        now: SystemTime,
+        /// Start of the authority's validity.
+        not_before: SystemTime,
+        /// End of the authority's validity.
+        not_after: SystemTime,
+    },
+    /// A certificate that should be a Lanyard CA is not one.
+    #[error("certificate is not a usable authority: {0}")]
+    InvalidAuthority(String),
+    /// The private key does not belong to the authority certificate.
+    #[error("private key does not match the public key of authority {serial}")]
+    KeyMismatch {
+        /// Hex serial of the authority certificate.
+        serial: String,
+    },
+    /// The stored CA journal cannot be decoded or is inconsistent.
+    #[error("ca journal is corrupt: {0}")]
+    CorruptJournal(String),
+    /// A time that cannot be written into a certificate (before 1970 or too far in the future).
+    #[error("time {0:?} cannot be encoded in a certificate")]
+    InvalidTime(SystemTime),
+    /// The key manager failed.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The journal store failed.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// Encoding or signing a certificate or request failed.
+    #[error("encoding a certificate failed: {0}")]
+    Encoding(#[from] rcgen::Error),
+    /// The system random number generator failed.
+    #[error("system random number generator failed")]
+    Random,
+}
+
+/// Formats a time as an RFC 3339-like UTC string for messages, without extra dependencies.
+pub(crate) fn fmt_time(t: SystemTime) -> String {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => match time::OffsetDateTime::from_unix_timestamp(d.as_secs() as i64) {
+            Ok(dt) => format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+                dt.year(),
+                u8::from(dt.month()),
+                dt.day(),
+                dt.hour(),
+                dt.minute(),
+                dt.second()
+            ),
+            Err(_) => format!("{t:?}"),
+        },
+        Err(_) => format!("{t:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn formats_times_as_utc() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(fmt_time(t), "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn messages_name_the_value_and_the_rule() {
+        let e = CaError::RootSpiffeId("spiffe://example.org".into());
+        assert_eq!(
+            e.to_string(),
+            "spiffe id 'spiffe://example.org' has no path: an X509-SVID leaf must identify a workload, not the trust domain"
+        );
+    }
+}

@@ -1,0 +1,398 @@
+//! The CA manager: keeps a prepared, an active and an old X.509 authority, rotates them on
+//! schedule (see [`crate::schedule`]), and persists them through a [`JournalStore`].
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use lanyard_spiffe::TrustDomain;
+use rustls_pki_types::CertificateDer;
+
+use crate::authority::X509Authority;
+use crate::clock::Clock;
+use crate::error::{CaError, fmt_time};
+use crate::journal::{self, JournalStore};
+use crate::key::{KeyManager, KeyType};
+use crate::slots::{Draft, Minter, Slots};
+use crate::svid::SvidParams;
+
+/// The two key ids X.509 authorities alternate between.
+pub const X509_KEY_IDS: [&str; 2] = ["x509-CA-A", "x509-CA-B"];
+
+/// CA settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CaConfig {
+    /// Lifetime of each authority certificate (SPIRE's `ca_ttl`, default 24 h).
+    pub ca_ttl: Duration,
+    /// Key type of new authorities. A change takes effect at the next rotation.
+    pub key_type: KeyType,
+}
+
+impl Default for CaConfig {
+    fn default() -> Self {
+        Self {
+            ca_ttl: Duration::from_secs(24 * 3600),
+            key_type: KeyType::EcP256,
+        }
+    }
+}
+
+/// Owner of the trust domain's X.509 authorities and their rotation.
+pub struct CaManager {
+    minter: Minter,
+    journal: Arc<dyn JournalStore>,
+    clock: Arc<dyn Clock>,
+    slots: RwLock<Slots>,
+    rotation: tokio::sync::Mutex<()>,
+}
+
+impl CaManager {
+    /// Restores the authorities from the journal, or creates the first one if there is none,
+    /// then applies any rotation that is due (for example after a long downtime) and saves the
+    /// journal if anything changed. `td` may be passed by value or by reference.
+    ///
+    /// Records whose key is missing from the key manager are dropped with a warning (a memory key
+    /// manager loses its keys on restart; a new authority then replaces them).
+    ///
+    /// # Errors
+    ///
+    /// [`CaError::CorruptJournal`] for an undecodable journal, [`CaError::KeyMismatch`] when a
+    /// prepared or active authority's key is not the one in the key manager,
+    /// [`CaError::InvalidAuthority`] for an authority of another trust domain, and key manager
+    /// or journal store failures.
+    pub async fn load_or_create(
+        td: impl Borrow<TrustDomain>,
+        config: CaConfig,
+        km: Arc<dyn KeyManager>,
+        journal: Arc<dyn JournalStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, CaError> {
+        let minter = Minter {
+            td: td.borrow().clone(),
+            config,
+            km,
+        };
+        let now = clock.now();
+
+        let (mut draft, mut dirty) = match journal.load_journal().await? {
+            Some(blob) => minter.restore(&journal::decode(&blob)?, now)?,
+            None => (Draft::default(), true),
+        };
+        dirty |= minter.advance(&mut draft, now)?;
+        let slots = draft.finish()?;
+        if dirty {
+            journal
+                .save_journal(&journal::encode(&slots.records())?)
+                .await?;
+        }
+        tracing::info!(
+            trust_domain = %minter.td,
+            serial = slots.active.authority.serial_hex(),
+            not_after = %fmt_time(slots.active.authority.not_after()),
+            "CA ready"
+        );
+
+        Ok(Self {
+            minter,
+            journal,
+            clock,
+            slots: RwLock::new(slots),
+            rotation: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Applies whatever the schedule calls for at `clock.now()`: drops expired old or prepared
+    /// authorities, prepares a successor, activates it (the active one becomes old), or replaces
+    /// an expired active one. Saves the journal before changing what callers see. Returns
+    /// whether the set of bundle certificates changed (so the caller should republish
+    /// [`CaManager::authorities`]).
+    ///
+    /// # Errors
+    ///
+    /// Key manager, signing or journal failures; the visible state is then unchanged.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelling after a key was generated but before the journal was saved leaves the old state
+    /// in place; the unused key is overwritten at the next rotation.
+    pub async fn rotate(&self) -> Result<bool, CaError> {
+        let _serialized = self.rotation.lock().await;
+        let now = self.clock.now();
+        let current = self.snapshot();
+
+        let mut draft = Draft::from(current.clone());
+        if !self.minter.advance(&mut draft, now)? {
+            return Ok(false);
+        }
+        let next = draft.finish()?;
+        self.journal
+            .save_journal(&journal::encode(&next.records())?)
+            .await?;
+
+        let changed = current.certs() != next.certs();
+        *self.slots.write().unwrap_or_else(PoisonError::into_inner) = next;
+        Ok(changed)
+    }
+
+    /// The authority that signs now.
+    pub fn active(&self) -> Arc<X509Authority> {
+        Arc::clone(&self.snapshot().active.authority)
+    }
+
+    /// The authority published ahead of activation, if one is prepared.
+    pub fn prepared(&self) -> Option<Arc<X509Authority>> {
+        self.snapshot().prepared.map(|p| p.authority)
+    }
+
+    /// The certificates that belong in the trust bundle at `clock.now()`, oldest first: the old
+    /// authority while unexpired, the active one, and the prepared one.
+    pub fn authorities(&self) -> Vec<CertificateDer<'static>> {
+        let now = self.clock.now();
+        let slots = self.snapshot();
+        let mut certs = Vec::with_capacity(3);
+        if let Some(old) = slots.old.as_ref().filter(|o| now < o.not_after) {
+            certs.push(old.cert.clone());
+        }
+        certs.push(slots.active.authority.cert().clone());
+        if let Some(prepared) = &slots.prepared {
+            certs.push(prepared.authority.cert().clone());
+        }
+        certs
+    }
+
+    /// Signs an X509-SVID with the active authority at `clock.now()`; its notAfter is capped at
+    /// the authority's.
+    ///
+    /// # Errors
+    ///
+    /// See [`X509Authority::sign_x509_svid`].
+    pub fn sign_x509_svid(&self, params: &SvidParams) -> Result<CertificateDer<'static>, CaError> {
+        self.active().sign_x509_svid(params, self.clock.now())
+    }
+
+    /// The trust domain this CA serves.
+    pub fn trust_domain(&self) -> &TrustDomain {
+        &self.minter.td
+    }
+
+    /// The configuration new authorities are made with.
+    pub fn config(&self) -> &CaConfig {
+        &self.minter.config
+    }
+
+    fn snapshot(&self) -> Slots {
+        self.slots
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl fmt::Debug for CaManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let slots = self.snapshot();
+        f.debug_struct("CaManager")
+            .field("trust_domain", &self.minter.td)
+            .field("config", &self.minter.config)
+            .field("active", &slots.active.authority.serial_hex())
+            .field(
+                "prepared",
+                &slots
+                    .prepared
+                    .as_ref()
+                    .map(|p| p.authority.serial_hex().to_owned()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::Status;
+    use crate::test_support::{HOUR, Harness, issuer_index, schedule_of, serials, verify_leaf};
+    use std::time::SystemTime;
+
+    #[tokio::test]
+    async fn walks_two_full_rotations() {
+        let h = Harness::new();
+        let ca = h.load().await.unwrap();
+        let first = ca.active();
+        assert_eq!(serials(&ca.authorities()), vec![first.serial_hex()]);
+        assert_eq!(h.statuses(), vec![(Status::Active, "x509-CA-A".to_owned())]);
+        let early = h.sign(&ca, HOUR);
+        verify_leaf(&early, &ca.authorities(), h.now()).unwrap();
+
+        // Rotation 1: prepare, then activate.
+        let (prepare, activate) = schedule_of(&first);
+        h.clock.set(prepare - Duration::from_secs(1));
+        assert!(!ca.rotate().await.unwrap());
+        h.clock.set(prepare);
+        assert!(ca.rotate().await.unwrap(), "preparing changes the bundle");
+        let second = ca.prepared().unwrap();
+        assert_eq!(
+            serials(&ca.authorities()),
+            vec![first.serial_hex(), second.serial_hex()]
+        );
+        assert_eq!(
+            ca.active().serial_hex(),
+            first.serial_hex(),
+            "prepared does not sign yet"
+        );
+        assert_eq!(
+            issuer_index(&h.sign(&ca, HOUR), &ca.authorities(), h.now()),
+            Some(0)
+        );
+
+        h.clock.set(activate - Duration::from_secs(1));
+        assert!(!ca.rotate().await.unwrap());
+        let late_from_first = h.sign(&ca, 10 * HOUR);
+        h.clock.set(activate);
+        assert!(
+            !ca.rotate().await.unwrap(),
+            "activation keeps the same two certificates"
+        );
+        assert_eq!(ca.active().serial_hex(), second.serial_hex());
+        assert!(ca.prepared().is_none());
+        assert_eq!(
+            h.statuses(),
+            vec![
+                (Status::Old, "x509-CA-A".to_owned()),
+                (Status::Active, "x509-CA-B".to_owned())
+            ]
+        );
+        assert_eq!(
+            issuer_index(&h.sign(&ca, HOUR), &ca.authorities(), h.now()),
+            Some(1)
+        );
+        verify_leaf(&late_from_first, &ca.authorities(), h.now()).unwrap();
+
+        // Rotation 2: the third authority reuses key id A; the first stays published until it
+        // expires, so what it signed keeps verifying.
+        let (prepare, activate) = schedule_of(&second);
+        h.clock.set(prepare);
+        assert!(ca.rotate().await.unwrap());
+        let third = ca.prepared().unwrap();
+        let bundle = serials(&ca.authorities());
+        assert!(bundle.ends_with(&[
+            second.serial_hex().to_owned(),
+            third.serial_hex().to_owned()
+        ]));
+        assert_eq!(
+            bundle.contains(&first.serial_hex().to_owned()),
+            h.now() < first.not_after()
+        );
+        verify_leaf(&late_from_first, &ca.authorities(), h.now()).unwrap();
+
+        h.clock.set(first.not_after());
+        assert!(
+            ca.rotate().await.unwrap(),
+            "dropping the expired old CA changes the bundle"
+        );
+        assert_eq!(
+            serials(&ca.authorities()),
+            vec![second.serial_hex(), third.serial_hex()]
+        );
+
+        h.clock.set(activate);
+        ca.rotate().await.unwrap();
+        assert_eq!(ca.active().serial_hex(), third.serial_hex());
+        assert_eq!(
+            h.statuses(),
+            vec![
+                (Status::Old, "x509-CA-B".to_owned()),
+                (Status::Active, "x509-CA-A".to_owned())
+            ]
+        );
+        assert_eq!(
+            issuer_index(&h.sign(&ca, HOUR), &ca.authorities(), h.now()),
+            Some(1)
+        );
+
+        // The second expires just after the fourth has been prepared (the 10 s back-dating makes
+        // each lifetime 10 s longer than the spacing of the schedule).
+        h.clock.set(second.not_after());
+        assert!(ca.rotate().await.unwrap());
+        let bundle = serials(&ca.authorities());
+        assert_eq!(bundle.len(), 2);
+        assert_eq!(bundle[0], third.serial_hex());
+        assert_eq!(ca.prepared().unwrap().serial_hex(), bundle[1]);
+    }
+
+    #[tokio::test]
+    async fn every_issued_svid_verifies_against_the_bundle_until_it_expires() {
+        let h = Harness::new();
+        let ca = h.load().await.unwrap();
+        let mut issued: Vec<CertificateDer<'static>> = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+
+        // Three days in 20-minute ticks: several rotations, each SVID asking for 4 h.
+        for _ in 0..(3 * 24 * 3) {
+            h.clock.advance(Duration::from_secs(20 * 60));
+            ca.rotate().await.unwrap();
+            let bundle = ca.authorities();
+            assert!(
+                (1..=3).contains(&bundle.len()),
+                "{} authorities",
+                bundle.len()
+            );
+            seen.extend(serials(&bundle));
+
+            issued.push(h.sign(&ca, 4 * HOUR));
+            let active_index = bundle.iter().position(|c| c == ca.active().cert()).unwrap();
+            assert_eq!(
+                issuer_index(issued.last().unwrap(), &bundle, h.now()),
+                Some(active_index)
+            );
+
+            issued.retain(|svid| {
+                let (_, x) = x509_parser::parse_x509_certificate(svid).unwrap();
+                x.validity().not_after.timestamp()
+                    > h.now()
+                        .duration_since(SystemTime::UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs() as i64
+            });
+            for svid in &issued {
+                verify_leaf(svid, &bundle, h.now()).unwrap();
+            }
+        }
+        assert!(
+            seen.len() >= 4,
+            "only {} authorities over three days",
+            seen.len()
+        );
+    }
+
+    #[tokio::test]
+    async fn reload_restores_the_same_authorities() {
+        let h = Harness::new();
+        let ca = h.load().await.unwrap();
+        h.clock.set(schedule_of(&ca.active()).0);
+        assert!(ca.rotate().await.unwrap());
+        let before = serials(&ca.authorities());
+        let blob = h.journal.blob();
+        drop(ca);
+
+        let again = h.load().await.unwrap();
+        assert_eq!(serials(&again.authorities()), before);
+        assert_eq!(again.active().serial_hex(), before[0]);
+        assert_eq!(again.prepared().unwrap().serial_hex(), before[1]);
+        assert_eq!(h.journal.blob(), blob, "nothing changed, nothing saved");
+
+        let leaf = h.sign(&again, HOUR);
+        assert_eq!(issuer_index(&leaf, &again.authorities(), h.now()), Some(0));
+    }
+
+    #[tokio::test]
+    async fn restart_with_a_disk_key_manager_keeps_the_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = Harness::new();
+        h.km = Arc::new(crate::DiskKeyManager::open(dir.path()).unwrap());
+        let serial = h.load().await.unwrap().active().serial_hex().to_owned();
+
+        h.km = Arc::new(crate::DiskKeyManager::open(dir.path()).unwrap());
+        assert_eq!(h.load().await.unwrap().active().serial_hex(), serial);
+    }
+}

@@ -1,0 +1,362 @@
+//! The CA manager's state: which authority is prepared, active or old, and the steps that move
+//! authorities between those slots.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use lanyard_spiffe::TrustDomain;
+use rustls_pki_types::CertificateDer;
+
+use crate::authority::X509Authority;
+use crate::encoding::validity_of;
+use crate::error::{CaError, fmt_time};
+use crate::journal::{Record, Status};
+use crate::key::{KeyManager, validate_key_id};
+use crate::manager::{CaConfig, X509_KEY_IDS};
+use crate::schedule::{activate_at, prepare_at};
+
+/// An authority that can sign, with the key id its key is stored under.
+#[derive(Clone)]
+pub(crate) struct Signer {
+    pub(crate) authority: Arc<X509Authority>,
+    pub(crate) key_id: String,
+}
+
+/// A replaced authority: only its certificate matters (it never signs again, and its key id may
+/// already hold its successor's successor).
+#[derive(Clone)]
+pub(crate) struct Retired {
+    pub(crate) cert: CertificateDer<'static>,
+    pub(crate) not_after: SystemTime,
+    pub(crate) key_id: String,
+}
+
+/// The published state.
+#[derive(Clone)]
+pub(crate) struct Slots {
+    pub(crate) prepared: Option<Signer>,
+    pub(crate) active: Signer,
+    pub(crate) old: Option<Retired>,
+}
+
+impl Slots {
+    pub(crate) fn records(&self) -> Vec<Record> {
+        let mut records = Vec::with_capacity(3);
+        if let Some(old) = &self.old {
+            records.push(Record {
+                status: Status::Old,
+                key_id: old.key_id.clone(),
+                cert_der: old.cert.to_vec(),
+            });
+        }
+        for (status, signer) in [
+            (Status::Active, Some(&self.active)),
+            (Status::Prepared, self.prepared.as_ref()),
+        ] {
+            if let Some(s) = signer {
+                records.push(Record {
+                    status,
+                    key_id: s.key_id.clone(),
+                    cert_der: s.authority.cert().to_vec(),
+                });
+            }
+        }
+        records
+    }
+
+    pub(crate) fn certs(&self) -> Vec<CertificateDer<'static>> {
+        self.records()
+            .into_iter()
+            .map(|r| CertificateDer::from(r.cert_der))
+            .collect()
+    }
+}
+
+/// State under construction (restore, rotation), where the active slot may be empty.
+#[derive(Clone, Default)]
+pub(crate) struct Draft {
+    pub(crate) prepared: Option<Signer>,
+    pub(crate) active: Option<Signer>,
+    pub(crate) old: Option<Retired>,
+}
+
+impl From<Slots> for Draft {
+    fn from(s: Slots) -> Self {
+        Self {
+            prepared: s.prepared,
+            active: Some(s.active),
+            old: s.old,
+        }
+    }
+}
+
+impl Draft {
+    pub(crate) fn finish(self) -> Result<Slots, CaError> {
+        let active = self.active.ok_or_else(|| {
+            CaError::CorruptJournal("no active authority after rotation".to_owned())
+        })?;
+        Ok(Slots {
+            prepared: self.prepared,
+            active,
+            old: self.old,
+        })
+    }
+}
+
+/// Makes and restores authorities.
+pub(crate) struct Minter {
+    pub(crate) td: TrustDomain,
+    pub(crate) config: CaConfig,
+    pub(crate) km: Arc<dyn KeyManager>,
+}
+
+impl Minter {
+    /// Turns journal records into a draft, dropping expired ones and ones whose key is gone.
+    /// Returns whether anything was dropped (so the journal needs saving).
+    pub(crate) fn restore(
+        &self,
+        records: &[Record],
+        now: SystemTime,
+    ) -> Result<(Draft, bool), CaError> {
+        let mut draft = Draft::default();
+        let mut dropped = false;
+        for record in records {
+            validate_key_id(&record.key_id).map_err(|e| CaError::CorruptJournal(e.to_string()))?;
+            let (_, not_after) = validity_of(&record.cert_der).map_err(|e| {
+                CaError::CorruptJournal(format!("certificate of key id '{}': {e}", record.key_id))
+            })?;
+            if now >= not_after {
+                dropped = true;
+                continue;
+            }
+
+            let duplicate =
+                || CaError::CorruptJournal(format!("more than one {:?} authority", record.status));
+            if record.status == Status::Old {
+                if draft.old.is_some() {
+                    return Err(duplicate());
+                }
+                draft.old = Some(Retired {
+                    cert: CertificateDer::from(record.cert_der.clone()),
+                    not_after,
+                    key_id: record.key_id.clone(),
+                });
+                continue;
+            }
+
+            let Some(key) = self.km.get_key(&record.key_id)? else {
+                tracing::warn!(
+                    key.id = %record.key_id,
+                    "Key of a {:?} CA is missing from the key manager; dropping that CA",
+                    record.status
+                );
+                dropped = true;
+                continue;
+            };
+            let authority =
+                X509Authority::from_parts(CertificateDer::from(record.cert_der.clone()), key)?;
+            if authority.trust_domain() != &self.td {
+                return Err(CaError::InvalidAuthority(format!(
+                    "{} is for trust domain '{}', this server's is '{}'",
+                    authority.serial_hex(),
+                    authority.trust_domain(),
+                    self.td
+                )));
+            }
+            let signer = Some(Signer {
+                authority: Arc::new(authority),
+                key_id: record.key_id.clone(),
+            });
+            let slot = match record.status {
+                Status::Active => &mut draft.active,
+                _ => &mut draft.prepared,
+            };
+            if slot.is_some() {
+                return Err(duplicate());
+            }
+            *slot = signer;
+        }
+
+        let clash =
+            matches!((&draft.active, &draft.prepared), (Some(a), Some(p)) if a.key_id == p.key_id);
+        if clash {
+            return Err(CaError::CorruptJournal(
+                "active and prepared authorities share a key id".to_owned(),
+            ));
+        }
+        Ok((draft, dropped))
+    }
+
+    /// Applies every step the schedule calls for at `now`. Returns whether anything changed.
+    pub(crate) fn advance(&self, draft: &mut Draft, now: SystemTime) -> Result<bool, CaError> {
+        let mut changed = false;
+
+        if draft.old.as_ref().is_some_and(|o| now >= o.not_after) {
+            draft.old = None;
+            changed = true;
+        }
+        if draft
+            .prepared
+            .as_ref()
+            .is_some_and(|p| now >= p.authority.not_after())
+        {
+            draft.prepared = None;
+            changed = true;
+        }
+        if draft
+            .active
+            .as_ref()
+            .is_some_and(|a| now >= a.authority.not_after())
+        {
+            tracing::warn!("Active CA expired before it was rotated; was the server down?");
+            draft.active = None;
+        }
+
+        let active = match (draft.active.take(), draft.prepared.take()) {
+            (Some(active), prepared) => {
+                draft.prepared = prepared;
+                active
+            }
+            (None, Some(prepared)) => {
+                changed = true;
+                prepared
+            }
+            (None, None) => {
+                changed = true;
+                self.mint(X509_KEY_IDS[0], now)?
+            }
+        };
+
+        let a = &active.authority;
+        if draft.prepared.is_none() && now >= prepare_at(a.not_before(), a.not_after()) {
+            draft.prepared = Some(self.mint(other_key_id(&active.key_id), now)?);
+            changed = true;
+        }
+
+        let due = now >= activate_at(a.not_before(), a.not_after());
+        match draft.prepared.take() {
+            Some(next) if due => {
+                if draft.old.is_some() {
+                    tracing::warn!(
+                        "Replacing an unexpired old CA; SVIDs it signed lose their root"
+                    );
+                }
+                tracing::info!(
+                    serial = next.authority.serial_hex(),
+                    previous = a.serial_hex(),
+                    "Activated CA"
+                );
+                draft.old = Some(Retired {
+                    cert: a.cert().clone(),
+                    not_after: a.not_after(),
+                    key_id: active.key_id.clone(),
+                });
+                draft.active = Some(next);
+                changed = true;
+            }
+            prepared => {
+                draft.prepared = prepared;
+                draft.active = Some(active);
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Generates a key under `key_id` and a new self-signed authority for it.
+    pub(crate) fn mint(&self, key_id: &str, now: SystemTime) -> Result<Signer, CaError> {
+        // TODO: key generation runs on the calling task; an RSA-4096 key takes about a second.
+        // Move it to a blocking thread if rotation ever shows up as runtime stalls.
+        let key = self.km.generate_key(key_id, self.config.key_type)?;
+        let authority = X509Authority::self_signed(&self.td, key, self.config.ca_ttl, now)?;
+        tracing::info!(
+            key.id = key_id,
+            serial = authority.serial_hex(),
+            not_after = %fmt_time(authority.not_after()),
+            "Created CA"
+        );
+        Ok(Signer {
+            authority: Arc::new(authority),
+            key_id: key_id.to_owned(),
+        })
+    }
+}
+
+fn other_key_id(id: &str) -> &'static str {
+    if id == X509_KEY_IDS[0] {
+        X509_KEY_IDS[1]
+    } else {
+        X509_KEY_IDS[0]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::JournalStore;
+    use crate::key::{KeyType, MemoryKeyManager};
+    use crate::manager::CaManager;
+    use crate::test_support::{HOUR, Harness, serials, verify_leaf};
+
+    #[tokio::test]
+    async fn lost_keys_lead_to_a_new_ca() {
+        let mut h = Harness::new();
+        let first = h.load().await.unwrap().active();
+
+        h.km = Arc::new(MemoryKeyManager::new());
+        let ca = h.load().await.unwrap();
+        assert_ne!(ca.active().serial_hex(), first.serial_hex());
+        assert_eq!(ca.authorities().len(), 1);
+        assert_eq!(
+            h.statuses().len(),
+            1,
+            "journal rewritten without the lost CA"
+        );
+    }
+
+    #[tokio::test]
+    async fn refuses_a_journal_whose_key_was_replaced() {
+        let h = Harness::new();
+        h.load().await.unwrap();
+        h.km.generate_key("x509-CA-A", KeyType::EcP256).unwrap();
+        let err = h.load().await.unwrap_err();
+        assert!(matches!(err, CaError::KeyMismatch { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn refuses_a_journal_of_another_trust_domain() {
+        let h = Harness::new();
+        h.load().await.unwrap();
+        let err = CaManager::load_or_create(
+            TrustDomain::new("other.org").unwrap(),
+            CaConfig::default(),
+            Arc::clone(&h.km),
+            h.journal.clone(),
+            h.clock.clone(),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("trust domain 'example.org'"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn replaces_an_expired_ca_after_downtime() {
+        let h = Harness::new();
+        let first = h.load().await.unwrap().active();
+        h.clock.set(first.not_after() + 100 * HOUR);
+
+        let ca = h.load().await.unwrap();
+        assert_ne!(ca.active().serial_hex(), first.serial_hex());
+        assert_eq!(serials(&ca.authorities()), vec![ca.active().serial_hex()]);
+        verify_leaf(&h.sign(&ca, HOUR), &ca.authorities(), h.now()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn rejects_a_corrupt_journal() {
+        let h = Harness::new();
+        h.journal.save_journal(b"{\"version\": 7}").await.unwrap();
+        assert!(matches!(h.load().await, Err(CaError::CorruptJournal(_))));
+    }
+}

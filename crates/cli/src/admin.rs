@@ -1,0 +1,33 @@
+//! A gRPC channel to the server's admin socket.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use hyper_util::rt::TokioIo;
+use tokio::net::UnixStream;
+use tonic::transport::{Channel, Endpoint};
+
+/// Connects to the admin API on `socket`.
+pub(crate) async fn connect(socket: &Path) -> anyhow::Result<Channel> {
+    let path: PathBuf = socket.to_path_buf();
+    if !path.exists() {
+        anyhow::bail!(
+            "admin socket {} does not exist: is `lanyard server run` running, and is --socket right?",
+            path.display()
+        );
+    }
+    // The URI is required by the API but never used: the connector dials the socket.
+    let channel = Endpoint::from_static("http://lanyard-admin")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let path = path.clone();
+            async move { UnixStream::connect(path).await.map(TokioIo::new) }
+        }))
+        .await
+        .with_context(|| format!("cannot connect to the admin socket {}", socket.display()))?;
+    Ok(channel)
+}
+
+/// Turns an RPC failure into a message that keeps the server's words.
+pub(crate) fn rpc_error(what: &str, status: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{what}: {} ({:?})", status.message(), status.code())
+}

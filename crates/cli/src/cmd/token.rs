@@ -1,0 +1,58 @@
+//! `lanyard server token generate`.
+
+use std::time::Duration;
+
+use lanyard_proto::spire::api::server::agent::v1::{
+    CreateJoinTokenRequest, agent_client::AgentClient,
+};
+use lanyard_spiffe::SpiffeId;
+
+use super::server::SocketArg;
+use crate::admin;
+
+/// Join token commands.
+#[derive(clap::Subcommand, Debug)]
+pub(crate) enum TokenCommand {
+    /// Create a single-use join token for attesting one agent.
+    Generate(GenerateArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct GenerateArgs {
+    #[command(flatten)]
+    socket: SocketArg,
+    /// How long the token stays valid (the server's default is 600s).
+    #[arg(long, value_parser = crate::duration::parse)]
+    ttl: Option<Duration>,
+    /// Also register this ID for the agent that uses the token, so workload entries can be
+    /// parented to it.
+    #[arg(long, value_parser = crate::output::parse_spiffe_id)]
+    spiffe_id: Option<SpiffeId>,
+}
+
+impl TokenCommand {
+    pub(crate) async fn run(self) -> anyhow::Result<()> {
+        let TokenCommand::Generate(args) = self;
+        let ttl = match args.ttl {
+            Some(ttl) if ttl.as_secs() == 0 => {
+                anyhow::bail!("--ttl {ttl:?}: a join token must live at least 1s")
+            }
+            Some(ttl) => {
+                crate::duration::to_i32_seconds("--ttl", ttl).map_err(anyhow::Error::msg)?
+            }
+            None => 0,
+        };
+        let mut client = AgentClient::new(admin::connect(&args.socket.socket).await?);
+        let token = client
+            .create_join_token(CreateJoinTokenRequest {
+                ttl,
+                token: String::new(),
+                agent_id: args.spiffe_id.as_ref().map(crate::output::wire_id),
+            })
+            .await
+            .map_err(|s| admin::rpc_error("cannot create a join token", s))?
+            .into_inner();
+        println!("Token: {}", token.value);
+        Ok(())
+    }
+}

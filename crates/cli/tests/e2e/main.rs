@@ -1,0 +1,14 @@
+//! End-to-end tests: real `lanyard` processes on temporary sockets, driven through the CLI
+//! and independent SPIFFE clients (the `spiffe` crate, `openssl`).
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
+
+mod common;
+mod failures;
+mod rotation;
+mod walking_skeleton;

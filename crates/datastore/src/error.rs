@@ -1,0 +1,69 @@
+//! [`DatastoreError`]: everything a datastore operation can fail with.
+
+use std::path::PathBuf;
+
+use crate::id::EntryId;
+use crate::model::Entry;
+use lanyard_spiffe::SpiffeId;
+
+/// Errors of [`Datastore`](crate::Datastore) operations.
+///
+/// The variants fall in three groups: the request conflicts with stored data or is malformed
+/// (`AlreadyExists` .. `TokenAlreadyExists`: the caller's fault, report it back), the database is
+/// unusable (`Open`, `Migration`, `Database`: an operator must look), and stored rows that no
+/// longer parse (`Corrupt`: a bug or outside tampering).
+#[derive(Debug, thiserror::Error)]
+pub enum DatastoreError {
+    /// An entry with the same SPIFFE ID, parent ID and selector set exists; it is attached.
+    #[error(
+        "entry for '{}' under parent '{}' already exists as id '{}': spiffe id, parent id and \
+         selector set must be unique",
+        .0.spiffe_id, .0.parent_id, .0.id
+    )]
+    AlreadyExists(Box<Entry>),
+    /// A caller-chosen entry ID is taken by a different entry.
+    #[error("entry id '{0}' is already in use: entry ids must be unique")]
+    EntryIdInUse(EntryId),
+    /// The request is malformed: an entry breaking a rule, a page token this datastore did not
+    /// issue, an empty join token. The message names the value and the rule (never a token).
+    #[error("{0}")]
+    InvalidInput(String),
+    /// An agent with this ID is already attested.
+    #[error("agent '{0}' is already attested: agent ids must be unique")]
+    AgentAlreadyExists(SpiffeId),
+    /// No attested agent has this ID.
+    #[error("agent '{0}' is not attested")]
+    AgentNotFound(SpiffeId),
+    /// The serial given to promote is neither the agent's current nor its pending new serial.
+    #[error(
+        "agent '{id}' has no svid with serial '{serial}': it is neither the current nor the new serial"
+    )]
+    SerialMismatch {
+        /// The agent.
+        id: SpiffeId,
+        /// The serial that was presented.
+        serial: String,
+    },
+    /// A join token with the same value exists (the value is not repeated here: tokens are
+    /// secrets).
+    #[error("join token already exists: tokens must be unique")]
+    TokenAlreadyExists,
+    /// The database file could not be opened or created.
+    #[error("cannot open datastore '{}': {source}", path.display())]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The schema migration failed.
+    #[error("datastore schema migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// The database failed a query.
+    #[error("datastore query failed: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A stored row no longer parses (bug or tampering).
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}

@@ -1,0 +1,30 @@
+//! Compiles the `.proto` files under `proto/` with protox (pure Rust, no system protoc) and
+//! generates prost messages plus tonic clients and servers.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let files = [
+        "workload.proto",
+        "spire/api/types/agent.proto",
+        "spire/api/types/attestation.proto",
+        "spire/api/types/bundle.proto",
+        "spire/api/types/entry.proto",
+        "spire/api/types/federateswith.proto",
+        "spire/api/types/jointoken.proto",
+        "spire/api/types/selector.proto",
+        "spire/api/types/spiffeid.proto",
+        "spire/api/types/status.proto",
+        "spire/api/types/x509svid.proto",
+        "spire/api/server/agent/v1/agent.proto",
+        "spire/api/server/bundle/v1/bundle.proto",
+        "spire/api/server/entry/v1/entry.proto",
+        "spire/api/server/svid/v1/svid.proto",
+    ];
+    println!("cargo:rerun-if-changed=proto");
+
+    let descriptors = protox::compile(files, ["proto"])?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(descriptors)?;
+    Ok(())
+}

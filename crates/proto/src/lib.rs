@@ -1,0 +1,62 @@
+//! Wire definitions for Lanyard: the SPIFFE Workload API and the subset of the SPIRE server API
+//! that Lanyard serves, generated at build time from the `.proto` files in `proto/` with protox.
+//!
+//! The `.proto` files are written for Lanyard; each names the upstream definition it matches on
+//! the wire. This crate holds no logic: conversions and validation live with their owners.
+
+#![forbid(unsafe_code)]
+
+/// The SPIFFE Workload API (no protobuf package: its service is `SpiffeWorkloadAPI`).
+#[expect(
+    missing_docs,
+    reason = "generated code; the .proto file documents every message"
+)]
+pub mod workload {
+    include!(concat!(env!("OUT_DIR"), "/_.rs"));
+}
+
+/// The SPIRE server API (`spire.api.*`).
+#[expect(
+    missing_docs,
+    reason = "generated code; the .proto files document every message"
+)]
+pub mod spire {
+    /// `spire.api.*`.
+    pub mod api {
+        /// `spire.api.types`: messages shared by the services.
+        pub mod types {
+            include!(concat!(env!("OUT_DIR"), "/spire.api.types.rs"));
+        }
+        /// `spire.api.server.*`: the server's services.
+        pub mod server {
+            /// `spire.api.server.agent.v1`.
+            pub mod agent {
+                /// Version 1.
+                pub mod v1 {
+                    include!(concat!(env!("OUT_DIR"), "/spire.api.server.agent.v1.rs"));
+                }
+            }
+            /// `spire.api.server.bundle.v1`.
+            pub mod bundle {
+                /// Version 1.
+                pub mod v1 {
+                    include!(concat!(env!("OUT_DIR"), "/spire.api.server.bundle.v1.rs"));
+                }
+            }
+            /// `spire.api.server.entry.v1`.
+            pub mod entry {
+                /// Version 1.
+                pub mod v1 {
+                    include!(concat!(env!("OUT_DIR"), "/spire.api.server.entry.v1.rs"));
+                }
+            }
+            /// `spire.api.server.svid.v1`.
+            pub mod svid {
+                /// Version 1.
+                pub mod v1 {
+                    include!(concat!(env!("OUT_DIR"), "/spire.api.server.svid.v1.rs"));
+                }
+            }
+        }
+    }
+}

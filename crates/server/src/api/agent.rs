@@ -1,0 +1,251 @@
+//! `spire.api.server.agent.v1.Agent`: node attestation, agent SVID renewal, join tokens.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures::Stream;
+use lanyard_datastore::{AttestedAgent, NewEntry, TokenUse};
+use lanyard_proto::spire::api::server::agent::v1::{
+    AttestAgentRequest, AttestAgentResponse, CreateJoinTokenRequest, RenewAgentRequest,
+    RenewAgentResponse, agent_server, attest_agent_request, attest_agent_response,
+};
+use lanyard_proto::spire::api::types;
+use lanyard_spiffe::{Selector, SpiffeId};
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{Api, datastore_status};
+use crate::caller::Peer;
+use crate::convert;
+
+/// The only node attestor so far.
+const JOIN_TOKEN: &str = "join_token";
+
+#[tonic::async_trait]
+impl agent_server::Agent for Api {
+    type AttestAgentStream =
+        Pin<Box<dyn Stream<Item = Result<AttestAgentResponse, Status>> + Send + 'static>>;
+
+    async fn attest_agent(
+        &self,
+        request: Request<Streaming<AttestAgentRequest>>,
+    ) -> Result<Response<Self::AttestAgentStream>, Status> {
+        let mut stream = request.into_inner();
+        let first = stream
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("attestation stream closed before params"))?;
+        let Some(attest_agent_request::Step::Params(params)) = first.step else {
+            return Err(Status::invalid_argument(
+                "the first attestation message must carry params",
+            ));
+        };
+        let data = params
+            .data
+            .ok_or_else(|| Status::invalid_argument("params.data is missing"))?;
+        let csr = params
+            .params
+            .map(|p| p.csr)
+            .filter(|csr| !csr.is_empty())
+            .ok_or_else(|| Status::invalid_argument("params.params.csr is missing"))?;
+        if data.r#type != JOIN_TOKEN {
+            return Err(Status::invalid_argument(format!(
+                "attestation type {:?} is not enabled on this server: the enabled node \
+                 attestor is \"{JOIN_TOKEN}\"",
+                data.r#type
+            )));
+        }
+        // Check the CSR before spending the token, so a broken agent does not burn it.
+        lanyard_ca::parse_csr(&csr).map_err(|e| Status::invalid_argument(format!("csr: {e}")))?;
+
+        let token = String::from_utf8(data.payload)
+            .map_err(|_| Status::invalid_argument("join token is not UTF-8"))?;
+        let agent_id = self.attest_join_token(&token).await?;
+        let svid = self.sign_from_csr(
+            &agent_id,
+            &csr,
+            self.state.config.agent_ttl,
+            Vec::new(),
+            String::new(),
+        )?;
+        let leaf = svid
+            .cert_chain
+            .first()
+            .map(|c| rustls_pki_types::CertificateDer::from(c.clone()))
+            .ok_or_else(|| Status::internal("signed chain is empty"))?;
+        let serial = lanyard_spiffe::x509::serial_of(&leaf)
+            .map_err(|e| Status::internal(format!("signed certificate: {e}")))?;
+        self.state
+            .datastore
+            .create_agent(&AttestedAgent {
+                id: agent_id.clone(),
+                attestation_type: JOIN_TOKEN.to_string(),
+                serial,
+                expires_at: svid.expires_at,
+                new_serial: None,
+                new_expires_at: 0,
+                banned: false,
+                can_reattest: false,
+                selectors: Vec::new(),
+            })
+            .await
+            .map_err(datastore_status)?;
+        tracing::info!(agent.id = %agent_id, attestor = JOIN_TOKEN, "Agent attested");
+
+        let response = AttestAgentResponse {
+            step: Some(attest_agent_response::Step::Result(
+                attest_agent_response::Result {
+                    svid: Some(svid),
+                    reattestable: false,
+                },
+            )),
+        };
+        Ok(Response::new(Box::pin(futures::stream::once(async {
+            Ok(response)
+        }))))
+    }
+
+    async fn renew_agent(
+        &self,
+        request: Request<RenewAgentRequest>,
+    ) -> Result<Response<RenewAgentResponse>, Status> {
+        let agent = Peer::of(&request)?.require_agent(&self.state).await?;
+        let csr = request
+            .into_inner()
+            .params
+            .map(|p| p.csr)
+            .filter(|csr| !csr.is_empty())
+            .ok_or_else(|| Status::invalid_argument("params.csr is missing"))?;
+        let svid = self.sign_from_csr(
+            &agent.id,
+            &csr,
+            self.state.config.agent_ttl,
+            Vec::new(),
+            String::new(),
+        )?;
+        let leaf = rustls_pki_types::CertificateDer::from(
+            svid.cert_chain.first().cloned().unwrap_or_default(),
+        );
+        let serial = lanyard_spiffe::x509::serial_of(&leaf)
+            .map_err(|e| Status::internal(format!("signed certificate: {e}")))?;
+        self.state
+            .datastore
+            .set_agent_new_serial(&agent.id, &serial, svid.expires_at)
+            .await
+            .map_err(datastore_status)?;
+        tracing::debug!(agent.id = %agent.id, serial, "Agent SVID renewed");
+        Ok(Response::new(RenewAgentResponse { svid: Some(svid) }))
+    }
+
+    async fn create_join_token(
+        &self,
+        request: Request<CreateJoinTokenRequest>,
+    ) -> Result<Response<types::JoinToken>, Status> {
+        Peer::of(&request)?.require_local()?;
+        let req = request.into_inner();
+        if req.ttl < 0 {
+            return Err(Status::invalid_argument(format!(
+                "ttl {}: must be a positive number of seconds",
+                req.ttl
+            )));
+        }
+        let ttl = if req.ttl == 0 {
+            self.state.config.join_token_ttl
+        } else {
+            Duration::from_secs(req.ttl.unsigned_abs().into())
+        };
+        let token = if req.token.is_empty() {
+            uuid::Uuid::new_v4().to_string()
+        } else {
+            req.token
+        };
+        // The token becomes a path segment of the agent ID, so it must be a valid one.
+        let agent_id = join_token_agent_id(&self.state.trust_domain, &token)?;
+        let alias = match &req.agent_id {
+            Some(id) => Some(self.alias_entry(id, &agent_id)?),
+            None => None,
+        };
+
+        let expires_at = self
+            .state
+            .now_unix()
+            .saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
+        self.state
+            .datastore
+            .create_join_token(&token, expires_at)
+            .await
+            .map_err(datastore_status)?;
+        if let Some(alias) = alias {
+            match self.state.datastore.create_entry(alias).await {
+                Ok(_) | Err(lanyard_datastore::DatastoreError::AlreadyExists(_)) => {}
+                Err(e) => return Err(datastore_status(e)),
+            }
+        }
+        tracing::info!(expires_at, "Join token created");
+        Ok(Response::new(types::JoinToken {
+            value: token,
+            expires_at,
+        }))
+    }
+}
+
+impl Api {
+    /// Spends a join token, telling apart unknown, expired and reused tokens.
+    async fn attest_join_token(&self, token: &str) -> Result<SpiffeId, Status> {
+        let agent_id = join_token_agent_id(&self.state.trust_domain, token)
+            .map_err(|_| Status::permission_denied("join token does not exist"))?;
+        let now = self.state.now_unix();
+        let outcome = self
+            .state
+            .datastore
+            .consume_join_token(token, now)
+            .await
+            .map_err(datastore_status)?;
+        let refused = match outcome {
+            TokenUse::Accepted => return Ok(agent_id),
+            TokenUse::Unknown => "join token does not exist".to_string(),
+            TokenUse::Expired => "join token has expired".to_string(),
+            TokenUse::AlreadyUsed => {
+                "join token has already been used: tokens are single use".to_string()
+            }
+        };
+        tracing::info!(reason = %refused, "Denied: join token refused");
+        Err(Status::permission_denied(refused))
+    }
+
+    /// The entry that gives the token's agent a friendly ID, as `token generate --spiffe-id`.
+    fn alias_entry(&self, id: &types::Spiffeid, agent_id: &SpiffeId) -> Result<NewEntry, Status> {
+        let alias = convert::spiffe_id("agent_id", Some(id)).map_err(Status::invalid_argument)?;
+        if !alias.is_member_of(&self.state.trust_domain) {
+            return Err(Status::invalid_argument(format!(
+                "agent_id {alias} is not in this server's trust domain {}",
+                self.state.trust_domain
+            )));
+        }
+        let selector = Selector::new("spiffe_id", agent_id.as_str())
+            .map_err(|e| Status::internal(format!("alias selector: {e}")))?;
+        Ok(NewEntry {
+            id: None,
+            spiffe_id: alias,
+            parent_id: agent_id.clone(),
+            selectors: vec![selector],
+            x509_svid_ttl: 0,
+            jwt_svid_ttl: 0,
+            federates_with: Vec::new(),
+            admin: false,
+            downstream: false,
+            expires_at: 0,
+            dns_names: Vec::new(),
+            store_svid: false,
+            hint: String::new(),
+        })
+    }
+}
+
+/// `spiffe://<td>/spire/agent/join_token/<token>`.
+fn join_token_agent_id(td: &lanyard_spiffe::TrustDomain, token: &str) -> Result<SpiffeId, Status> {
+    SpiffeId::from_segments(td, &["spire", "agent", JOIN_TOKEN, token]).map_err(|e| {
+        Status::invalid_argument(format!(
+            "token {token:?}: it becomes part of the agent's SPIFFE ID: {e}"
+        ))
+    })
+}

@@ -1,0 +1,42 @@
+//! `spire.api.server.bundle.v1.Bundle`: the trust domain's own bundle.
+
+use lanyard_proto::spire::api::server::bundle::v1::{GetBundleRequest, bundle_server};
+use lanyard_proto::spire::api::types;
+use tonic::{Request, Response, Status};
+
+use super::{Api, datastore_status};
+use crate::caller::Peer;
+
+#[tonic::async_trait]
+impl bundle_server::Bundle for Api {
+    async fn get_bundle(
+        &self,
+        request: Request<GetBundleRequest>,
+    ) -> Result<Response<types::Bundle>, Status> {
+        let peer = Peer::of(&request)?;
+        if !matches!(peer, Peer::Local { .. }) {
+            peer.require_agent(&self.state).await?;
+        }
+        let stored = self
+            .state
+            .datastore
+            .get_bundle(&self.state.trust_domain)
+            .await
+            .map_err(datastore_status)?
+            .ok_or_else(|| Status::unavailable("the bundle has not been published yet"))?;
+        Ok(Response::new(types::Bundle {
+            trust_domain: stored.trust_domain.name().to_string(),
+            x509_authorities: stored
+                .x509_authorities
+                .into_iter()
+                .map(|asn1| types::X509Certificate {
+                    asn1,
+                    tainted: false,
+                })
+                .collect(),
+            jwt_authorities: Vec::new(),
+            refresh_hint: stored.refresh_hint,
+            sequence_number: stored.sequence,
+        }))
+    }
+}

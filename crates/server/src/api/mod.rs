@@ -1,0 +1,70 @@
+//! gRPC handlers of the SPIRE server API. One [`Api`] value implements every service; each
+//! RPC first decides whether its caller is allowed (see [`crate::caller::Peer`]).
+
+mod agent;
+mod bundle;
+mod entry;
+mod svid;
+
+use std::sync::Arc;
+
+use lanyard_ca::{SvidParams, parse_csr};
+use lanyard_proto::spire::api::types;
+use lanyard_spiffe::SpiffeId;
+use tonic::Status;
+
+use crate::convert::wire_id;
+use crate::state::{ServerState, unix_seconds};
+
+/// The handlers, sharing the server state.
+#[derive(Clone)]
+pub(crate) struct Api {
+    state: Arc<ServerState>,
+}
+
+impl Api {
+    pub(crate) fn new(state: Arc<ServerState>) -> Self {
+        Self { state }
+    }
+
+    /// Signs an X509-SVID for `id` with the public key of `csr`, after checking the CSR's
+    /// own signature. The CSR's subject and extensions are ignored: the server decides
+    /// what goes into the certificate.
+    fn sign_from_csr(
+        &self,
+        id: &SpiffeId,
+        csr: &[u8],
+        ttl: std::time::Duration,
+        dns_names: Vec<String>,
+        hint: String,
+    ) -> Result<types::X509svid, Status> {
+        let csr = parse_csr(csr).map_err(|e| Status::invalid_argument(format!("csr: {e}")))?;
+        let leaf = self
+            .state
+            .ca
+            .sign_x509_svid(&SvidParams {
+                spiffe_id: id.clone(),
+                public_key_der: csr.public_key_der,
+                ttl,
+                dns_names,
+            })
+            .map_err(|e| Status::internal(format!("signing failed: {e}")))?;
+        let expires_at = lanyard_spiffe::x509::not_after_of(&leaf)
+            .map(unix_seconds)
+            .map_err(|e| Status::internal(format!("signed certificate: {e}")))?;
+        // A self-signed CA has no intermediates; an upstream authority (issue #6) adds them.
+        let cert_chain = vec![leaf.to_vec()];
+        Ok(types::X509svid {
+            cert_chain,
+            id: Some(wire_id(id)),
+            expires_at,
+            hint,
+        })
+    }
+}
+
+/// Maps a datastore failure to a gRPC status without losing its message.
+fn datastore_status(e: lanyard_datastore::DatastoreError) -> Status {
+    tracing::warn!(error = %e, "Datastore request failed");
+    Status::internal(format!("datastore: {e}"))
+}

@@ -1,0 +1,196 @@
+//! Who is calling: the connection types of both listeners carry what is known about the peer
+//! into every request, and [`Caller`] turns that into an authorization decision.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use lanyard_datastore::AttestedAgent;
+use lanyard_spiffe::SpiffeId;
+use rustls_pki_types::CertificateDer;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
+use tokio_rustls::server::TlsStream;
+use tonic::Status;
+use tonic::transport::server::Connected;
+
+use crate::state::ServerState;
+
+/// What a connection tells about its peer; tonic copies it into each request's extensions.
+#[derive(Clone, Debug)]
+pub(crate) enum Peer {
+    /// A process on this host that could open the admin socket.
+    Local {
+        /// The peer's uid, for the audit trail.
+        uid: Option<u32>,
+    },
+    /// A TLS client of the agent API.
+    Tls {
+        /// Source address.
+        addr: Option<SocketAddr>,
+        /// The verified client chain, leaf first; empty for anonymous callers.
+        certs: Vec<CertificateDer<'static>>,
+    },
+}
+
+impl Peer {
+    /// The peer of a request; absent only if a listener forgot to attach it (a bug).
+    pub(crate) fn of<T>(request: &tonic::Request<T>) -> Result<&Peer, Status> {
+        request
+            .extensions()
+            .get::<Peer>()
+            .ok_or_else(|| Status::internal("connection carries no peer information"))
+    }
+
+    /// Admin RPCs: only callers of the admin socket.
+    pub(crate) fn require_local(&self) -> Result<(), Status> {
+        match self {
+            Peer::Local { .. } => Ok(()),
+            Peer::Tls { .. } => Err(Status::permission_denied(
+                "this RPC is only served on the admin socket",
+            )),
+        }
+    }
+
+    /// Agent RPCs: the caller's certificate must be the current SVID of a known, non-banned
+    /// agent.
+    pub(crate) async fn require_agent(&self, state: &ServerState) -> Result<AttestedAgent, Status> {
+        let Peer::Tls { certs, addr } = self else {
+            return Err(Status::permission_denied(
+                "this RPC needs an agent certificate and is only served on the agent API",
+            ));
+        };
+        let Some(leaf) = certs.first() else {
+            tracing::info!(client.addr = ?addr, "Denied: agent RPC without a certificate");
+            return Err(Status::unauthenticated(
+                "this RPC needs an agent certificate; attest first",
+            ));
+        };
+        let id = lanyard_spiffe::x509::spiffe_id_of(leaf)
+            .map_err(|e| Status::unauthenticated(format!("client certificate: {e}")))?;
+        let serial = lanyard_spiffe::x509::serial_of(leaf)
+            .map_err(|e| Status::unauthenticated(format!("client certificate: {e}")))?;
+        authorize_agent(state, &id, &serial).await
+    }
+}
+
+async fn authorize_agent(
+    state: &ServerState,
+    id: &SpiffeId,
+    serial: &str,
+) -> Result<AttestedAgent, Status> {
+    let agent = state
+        .datastore
+        .get_agent(id)
+        .await
+        .map_err(|e| Status::internal(format!("datastore: {e}")))?
+        .ok_or_else(|| {
+            tracing::info!(agent.id = %id, "Denied: unknown agent");
+            Status::permission_denied(format!("agent {id} is not attested"))
+        })?;
+    if agent.banned {
+        tracing::info!(agent.id = %id, "Denied: banned agent");
+        return Err(Status::permission_denied(format!("agent {id} is banned")));
+    }
+    if agent.serial == serial {
+        return Ok(agent);
+    }
+    // After RenewAgent the agent may still use the old certificate for a while; once it
+    // presents the new one, the old one stops working.
+    if agent.new_serial.as_deref() == Some(serial) {
+        state
+            .datastore
+            .promote_agent_serial(id, serial)
+            .await
+            .map_err(|e| Status::internal(format!("datastore: {e}")))?;
+        return state
+            .datastore
+            .get_agent(id)
+            .await
+            .map_err(|e| Status::internal(format!("datastore: {e}")))?
+            .ok_or_else(|| Status::permission_denied(format!("agent {id} was evicted")));
+    }
+    tracing::info!(agent.id = %id, serial, "Denied: stale agent certificate");
+    Err(Status::permission_denied(format!(
+        "certificate serial {serial} is not the current SVID of agent {id}"
+    )))
+}
+
+/// An accepted agent API connection: TLS over TCP.
+pub(crate) struct TlsConn {
+    pub(crate) inner: TlsStream<TcpStream>,
+    pub(crate) peer: Peer,
+}
+
+/// An accepted admin API connection.
+pub(crate) struct LocalConn {
+    pub(crate) inner: UnixStream,
+    pub(crate) peer: Peer,
+}
+
+impl Connected for TlsConn {
+    type ConnectInfo = Peer;
+    fn connect_info(&self) -> Peer {
+        self.peer.clone()
+    }
+}
+
+impl Connected for LocalConn {
+    type ConnectInfo = Peer;
+    fn connect_info(&self) -> Peer {
+        self.peer.clone()
+    }
+}
+
+macro_rules! delegate_io {
+    ($ty:ty) => {
+        impl AsyncRead for $ty {
+            fn poll_read(
+                mut self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut ReadBuf<'_>,
+            ) -> Poll<std::io::Result<()>> {
+                Pin::new(&mut self.inner).poll_read(cx, buf)
+            }
+        }
+
+        impl AsyncWrite for $ty {
+            fn poll_write(
+                mut self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<std::io::Result<usize>> {
+                Pin::new(&mut self.inner).poll_write(cx, buf)
+            }
+
+            fn poll_flush(
+                mut self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+            ) -> Poll<std::io::Result<()>> {
+                Pin::new(&mut self.inner).poll_flush(cx)
+            }
+
+            fn poll_shutdown(
+                mut self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+            ) -> Poll<std::io::Result<()>> {
+                Pin::new(&mut self.inner).poll_shutdown(cx)
+            }
+
+            fn poll_write_vectored(
+                mut self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> Poll<std::io::Result<usize>> {
+                Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                self.inner.is_write_vectored()
+            }
+        }
+    };
+}
+
+delegate_io!(TlsConn);
+delegate_io!(LocalConn);

@@ -1,0 +1,136 @@
+//! Server settings. The CLI maps flags (and later config files) onto this struct.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lanyard_ca::KeyType;
+use lanyard_spiffe::TrustDomain;
+
+use crate::ServerError;
+
+/// Everything the server needs to start.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// The trust domain this server signs for.
+    pub trust_domain: TrustDomain,
+    /// Holds the datastore, the CA keys and nothing else.
+    pub data_dir: PathBuf,
+    /// TCP address of the agent API (TLS).
+    pub bind: SocketAddr,
+    /// Unix socket of the admin API.
+    pub socket_path: PathBuf,
+    /// Key type of the X.509 CA.
+    pub ca_key_type: KeyType,
+    /// Lifetime of each X.509 CA.
+    pub ca_ttl: Duration,
+    /// X509-SVID lifetime when an entry does not set one; also the server's own SVID lifetime.
+    pub default_x509_svid_ttl: Duration,
+    /// Lifetime of agent SVIDs.
+    pub agent_ttl: Duration,
+    /// Lifetime of join tokens created without an explicit TTL.
+    pub join_token_ttl: Duration,
+}
+
+/// The SPIRE defaults, except that the agent API listens on loopback until told otherwise.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8081";
+/// Where the admin socket lives unless configured.
+pub const DEFAULT_SOCKET: &str = "/tmp/lanyard-server/private/api.sock";
+
+impl ServerConfig {
+    /// A configuration with SPIRE's defaults for `trust_domain`, keeping state in `data_dir`.
+    pub fn with_defaults(trust_domain: TrustDomain, data_dir: PathBuf) -> Self {
+        Self {
+            trust_domain,
+            data_dir,
+            bind: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            socket_path: PathBuf::from(DEFAULT_SOCKET),
+            ca_key_type: KeyType::EcP256,
+            ca_ttl: Duration::from_secs(24 * 3600),
+            default_x509_svid_ttl: Duration::from_secs(3600),
+            agent_ttl: Duration::from_secs(3600),
+            join_token_ttl: Duration::from_secs(600),
+        }
+    }
+
+    /// Refuses settings that would make the server misbehave instead of failing later.
+    ///
+    /// # Errors
+    ///
+    /// [`ServerError::Config`] naming the setting and the rule it breaks.
+    pub fn validate(&self) -> Result<(), ServerError> {
+        for (name, ttl) in [
+            ("ca_ttl", self.ca_ttl),
+            ("default_x509_svid_ttl", self.default_x509_svid_ttl),
+            ("agent_ttl", self.agent_ttl),
+            ("join_token_ttl", self.join_token_ttl),
+        ] {
+            if ttl < Duration::from_secs(1) {
+                return Err(ServerError::Config(format!(
+                    "{name} is {ttl:?}: it must be at least 1s"
+                )));
+            }
+        }
+        // An SVID can never outlive the CA that signs it, and the next CA becomes active
+        // when min(L/6, 7 days) of the current one remains, so longer SVIDs get cut short.
+        let largest = largest_untruncated_ttl(self.ca_ttl);
+        for (name, ttl) in [
+            ("default_x509_svid_ttl", self.default_x509_svid_ttl),
+            ("agent_ttl", self.agent_ttl),
+        ] {
+            if ttl > largest {
+                return Err(ServerError::Config(format!(
+                    "{name} {} would be cut short by ca_ttl {}: the largest {name} that works \
+                     is {} (ca_ttl / 6, at most 7 days)",
+                    humanize(ttl),
+                    humanize(self.ca_ttl),
+                    humanize(largest)
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The longest SVID lifetime that an active CA of lifetime `ca_ttl` can always honour.
+pub fn largest_untruncated_ttl(ca_ttl: Duration) -> Duration {
+    (ca_ttl / 6).min(Duration::from_secs(7 * 24 * 3600))
+}
+
+fn humanize(d: Duration) -> String {
+    format!("{}s", d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> ServerConfig {
+        let td = TrustDomain::new("example.org").unwrap();
+        ServerConfig::with_defaults(td, PathBuf::from("/tmp/x"))
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        config().validate().unwrap();
+    }
+
+    #[test]
+    fn refuses_svid_ttl_that_the_ca_would_cut_short() {
+        let mut c = config();
+        c.default_x509_svid_ttl = Duration::from_secs(5 * 3600);
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("default_x509_svid_ttl 18000s"), "{err}");
+        assert!(
+            err.contains("largest default_x509_svid_ttl that works is 14400s"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn refuses_zero_ttl() {
+        let mut c = config();
+        c.agent_ttl = Duration::ZERO;
+        assert!(c.validate().unwrap_err().to_string().contains("agent_ttl"));
+    }
+}

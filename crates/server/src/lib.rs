@@ -1,0 +1,197 @@
+//! The Lanyard server: owns a trust domain, signs SVIDs, and serves two gRPC endpoints.
+//!
+//! - The **admin API** on a unix socket (SPIRE's `entry.v1`, `agent.v1` CreateJoinToken and
+//!   `bundle.v1` GetBundle). Whoever can open the socket is an administrator, as with SPIRE's
+//!   private socket; file permissions are the access control.
+//! - The **agent API** on TCP with TLS (ALPN `h2`). The server presents its own X509-SVID
+//!   `spiffe://<td>/spire/server`. Only `AttestAgent` is open to callers without a certificate;
+//!   every other RPC requires the current SVID of a known, non-banned agent.
+//!
+//! The server does not attest workloads and holds no workload keys: agents send CSRs.
+//! Node attestation is join tokens only for now; other attestors plug in beside it.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod api;
+mod authorized;
+mod caller;
+mod config;
+mod convert;
+mod error;
+mod listen;
+mod rotation;
+mod state;
+mod tls;
+
+pub use config::{DEFAULT_BIND, DEFAULT_SOCKET, ServerConfig, largest_untruncated_ttl};
+pub use error::ServerError;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio_util_shutdown::Shutdown;
+
+/// Runs the server until `shutdown` completes, then stops accepting and returns.
+///
+/// # Errors
+///
+/// Fails when the data directory, datastore, keys or listeners cannot be set up, or when a
+/// listener fails later; errors in single requests never stop the server.
+pub async fn run(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let running = start(config).await?;
+    tokio::select! {
+        () = shutdown => running.stop().await,
+        r = running.done.clone().wait() => r,
+    }
+}
+
+/// Starts the server: opens state, binds both listeners, and returns once they accept.
+///
+/// # Errors
+///
+/// As [`run`], for everything that can fail before the listeners are up.
+pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
+    config.validate()?;
+    let state = Arc::new(state::ServerState::open(&config).await?);
+    let stop = Shutdown::new(std::future::pending());
+
+    let admin = listen::bind_unix(&config.socket_path)?;
+    let agents = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|e| ServerError::Listen {
+            addr: config.bind.to_string(),
+            message: e.to_string(),
+        })?;
+    let agent_addr = agents.local_addr().map_err(|e| ServerError::Listen {
+        addr: config.bind.to_string(),
+        message: e.to_string(),
+    })?;
+
+    let rotation = tokio::spawn(rotation::run(state.clone(), stop.wait()));
+    let admin = tokio::spawn(listen::serve_admin(
+        state.clone(),
+        admin,
+        config.socket_path.clone(),
+        stop.wait(),
+    ));
+    let agents = tokio::spawn(listen::serve_agents(state.clone(), agents, stop.wait()));
+    tracing::info!(
+        trust_domain = %state.trust_domain,
+        agent_api = %agent_addr,
+        admin_socket = %config.socket_path.display(),
+        "Server started"
+    );
+
+    let (finished, done) = tokio::sync::watch::channel(None);
+    let done = Done(done);
+    let stopper = stop.handle();
+    tokio::spawn(async move {
+        let result = tokio::select! {
+            r = admin => r,
+            r = agents => r,
+        };
+        stopper.trigger();
+        let _ = rotation.await;
+        let result = match result {
+            Ok(inner) => inner,
+            Err(join) => Err(ServerError::Internal(format!(
+                "listener task failed: {join}"
+            ))),
+        };
+        let _ = finished.send(Some(result.map_err(|e| e.to_string())));
+    });
+    Ok(RunningServer {
+        agent_addr,
+        stop,
+        done,
+    })
+}
+
+/// A started server; dropping it does not stop it, [`RunningServer::stop`] does.
+pub struct RunningServer {
+    agent_addr: std::net::SocketAddr,
+    stop: Shutdown,
+    done: Done,
+}
+
+impl RunningServer {
+    /// The address the agent API listens on (useful with port 0).
+    pub fn agent_addr(&self) -> std::net::SocketAddr {
+        self.agent_addr
+    }
+
+    /// Stops accepting, ends open streams, and waits for the listeners to close.
+    ///
+    /// # Errors
+    ///
+    /// What a listener failed with, if one failed before the stop.
+    pub async fn stop(self) -> Result<(), ServerError> {
+        self.stop.trigger();
+        self.done.wait().await
+    }
+}
+
+/// The final result of the listener tasks, readable by several waiters.
+#[derive(Clone)]
+struct Done(tokio::sync::watch::Receiver<Option<Result<(), String>>>);
+
+impl Done {
+    async fn wait(mut self) -> Result<(), ServerError> {
+        match self.0.wait_for(Option::is_some).await {
+            Ok(result) => result
+                .clone()
+                .unwrap_or(Ok(()))
+                .map_err(ServerError::Internal),
+            Err(_) => Err(ServerError::Internal(
+                "server task ended without a result".into(),
+            )),
+        }
+    }
+}
+
+/// A one-shot shutdown signal that many tasks can wait on.
+mod tokio_util_shutdown {
+    use std::future::Future;
+
+    use tokio::sync::watch;
+
+    /// Fires once, when the wrapped future completes or [`Shutdown::trigger`] is called.
+    pub(crate) struct Shutdown {
+        tx: watch::Sender<bool>,
+    }
+
+    impl Shutdown {
+        pub(crate) fn new(signal: impl Future<Output = ()> + Send + 'static) -> Self {
+            let (tx, _) = watch::channel(false);
+            let fire = tx.clone();
+            tokio::spawn(async move {
+                signal.await;
+                let _ = fire.send(true);
+            });
+            Self { tx }
+        }
+
+        pub(crate) fn trigger(&self) {
+            let _ = self.tx.send(true);
+        }
+
+        /// A cheap handle that can trigger the signal from another task.
+        pub(crate) fn handle(&self) -> Shutdown {
+            Shutdown {
+                tx: self.tx.clone(),
+            }
+        }
+
+        /// A future that completes when the signal has fired.
+        pub(crate) fn wait(&self) -> impl Future<Output = ()> + Send + 'static {
+            let mut rx = self.tx.subscribe();
+            async move {
+                let _ = rx.wait_for(|fired| *fired).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The two listeners: the admin API on a unix socket and the agent API on TCP with TLS.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lanyard_proto::spire::api::server::{
+    agent::v1::agent_server::AgentServer, bundle::v1::bundle_server::BundleServer,
+    entry::v1::entry_server::EntryServer, svid::v1::svid_server::SvidServer,
+};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Server;
+
+use crate::ServerError;
+use crate::api::Api;
+use crate::caller::{LocalConn, Peer, TlsConn};
+use crate::state::{ServerState, create_private_dir};
+
+/// A client that has not finished the TLS handshake by then is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves the admin API on `path` until `shutdown`.
+pub(crate) async fn serve_admin(
+    state: Arc<ServerState>,
+    listener: UnixListener,
+    path: PathBuf,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let (tx, rx) = mpsc::channel::<std::io::Result<LocalConn>>(16);
+    let accept = tokio::spawn(async move {
+        loop {
+            let (stream, _) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Admin socket accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let uid = stream.peer_cred().ok().map(|c| c.uid());
+            let conn = LocalConn {
+                inner: stream,
+                peer: Peer::Local { uid },
+            };
+            if tx.send(Ok(conn)).await.is_err() {
+                return;
+            }
+        }
+    });
+
+    let api = Api::new(state);
+    let served = Server::builder()
+        .add_service(EntryServer::new(api.clone()))
+        .add_service(AgentServer::new(api.clone()))
+        .add_service(BundleServer::new(api))
+        .serve_with_incoming_shutdown(ReceiverStream::new(rx), shutdown)
+        .await;
+    // The accept loop owns the listener: stop it so the socket is really closed.
+    accept.abort();
+    let _ = std::fs::remove_file(&path);
+    served.map_err(|e| ServerError::Listen {
+        addr: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Serves the agent API on `addr` until `shutdown`.
+pub(crate) async fn serve_agents(
+    state: Arc<ServerState>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let addr: SocketAddr = listener.local_addr().map_err(|e| ServerError::Listen {
+        addr: "agent API".into(),
+        message: e.to_string(),
+    })?;
+    let tls = crate::tls::server_config(
+        state.server_svid.clone(),
+        state.bundle.clone(),
+        &state.trust_domain,
+    )?;
+    let acceptor = TlsAcceptor::from(Arc::new(tls));
+    let (tx, rx) = mpsc::channel::<std::io::Result<TlsConn>>(64);
+    let accept = tokio::spawn(async move {
+        loop {
+            let (tcp, peer_addr) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Typically descriptor exhaustion; back off instead of spinning.
+                    tracing::warn!(error = %e, "Agent API accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let acceptor = acceptor.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let _ = tcp.set_nodelay(true);
+                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+                let stream = match handshake.await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::info!(client.addr = %peer_addr, error = %e, "TLS handshake refused");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(client.addr = %peer_addr, "TLS handshake timed out");
+                        return;
+                    }
+                };
+                let certs = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+                    .unwrap_or_default();
+                let conn = TlsConn {
+                    inner: stream,
+                    peer: Peer::Tls {
+                        addr: Some(peer_addr),
+                        certs,
+                    },
+                };
+                let _ = tx.send(Ok(conn)).await;
+            });
+        }
+    });
+
+    let api = Api::new(state);
+    let served = Server::builder()
+        .add_service(AgentServer::new(api.clone()))
+        .add_service(EntryServer::new(api.clone()))
+        .add_service(SvidServer::new(api.clone()))
+        .add_service(BundleServer::new(api))
+        .serve_with_incoming_shutdown(ReceiverStream::new(rx), shutdown)
+        .await;
+    // The accept loop owns the listener: stop it so the port is really released.
+    accept.abort();
+    served.map_err(|e| ServerError::Listen {
+        addr: addr.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Binds the admin socket, replacing a stale socket file but never another kind of file.
+pub(crate) fn bind_unix(path: &std::path::Path) -> Result<UnixListener, ServerError> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+
+    let io_err = |source| ServerError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        create_private_dir(parent)?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(ServerError::Listen {
+                    addr: path.display().to_string(),
+                    message: "another server is already listening on this socket".into(),
+                });
+            }
+            std::fs::remove_file(path).map_err(io_err)?;
+        }
+        Ok(_) => {
+            return Err(ServerError::Listen {
+                addr: path.display().to_string(),
+                message: "a file that is not a socket is in the way; remove it or choose \
+                          another --socket"
+                    .into(),
+            });
+        }
+        Err(_) => {}
+    }
+    let listener = UnixListener::bind(path).map_err(io_err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
+    Ok(listener)
+}

@@ -1,0 +1,140 @@
+//! What every request handler shares: the datastore, the CA, the current bundle and the
+//! server's own SVID.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use lanyard_ca::{CaConfig, CaManager, Clock, DiskKeyManager, SystemClock};
+use lanyard_datastore::{Datastore, SqliteDatastore};
+use lanyard_spiffe::{BundleSource, SpiffeId, TrustDomain, X509Bundle};
+
+use crate::{ServerConfig, ServerError};
+
+/// The server's shared state.
+pub(crate) struct ServerState {
+    pub(crate) trust_domain: TrustDomain,
+    pub(crate) config: ServerConfig,
+    pub(crate) datastore: Arc<dyn Datastore>,
+    pub(crate) ca: CaManager,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// The trust bundle as last published; TLS verification reads it on every handshake.
+    pub(crate) bundle: Arc<CurrentBundle>,
+    /// The server's own X509-SVID, swapped on renewal.
+    pub(crate) server_svid: Arc<crate::tls::ServerSvid>,
+    /// `spiffe://<td>/spire/server`.
+    pub(crate) server_id: SpiffeId,
+}
+
+impl ServerState {
+    /// Opens (or creates) the datastore and the CA under the data directory.
+    pub(crate) async fn open(config: &ServerConfig) -> Result<Self, ServerError> {
+        create_private_dir(&config.data_dir)?;
+        let datastore =
+            Arc::new(SqliteDatastore::open(&config.data_dir.join("datastore.sqlite3")).await?);
+        let keys = Arc::new(
+            DiskKeyManager::open(&config.data_dir.join("keys"))
+                .map_err(|e| ServerError::Ca(e.into()))?,
+        );
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let ca = CaManager::load_or_create(
+            &config.trust_domain,
+            CaConfig {
+                ca_ttl: config.ca_ttl,
+                key_type: config.ca_key_type,
+            },
+            keys,
+            datastore.clone(),
+            clock.clone(),
+        )
+        .await?;
+
+        let trust_domain = config.trust_domain.clone();
+        let server_id = SpiffeId::from_segments(&trust_domain, &["spire", "server"])
+            .map_err(|e| ServerError::Internal(format!("server ID: {e}")))?;
+        let bundle = Arc::new(CurrentBundle::new(X509Bundle::new(
+            trust_domain.clone(),
+            ca.authorities(),
+        )));
+        let server_svid = Arc::new(crate::tls::ServerSvid::mint(
+            &ca,
+            &server_id,
+            config,
+            clock.now(),
+        )?);
+
+        let state = Self {
+            trust_domain,
+            config: config.clone(),
+            datastore,
+            ca,
+            clock,
+            bundle,
+            server_svid,
+            server_id,
+        };
+        state.publish_bundle().await?;
+        Ok(state)
+    }
+
+    /// Writes the CA's current authorities to the datastore and to the in-memory bundle.
+    pub(crate) async fn publish_bundle(&self) -> Result<(), ServerError> {
+        let authorities = self.ca.authorities();
+        let stored = self
+            .datastore
+            .set_bundle_authorities(
+                &self.trust_domain,
+                authorities.iter().map(|c| c.to_vec()).collect(),
+            )
+            .await?;
+        self.bundle
+            .store(X509Bundle::new(self.trust_domain.clone(), authorities));
+        tracing::debug!(sequence = stored.sequence, "Bundle published");
+        Ok(())
+    }
+
+    /// Current time as Unix seconds.
+    pub(crate) fn now_unix(&self) -> i64 {
+        unix_seconds(self.clock.now())
+    }
+}
+
+/// The trust bundle that TLS verification consults; replaced atomically on rotation.
+pub(crate) struct CurrentBundle(ArcSwap<X509Bundle>);
+
+impl CurrentBundle {
+    pub(crate) fn new(bundle: X509Bundle) -> Self {
+        Self(ArcSwap::from_pointee(bundle))
+    }
+
+    pub(crate) fn store(&self, bundle: X509Bundle) {
+        self.0.store(Arc::new(bundle));
+    }
+}
+
+impl BundleSource for CurrentBundle {
+    fn x509_bundle(&self, td: &TrustDomain) -> Option<X509Bundle> {
+        let bundle = self.0.load();
+        (bundle.trust_domain() == td).then(|| X509Bundle::clone(&bundle))
+    }
+}
+
+/// Seconds since the Unix epoch; times before it (a broken clock) read as 0.
+pub(crate) fn unix_seconds(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Creates `dir` (and parents) readable by the owner only, as it holds keys.
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), ServerError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| ServerError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
