@@ -25,6 +25,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    raise_fd_limit();
     // The one process-wide crypto provider; libraries build their configs with it explicitly.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 
@@ -43,6 +44,18 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Lifts the soft open-files limit to the hard limit: a server holds one descriptor per
+/// agent connection and an agent one per workload stream, and the usual soft limit of 1024
+/// would cap a fleet long before memory or CPU do.
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
         }
     }
 }

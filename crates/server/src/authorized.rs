@@ -4,54 +4,98 @@
 //! node aliases whose selectors it satisfies (aliases are parented to the server ID), and,
 //! recursively, every entry parented to the SPIFFE ID of an entry already authorized.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use lanyard_datastore::{AttestedAgent, Entry};
 use lanyard_spiffe::SpiffeId;
 
-/// The entries `agent` is authorized for, each once, in a stable order.
-//
-// TODO: this walks every entry on each call; issue #7 replaces it with an in-memory index
-// kept current from the datastore's change feed.
+/// Every registration entry, indexed by parent, kept current by the handlers that write
+/// entries.
+#[derive(Default)]
+pub(crate) struct EntryIndex {
+    entries: HashMap<String, Entry>,
+    by_parent: HashMap<SpiffeId, BTreeSet<String>>,
+}
+
+impl EntryIndex {
+    pub(crate) fn new(entries: Vec<Entry>) -> Self {
+        let mut index = Self::default();
+        for e in entries {
+            index.insert(e);
+        }
+        index
+    }
+
+    /// Adds or replaces one entry.
+    pub(crate) fn insert(&mut self, entry: Entry) {
+        let id = entry.id.to_string();
+        self.remove(&id);
+        self.by_parent
+            .entry(entry.parent_id.clone())
+            .or_default()
+            .insert(id.clone());
+        self.entries.insert(id, entry);
+    }
+
+    /// Forgets one entry, if present.
+    pub(crate) fn remove(&mut self, id: &str) {
+        if let Some(old) = self.entries.remove(id) {
+            if let Some(siblings) = self.by_parent.get_mut(&old.parent_id) {
+                siblings.remove(id);
+                if siblings.is_empty() {
+                    self.by_parent.remove(&old.parent_id);
+                }
+            }
+        }
+    }
+
+    fn children<'a>(&'a self, parent: &SpiffeId) -> impl Iterator<Item = &'a Entry> + 'a {
+        self.by_parent
+            .get(parent)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.entries.get(id))
+    }
+
+    /// The entries `agent` is authorized for, each once, ordered by entry ID. Costs
+    /// O(authorized entries), whatever the total.
+    pub(crate) fn authorized(&self, agent: &AttestedAgent, server_id: &SpiffeId) -> Vec<Entry> {
+        let node_selectors: BTreeSet<_> = agent.selectors.iter().collect();
+        let mut queue: VecDeque<&SpiffeId> = VecDeque::from([&agent.id]);
+        let mut chosen: BTreeMap<&str, &Entry> = BTreeMap::new();
+        for alias in self.children(server_id) {
+            if !alias.selectors.is_empty()
+                && alias.selectors.iter().all(|s| node_selectors.contains(s))
+            {
+                // Aliases themselves are delivered too, as SPIRE does.
+                chosen.insert(alias.id.as_str(), alias);
+                queue.push_back(&alias.spiffe_id);
+            }
+        }
+
+        let mut seen_ids: BTreeSet<&SpiffeId> = BTreeSet::new();
+        while let Some(parent) = queue.pop_front() {
+            if !seen_ids.insert(parent) {
+                continue;
+            }
+            for child in self.children(parent) {
+                if chosen.insert(child.id.as_str(), child).is_none() {
+                    queue.push_back(&child.spiffe_id);
+                }
+            }
+        }
+        chosen.into_values().cloned().collect()
+    }
+}
+
+/// The entries `agent` is authorized for, from a plain list (tests and one-off callers).
+#[cfg(test)]
 pub(crate) fn authorized_entries(
     entries: &[Entry],
     agent: &AttestedAgent,
     server_id: &SpiffeId,
 ) -> Vec<Entry> {
-    let mut by_parent: HashMap<&SpiffeId, Vec<usize>> = HashMap::new();
-    for (i, e) in entries.iter().enumerate() {
-        by_parent.entry(&e.parent_id).or_default().push(i);
-    }
-
-    let node_selectors: BTreeSet<_> = agent.selectors.iter().collect();
-    let mut queue: VecDeque<&SpiffeId> = VecDeque::from([&agent.id]);
-    for &i in by_parent.get(server_id).into_iter().flatten() {
-        let alias = &entries[i];
-        if !alias.selectors.is_empty() && alias.selectors.iter().all(|s| node_selectors.contains(s))
-        {
-            queue.push_back(&alias.spiffe_id);
-        }
-    }
-
-    let mut seen_ids: BTreeSet<&SpiffeId> = BTreeSet::new();
-    let mut chosen: BTreeSet<usize> = BTreeSet::new();
-    // Aliases themselves are delivered too, as SPIRE does.
-    for &i in by_parent.get(server_id).into_iter().flatten() {
-        if queue.contains(&&entries[i].spiffe_id) {
-            chosen.insert(i);
-        }
-    }
-    while let Some(parent) = queue.pop_front() {
-        if !seen_ids.insert(parent) {
-            continue;
-        }
-        for &i in by_parent.get(parent).into_iter().flatten() {
-            if chosen.insert(i) {
-                queue.push_back(&entries[i].spiffe_id);
-            }
-        }
-    }
-    chosen.into_iter().map(|i| entries[i].clone()).collect()
+    EntryIndex::new(entries.to_vec()).authorized(agent, server_id)
 }
 
 #[cfg(test)]

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use lanyard_ca::{CaConfig, CaManager, Clock, DiskKeyManager, SystemClock};
-use lanyard_datastore::{Datastore, SqliteDatastore};
+use lanyard_datastore::{AttestedAgent, Datastore, Entry, SqliteDatastore};
 use lanyard_spiffe::{BundleSource, SpiffeId, TrustDomain, X509Bundle};
 
+use crate::authorized::EntryIndex;
 use crate::{ServerConfig, ServerError};
 
 /// The server's shared state.
@@ -24,6 +25,12 @@ pub(crate) struct ServerState {
     pub(crate) server_svid: Arc<crate::tls::ServerSvid>,
     /// `spiffe://<td>/spire/server`.
     pub(crate) server_id: SpiffeId,
+    /// Every entry, indexed for authorization; the handlers that write entries update it
+    /// after each committed write, so no RPC reads the whole table.
+    //
+    // TODO: with several servers on one database (issue #7) writes made through another
+    // server are not seen; the datastore's change feed will feed this index instead.
+    pub(crate) entries: std::sync::RwLock<EntryIndex>,
 }
 
 impl ServerState {
@@ -63,7 +70,9 @@ impl ServerState {
             clock.now(),
         )?);
 
+        let entries = std::sync::RwLock::new(EntryIndex::new(datastore.all_entries().await?));
         let state = Self {
+            entries,
             trust_domain,
             config: config.clone(),
             datastore,
@@ -91,6 +100,28 @@ impl ServerState {
             .store(X509Bundle::new(self.trust_domain.clone(), authorities));
         tracing::debug!(sequence = stored.sequence, "Bundle published");
         Ok(())
+    }
+
+    /// Records committed entry writes in the index.
+    pub(crate) fn index_entries(&self, created: Vec<Entry>, deleted: &[String]) {
+        let mut index = self
+            .entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for id in deleted {
+            index.remove(id);
+        }
+        for e in created {
+            index.insert(e);
+        }
+    }
+
+    /// The entries `agent` may hold SVIDs for.
+    pub(crate) fn authorized_entries(&self, agent: &AttestedAgent) -> Vec<Entry> {
+        self.entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .authorized(agent, &self.server_id)
     }
 
     /// Current time as Unix seconds.

@@ -1,6 +1,8 @@
 //! A Workload API client: connects over a unix socket or TCP, always sends the security
 //! header, and parses answers strictly with `lanyard-spiffe`.
 
+use std::collections::BTreeSet;
+
 use futures::{Stream, StreamExt};
 use hyper_util::rt::TokioIo;
 use lanyard_proto::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
@@ -33,6 +35,27 @@ pub enum ClientError {
     /// A message broke the Workload API rules.
     #[error("the Workload API sent an invalid message: {0}")]
     Invalid(String),
+    /// No address was given and none is configured in the environment.
+    #[error(transparent)]
+    Address(#[from] crate::addr::AddrError),
+}
+
+impl ClientError {
+    /// Whether trying again after a backoff may help (Workload Endpoint §6, Appendix A). A
+    /// refused request (`InvalidArgument`), a missing RPC (`Unimplemented`) or a bad address
+    /// will not change by itself; everything else may: an unreachable or unavailable server,
+    /// a caller with no identity yet (`PermissionDenied`), a stream that ended, a malformed
+    /// message (the next one may be fine).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ClientError::Status(status) => !matches!(
+                status.code(),
+                tonic::Code::InvalidArgument | tonic::Code::Unimplemented
+            ),
+            ClientError::Address(_) => false,
+            ClientError::Connect { .. } | ClientError::Empty | ClientError::Invalid(_) => true,
+        }
+    }
 }
 
 /// Everything `FetchX509SVID` delivered in one message.
@@ -42,6 +65,18 @@ pub struct X509Context {
     pub svids: Vec<X509Svid>,
     /// Bundles: the default SVID's own trust domain first, then federated ones.
     pub bundles: Vec<X509Bundle>,
+}
+
+impl X509Context {
+    /// The default identity: the first SVID (Workload API §8). A context always holds one.
+    pub fn default_svid(&self) -> Option<&X509Svid> {
+        self.svids.first()
+    }
+
+    /// The bundle of trust domain `td`, to verify peers from that trust domain with.
+    pub fn bundle_for(&self, td: &TrustDomain) -> Option<&X509Bundle> {
+        self.bundles.iter().find(|b| b.trust_domain() == td)
+    }
 }
 
 type Inner = SpiffeWorkloadApiClient<
@@ -101,6 +136,17 @@ impl WorkloadClient {
         })
     }
 
+    /// Connects to the address in `SPIFFE_ENDPOINT_SOCKET`; for clients with no address
+    /// configured (Workload Endpoint §4: explicit configuration wins).
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::Address`] when the variable is unset or invalid, else as
+    /// [`WorkloadClient::connect`].
+    pub async fn connect_env() -> Result<Self, ClientError> {
+        Self::connect(&EndpointAddr::from_env()?).await
+    }
+
     /// The first message of `FetchX509SVID`, parsed and checked.
     ///
     /// # Errors
@@ -145,14 +191,27 @@ impl WorkloadClient {
             .await?
             .into_inner();
         let first = stream.message().await?.ok_or(ClientError::Empty)?;
-        first
-            .bundles
-            .iter()
-            .map(|(td, der)| bundle(td, der))
-            .collect()
+        if first.bundles.is_empty() {
+            return Err(ClientError::Invalid("the response holds no bundle".into()));
+        }
+        let mut bundles: Vec<X509Bundle> = Vec::with_capacity(first.bundles.len());
+        for (td, der) in &first.bundles {
+            let parsed = bundle(td, der)?;
+            if bundles.iter().any(|b| b.trust_domain() == parsed.trust_domain()) {
+                return Err(ClientError::Invalid(format!(
+                    "two bundles for trust domain {}",
+                    parsed.trust_domain()
+                )));
+            }
+            bundles.push(parsed);
+        }
+        bundles.sort_by(|a, b| a.trust_domain().cmp(b.trust_domain()));
+        Ok(bundles)
     }
 }
 
+/// A bundle from a map entry; keys are `spiffe://td` as servers send them, or a bare `td`
+/// as go-spiffe also accepts.
 fn bundle(td: &str, der: &[u8]) -> Result<X509Bundle, ClientError> {
     let td = TrustDomain::from_name_or_id(td)
         .map_err(|e| ClientError::Invalid(format!("bundle key {td:?}: {e}")))?;
@@ -160,13 +219,20 @@ fn bundle(td: &str, der: &[u8]) -> Result<X509Bundle, ClientError> {
         .map_err(|e| ClientError::Invalid(format!("bundle of {td}: {e}")))
 }
 
+/// Parses one `FetchX509SVID` message (Workload API §5.2). Every SVID must parse and match
+/// its `spiffe_id`; of SVIDs with the same non-empty hint only the first is kept (§4). The
+/// own trust domain's bundle comes from the SVIDs, federated ones follow.
 fn parse_context(message: X509svidResponse) -> Result<X509Context, ClientError> {
     if message.svids.is_empty() {
         return Err(ClientError::Invalid("the response holds no SVID".into()));
     }
     let mut svids = Vec::with_capacity(message.svids.len());
     let mut bundles: Vec<X509Bundle> = Vec::new();
+    let mut hints = BTreeSet::new();
     for item in &message.svids {
+        if !item.hint.is_empty() && !hints.insert(item.hint.as_str()) {
+            continue;
+        }
         let svid = X509Svid::parse_der(&item.x509_svid, &item.x509_svid_key)
             .map_err(|e| ClientError::Invalid(format!("SVID {:?}: {e}", item.spiffe_id)))?;
         if svid.spiffe_id().as_str() != item.spiffe_id {
@@ -182,13 +248,15 @@ fn parse_context(message: X509svidResponse) -> Result<X509Context, ClientError> 
         }
         svids.push(svid);
     }
-    for (td, der) in &message.federated_bundles {
-        let federated = bundle(td, der)?;
-        if !bundles
-            .iter()
-            .any(|b| b.trust_domain() == federated.trust_domain())
-        {
-            bundles.push(federated);
+    let mut federated = message
+        .federated_bundles
+        .iter()
+        .map(|(td, der)| bundle(td, der))
+        .collect::<Result<Vec<_>, _>>()?;
+    federated.sort_by(|a, b| a.trust_domain().cmp(b.trust_domain()));
+    for f in federated {
+        if !bundles.iter().any(|b| b.trust_domain() == f.trust_domain()) {
+            bundles.push(f);
         }
     }
     Ok(X509Context { svids, bundles })

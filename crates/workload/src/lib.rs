@@ -3,22 +3,28 @@
 //!
 //! The server enforces the wire rules of the SPIFFE Workload Endpoint and Workload API
 //! specifications: the `workload.spiffe.io: true` header, full-state streaming messages sent
-//! first immediately and then on every change, and the status codes clients rely on. It does
-//! not decide who a caller is or what it may have: an [`IdentitySource`] (the agent) does.
+//! first immediately and then on every change, and the status codes clients rely on. It reads
+//! each caller's kernel credentials from the unix socket and hands them on as a [`Caller`].
 //!
-//! The JWT-SVID profile is not served yet; its RPCs answer `Unimplemented`.
+//! It deliberately does not decide who a caller is or what it may have: an [`IdentitySource`]
+//! (the agent) does. It does not serve TCP (the specification allows it only where the
+//! network authenticates callers, which Lanyard does not assume), and it does not serve the
+//! JWT-SVID profile yet: those RPCs answer `Unimplemented`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod addr;
 pub mod client;
-mod conn;
 pub mod server;
 mod source;
 
 pub use addr::EndpointAddr;
-pub use server::{WorkloadApiServer, serve_unix};
+pub use client::{ClientError, WorkloadClient, X509Context};
+pub use server::{ServeError, WorkloadApiServer, WorkloadListener, serve_unix};
 pub use source::{
     BundlesSnapshot, Caller, IdentitySource, SourceError, X509Snapshot, X509SvidItem,
 };
+
+/// The error of [`serve_unix`], under the name the crate interface uses.
+pub type WorkloadError = ServeError;

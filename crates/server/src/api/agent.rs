@@ -176,7 +176,8 @@ impl agent_server::Agent for Api {
             .map_err(datastore_status)?;
         if let Some(alias) = alias {
             match self.state.datastore.create_entry(alias).await {
-                Ok(_) | Err(lanyard_datastore::DatastoreError::AlreadyExists(_)) => {}
+                Ok(created) => self.state.index_entries(vec![created], &[]),
+                Err(lanyard_datastore::DatastoreError::AlreadyExists(_)) => {}
                 Err(e) => return Err(datastore_status(e)),
             }
         }

@@ -81,6 +81,7 @@ impl entry_server::Entry for Api {
                 },
                 Ok(new) => match self.state.datastore.create_entry(new).await {
                     Ok(created) => {
+                        self.state.index_entries(vec![created.clone()], &[]);
                         tracing::info!(
                             entry.id = %created.id,
                             spiffe_id = %created.spiffe_id,
@@ -138,6 +139,7 @@ impl entry_server::Entry for Api {
                 Err(e) => status(Code::InvalidArgument, format!("id {raw:?}: {e}")),
                 Ok(id) => match self.state.datastore.delete_entry(&id).await {
                     Ok(Some(_)) => {
+                        self.state.index_entries(Vec::new(), &[id.to_string()]);
                         tracing::info!(entry.id = %id, "Entry deleted");
                         status(Code::Ok, "OK")
                     }
@@ -158,13 +160,7 @@ impl entry_server::Entry for Api {
         request: Request<GetAuthorizedEntriesRequest>,
     ) -> Result<Response<GetAuthorizedEntriesResponse>, Status> {
         let agent = Peer::of(&request)?.require_agent(&self.state).await?;
-        let all = self
-            .state
-            .datastore
-            .all_entries()
-            .await
-            .map_err(datastore_status)?;
-        let entries = crate::authorized::authorized_entries(&all, &agent, &self.state.server_id);
+        let entries = self.state.authorized_entries(&agent);
         Ok(Response::new(GetAuthorizedEntriesResponse {
             entries: entries.iter().map(wire_entry).collect(),
         }))

@@ -8,7 +8,7 @@ use lanyard_proto::spire::api::server::svid::v1::{
 };
 use tonic::{Code, Request, Response, Status};
 
-use super::{Api, datastore_status};
+use super::Api;
 use crate::caller::Peer;
 use crate::convert::status;
 
@@ -29,18 +29,12 @@ impl svid_server::Svid for Api {
                 params.len()
             )));
         }
-        let all = self
-            .state
-            .datastore
-            .all_entries()
-            .await
-            .map_err(datastore_status)?;
-        let authorized = crate::authorized::authorized_entries(&all, &agent, &self.state.server_id);
-        let by_id: HashMap<String, _> = authorized.iter().map(|e| (e.id.to_string(), e)).collect();
+        let authorized = self.state.authorized_entries(&agent);
+        let by_id: HashMap<&str, _> = authorized.iter().map(|e| (e.id.as_str(), e)).collect();
 
         let mut results = Vec::with_capacity(params.len());
         for p in params {
-            let Some(entry) = by_id.get(&p.entry_id) else {
+            let Some(entry) = by_id.get(p.entry_id.as_str()) else {
                 tracing::info!(agent.id = %agent.id, entry.id = %p.entry_id, "Denied: entry not authorized");
                 results.push(batch_new_x509svid_response::Result {
                     status: Some(status(

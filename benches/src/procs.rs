@@ -1,0 +1,185 @@
+//! Real `lanyard` processes for the benchmarks, and an admin client for them.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hyper_util::rt::TokioIo;
+use lanyard_proto::spire::api::server::agent::v1::{CreateJoinTokenRequest, agent_client::AgentClient};
+use lanyard_proto::spire::api::server::bundle::v1::{GetBundleRequest, bundle_client::BundleClient};
+use lanyard_proto::spire::api::server::entry::v1::{BatchCreateEntryRequest, entry_client::EntryClient};
+use lanyard_proto::spire::api::types;
+use lanyard_spiffe::{TrustDomain, X509Bundle};
+use rustls_pki_types::CertificateDer;
+use tonic::transport::{Channel, Endpoint};
+
+/// The trust domain of every benchmark.
+pub(crate) const TD: &str = "example.org";
+
+/// A server process, its scratch directory and an admin channel.
+pub(crate) struct Env {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) lanyard: PathBuf,
+    server: Child,
+    /// The agent API address.
+    pub(crate) addr: String,
+    pub(crate) admin: Channel,
+    agents: Vec<Child>,
+}
+
+impl Env {
+    /// Starts `lanyard server run` with SPIRE's default lifetimes on an ephemeral port.
+    pub(crate) async fn start(lanyard: &Path) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("lanyard-bench-").tempdir_in("/tmp")?;
+        let socket = dir.path().join("server.sock");
+        let mut server = Command::new(lanyard)
+            .args(["server", "run", "--bind", "127.0.0.1:0", "--log-format", "json", "--log-level", "warn"])
+            .arg("--data-dir")
+            .arg(dir.path().join("server"))
+            .arg("--socket")
+            .arg(&socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .env("RUST_LOG", "warn,lanyard_server=info")
+            .spawn()
+            .context("cannot start the server")?;
+        let stderr = server.stderr.take().context("server stderr")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("Server started") {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        let line = rx.recv_timeout(Duration::from_secs(60)).context("the server did not start")?;
+        let v: serde_json::Value = serde_json::from_str(&line)?;
+        let addr = v["fields"]["agent_api"].as_str().context("no agent_api in the start line")?.to_string();
+        let admin = unix_channel(&socket).await?;
+        Ok(Self { dir, lanyard: lanyard.to_path_buf(), server, addr, admin, agents: Vec::new() })
+    }
+
+    /// A fresh join token.
+    pub(crate) async fn token(&self) -> anyhow::Result<String> {
+        Ok(AgentClient::new(self.admin.clone())
+            .create_join_token(CreateJoinTokenRequest::default())
+            .await?
+            .into_inner()
+            .value)
+    }
+
+    /// The server's bundle.
+    pub(crate) async fn bundle(&self) -> anyhow::Result<X509Bundle> {
+        let bundle = BundleClient::new(self.admin.clone())
+            .get_bundle(GetBundleRequest::default())
+            .await?
+            .into_inner();
+        let td = TrustDomain::new(TD)?;
+        Ok(X509Bundle::new(
+            td,
+            bundle.x509_authorities.into_iter().map(|a| CertificateDer::from(a.asn1)).collect(),
+        ))
+    }
+
+    /// Creates entries through the admin API, 500 per request; fails on any refusal.
+    pub(crate) async fn create_entries(&self, entries: Vec<types::Entry>) -> anyhow::Result<()> {
+        let mut client = EntryClient::new(self.admin.clone());
+        for chunk in entries.chunks(500) {
+            let results = client
+                .batch_create_entry(BatchCreateEntryRequest { entries: chunk.to_vec(), output_mask: None })
+                .await?
+                .into_inner()
+                .results;
+            for r in results {
+                let status = r.status.unwrap_or_default();
+                anyhow::ensure!(status.code == 0, "entry refused: {}", status.message);
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts `lanyard agent run` with `token`; returns its Workload API socket and pid.
+    pub(crate) async fn start_agent(
+        &mut self,
+        token: &str,
+        name: &str,
+    ) -> anyhow::Result<(PathBuf, u32)> {
+        let bundle_path = self.dir.path().join(format!("{name}-bootstrap.pem"));
+        let bundle = self.bundle().await?;
+        std::fs::write(&bundle_path, bundle.to_pem())?;
+        let socket = self.dir.path().join(format!("{name}.sock"));
+        let child = Command::new(&self.lanyard)
+            .args(["agent", "run", "--log-level", "warn", "--server-address", &self.addr, "--join-token", token])
+            .arg("--trust-bundle")
+            .arg(&bundle_path)
+            .arg("--data-dir")
+            .arg(self.dir.path().join(name))
+            .arg("--socket")
+            .arg(&socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start the agent")?;
+        let pid = child.id();
+        self.agents.push(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !socket.exists() {
+            anyhow::ensure!(Instant::now() < deadline, "the agent socket never appeared");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok((socket, pid))
+    }
+
+    pub(crate) async fn stop(mut self) {
+        for mut a in self.agents.drain(..) {
+            let _ = a.kill();
+            let _ = a.wait();
+        }
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        for a in &mut self.agents {
+            let _ = a.kill();
+        }
+        let _ = self.server.kill();
+    }
+}
+
+async fn unix_channel(path: &Path) -> anyhow::Result<Channel> {
+    let path = path.to_path_buf();
+    Ok(Endpoint::from_static("http://lanyard-admin")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let path = path.clone();
+            async move { tokio::net::UnixStream::connect(path).await.map(TokioIo::new) }
+        }))
+        .await?)
+}
+
+/// An entry for `spiffe://example.org/<path>` under `parent` with one `unix:uid:` selector.
+pub(crate) fn entry(path: &str, parent: &str, uid: u32) -> types::Entry {
+    types::Entry {
+        spiffe_id: Some(types::Spiffeid { trust_domain: TD.into(), path: path.into() }),
+        parent_id: Some(types::Spiffeid { trust_domain: TD.into(), path: parent.into() }),
+        selectors: vec![types::Selector { r#type: "unix".into(), value: format!("uid:{uid}") }],
+        ..Default::default()
+    }
+}
+
+/// Resident set size of a process, in bytes.
+pub(crate) fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .context("no VmRSS in /proc status")?;
+    Ok(kb * 1024)
+}

@@ -1,0 +1,163 @@
+//! Benchmarks seen from a workload: a real `lanyard agent run` process serves this process
+//! (matched by its uid) through the Workload API.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use lanyard_workload::EndpointAddr;
+use lanyard_workload::client::WorkloadClient;
+
+use crate::Plan;
+use crate::calibrate::Floors;
+use crate::procs::{Env, entry, rss_bytes};
+use crate::progress::Progress;
+use crate::report::{Row, percentile};
+
+/// S9 (first FetchX509SVID message), S8 (entry create to workload) and the agent's RSS.
+pub(crate) async fn run(env: &mut Env, plan: &Plan, floors: &Floors) -> anyhow::Result<Vec<Row>> {
+    let uid = nix::unistd::getuid().as_raw();
+    let token = env.token().await?;
+    let agent_path = format!("/spire/agent/join_token/{token}");
+    env.create_entries(vec![entry("/bench/workload", &agent_path, uid)]).await?;
+    let (socket, pid) = env.start_agent(&token, "workload-agent").await?;
+    let addr = EndpointAddr::Unix(socket.clone());
+    wait_for_identity(&addr, "spiffe://example.org/bench/workload", Duration::from_secs(60)).await?;
+
+    let mut rows = vec![first_fetch(&addr, plan, floors).await?];
+    rows.push(propagation(env, &addr, &agent_path, uid, plan, floors).await?);
+    rows.push(agent_rss(env, &addr, &agent_path, uid, pid, plan).await?);
+    Ok(rows)
+}
+
+async fn wait_for_identity(addr: &EndpointAddr, id: &str, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(mut c) = WorkloadClient::connect(addr).await {
+            if let Ok(ctx) = c.fetch_x509_context().await {
+                if ctx.svids.iter().any(|s| s.spiffe_id().as_str() == id) {
+                    return Ok(());
+                }
+            }
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{id} never reached the workload");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// S9: a new connection, then the first FetchX509SVID message, as a freshly started workload
+/// sees it.
+async fn first_fetch(addr: &EndpointAddr, plan: &Plan, floors: &Floors) -> anyhow::Result<Row> {
+    let mut progress = Progress::new("S9 first FetchX509SVID message", plan.fetches);
+    let mut samples = Vec::with_capacity(plan.fetches);
+    for i in 0..plan.fetches {
+        let t = Instant::now();
+        let mut client = WorkloadClient::connect(addr).await?;
+        let ctx = client.fetch_x509_context().await?;
+        samples.push(t.elapsed().as_secs_f64() * 1e6);
+        anyhow::ensure!(!ctx.svids.is_empty(), "empty answer");
+        progress.update(i + 1);
+    }
+    progress.finish();
+    let p50 = percentile(&mut samples, 50.0);
+    let p99 = percentile(&mut samples, 99.0);
+    Ok(Row {
+        id: "S9",
+        name: format!("first FetchX509SVID message, new connection (p50; p99 {p99:.0} us)"),
+        measured: p50,
+        unit: "us",
+        floor: floors.socketpair_rtt_us,
+        floor_what: "unix socketpair round trip",
+        ratio: p50 / floors.socketpair_rtt_us,
+        target: "p50 <= 150 us, p99 <= 1 ms",
+        spire: "grpc-go transport alone ~100 us/call",
+    })
+}
+
+/// S8: an entry created through the admin API until an open workload stream carries it.
+async fn propagation(
+    env: &Env,
+    addr: &EndpointAddr,
+    agent_path: &str,
+    uid: u32,
+    plan: &Plan,
+    floors: &Floors,
+) -> anyhow::Result<Row> {
+    let mut progress = Progress::new("S8 entry create to workload", plan.propagations);
+    let mut client = WorkloadClient::connect(addr).await?;
+    let mut stream = client.watch_x509_context().await?;
+    stream.next().await.transpose()?;
+    let mut samples = Vec::new();
+    for i in 0..plan.propagations {
+        let id = format!("spiffe://example.org/bench/propagated/{i}");
+        let t = Instant::now();
+        env.create_entries(vec![entry(&format!("/bench/propagated/{i}"), agent_path, uid)]).await?;
+        loop {
+            let ctx = tokio::time::timeout(Duration::from_secs(60), stream.next())
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("the stream ended"))??;
+            if ctx.svids.iter().any(|s| s.spiffe_id().as_str() == id) {
+                break;
+            }
+        }
+        samples.push(t.elapsed().as_secs_f64() * 1e3);
+        progress.update(i + 1);
+    }
+    progress.finish();
+    let p50 = percentile(&mut samples, 50.0);
+    let max = percentile(&mut samples, 100.0);
+    Ok(Row {
+        id: "S8",
+        name: format!("entry create -> open workload stream (p50; max {max:.0} ms), 1 agent"),
+        measured: p50,
+        unit: "ms",
+        floor: floors.socketpair_rtt_us / 1e3,
+        floor_what: "unix socketpair round trip",
+        ratio: p50 / (floors.socketpair_rtt_us / 1e3),
+        target: "p50 < 200 ms, p99 < 1 s",
+        spire: "<= 10 s by design, 7 s observed",
+    })
+}
+
+/// Agent RSS with `plan.cached_svids` authorized entries, each with a signed SVID.
+async fn agent_rss(
+    env: &Env,
+    addr: &EndpointAddr,
+    agent_path: &str,
+    uid: u32,
+    pid: u32,
+    plan: &Plan,
+) -> anyhow::Result<Row> {
+    let before = rss_bytes(pid)?;
+    let mut progress = Progress::new("RSS registering entries for the agent", plan.cached_svids);
+    let entries: Vec<_> = (0..plan.cached_svids)
+        .map(|j| entry(&format!("/bench/cached/{j}"), agent_path, 200_000 + j as u32))
+        .collect();
+    for (n, chunk) in entries.chunks(500).enumerate() {
+        env.create_entries(chunk.to_vec()).await?;
+        progress.update(((n + 1) * 500).min(plan.cached_svids));
+    }
+    progress.finish();
+    // A marker entry for this process, created last: once it arrives, the agent has synced
+    // (and signed SVIDs for) everything created before it.
+    env.create_entries(vec![entry("/bench/marker", agent_path, uid)]).await?;
+    wait_for_identity(addr, "spiffe://example.org/bench/marker", Duration::from_secs(600)).await?;
+    let after = rss_bytes(pid)?;
+    let svid_payload = 522.0 + 138.0;
+    let per_svid = after.saturating_sub(before) as f64 / plan.cached_svids as f64;
+    Ok(Row {
+        id: "S6",
+        name: format!(
+            "agent RSS {:.1} MB with {} cached SVIDs (bytes per cached SVID)",
+            after as f64 / 1e6,
+            plan.cached_svids
+        ),
+        measured: per_svid,
+        unit: "B/SVID",
+        floor: svid_payload,
+        floor_what: "P-256 leaf DER + PKCS#8 key",
+        ratio: per_svid / svid_payload,
+        target: "<= 1 KB per cached SVID",
+        spire: "~3 KB per cached SVID",
+    })
+}
+

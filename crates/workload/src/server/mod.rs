@@ -1,0 +1,356 @@
+//! The Workload API service: the wire rules of the SPIFFE Workload Endpoint and Workload API
+//! specifications on top of an [`IdentitySource`], and a unix socket server for it.
+//!
+//! What it enforces for every caller:
+//! - the `workload.spiffe.io: true` header (Workload Endpoint §5), else `InvalidArgument`;
+//! - the first message of a stream at once, later ones only when the answer changed, each
+//!   carrying the complete state (Workload API §4);
+//! - status codes clients act on (Workload Endpoint §6): no identity is `PermissionDenied`,
+//!   a source that cannot answer is `Unavailable`, the JWT-SVID profile is `Unimplemented`.
+
+mod conn;
+mod listen;
+mod updates;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use lanyard_proto::workload::spiffe_workload_api_server::{
+    SpiffeWorkloadApi, SpiffeWorkloadApiServer,
+};
+use lanyard_proto::workload::{
+    JwtBundlesRequest, JwtBundlesResponse, JwtsvidRequest, JwtsvidResponse, ValidateJwtsvidRequest,
+    ValidateJwtsvidResponse, X509BundlesRequest, X509BundlesResponse, X509svid, X509svidRequest,
+    X509svidResponse,
+};
+use tokio::sync::watch;
+use tonic::{Request, Response, Status};
+
+pub use listen::{DEFAULT_SHUTDOWN_GRACE, ServeError, WorkloadListener, serve_unix};
+
+use crate::{BundlesSnapshot, Caller, IdentitySource, SourceError, X509Snapshot};
+use updates::{ResponseStream, updates};
+
+/// The metadata key every Workload API request must carry, with the value `true` (Workload
+/// Endpoint §5: it keeps server-side request forgery from reaching the API).
+pub const SECURITY_HEADER: &str = "workload.spiffe.io";
+
+/// The status message for a request without a valid [`SECURITY_HEADER`].
+pub const HEADER_MISSING: &str = "security header missing from request";
+
+/// The status message for a caller that is entitled to nothing.
+pub const NO_IDENTITY: &str = "no identity issued";
+
+/// Serves the Workload API from `S`; hand it to tonic with [`WorkloadApiServer::into_service`].
+///
+/// Callers are identified by a [`Caller`] in the request extensions, which [`serve_unix`]
+/// puts there from the kernel's peer credentials. A request without one is answered with
+/// `Unavailable`: a caller that cannot be attested gets nothing.
+pub struct WorkloadApiServer<S> {
+    source: Arc<S>,
+    stopping: Option<watch::Receiver<bool>>,
+}
+
+impl<S: IdentitySource> WorkloadApiServer<S> {
+    /// A server answering from `source`. Its streams stay open until the client leaves; see
+    /// [`WorkloadApiServer::stop_streams_on`].
+    pub fn new(source: Arc<S>) -> Self {
+        Self {
+            source,
+            stopping: None,
+        }
+    }
+
+    /// Ends every open stream (with `Unavailable`, so clients reconnect) once `stopping`
+    /// holds `true`. Without this, a graceful shutdown waits for clients to hang up.
+    #[must_use]
+    pub fn stop_streams_on(mut self, stopping: watch::Receiver<bool>) -> Self {
+        self.stopping = Some(stopping);
+        self
+    }
+
+    /// The tonic service.
+    pub fn into_service(self) -> SpiffeWorkloadApiServer<Self> {
+        SpiffeWorkloadApiServer::new(self)
+    }
+
+    /// Checks the header and finds the caller; both failures are logged and answered.
+    fn admit<T>(&self, request: &Request<T>, method: &'static str) -> Result<Caller, Status> {
+        let caller = request.extensions().get::<Caller>().copied();
+        let span = rpc_span(method, caller.as_ref());
+        let _entered = span.enter();
+        if let Err(status) = check_header(request) {
+            tracing::info!(reason = HEADER_MISSING, "Refused request");
+            return Err(status);
+        }
+        caller.ok_or_else(|| {
+            tracing::warn!("Refused request: the connection carries no peer credentials");
+            Status::unavailable("the caller's process credentials are unavailable")
+        })
+    }
+
+    /// Opens a stream: subscribes to changes, computes the first answer (whose error is the
+    /// call's status), then hands the rest to [`updates`].
+    async fn open_stream<T, F, Fut>(
+        &self,
+        method: &'static str,
+        caller: Caller,
+        compute: F,
+    ) -> Result<Response<ResponseStream<T>>, Status>
+    where
+        T: Clone + PartialEq + Send + 'static,
+        F: Fn(Arc<S>, Caller) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, Status>> + Send,
+    {
+        let span = rpc_span(method, Some(&caller));
+
+        // Subscribe before computing, so a change in between is not lost.
+        let mut changes = self.source.changes();
+        changes.mark_unchanged();
+
+        let first = match compute(self.source.clone(), caller).await {
+            Ok(first) => first,
+            Err(status) => {
+                span.in_scope(|| tracing::info!(code = ?status.code(), reason = status.message(), "Refused request"));
+                return Err(status);
+            }
+        };
+        span.in_scope(|| tracing::debug!("Stream opened"));
+        let source = self.source.clone();
+        let next = move || compute(source.clone(), caller);
+        Ok(Response::new(updates(
+            first,
+            changes,
+            self.stopping.clone(),
+            next,
+            span,
+        )))
+    }
+}
+
+#[tonic::async_trait]
+impl<S: IdentitySource> SpiffeWorkloadApi for WorkloadApiServer<S> {
+    type FetchX509SVIDStream = ResponseStream<X509svidResponse>;
+    type FetchX509BundlesStream = ResponseStream<X509BundlesResponse>;
+    type FetchJWTBundlesStream = ResponseStream<JwtBundlesResponse>;
+
+    async fn fetch_x509svid(
+        &self,
+        request: Request<X509svidRequest>,
+    ) -> Result<Response<Self::FetchX509SVIDStream>, Status> {
+        let caller = self.admit(&request, "FetchX509SVID")?;
+        self.open_stream("FetchX509SVID", caller, |source, caller| async move {
+            x509_response(source.x509_svids(&caller).await.map_err(status)?)
+        })
+        .await
+    }
+
+    async fn fetch_x509_bundles(
+        &self,
+        request: Request<X509BundlesRequest>,
+    ) -> Result<Response<Self::FetchX509BundlesStream>, Status> {
+        let caller = self.admit(&request, "FetchX509Bundles")?;
+        self.open_stream("FetchX509Bundles", caller, |source, caller| async move {
+            bundles_response(source.x509_bundles(&caller).await.map_err(status)?)
+        })
+        .await
+    }
+
+    async fn fetch_jwtsvid(
+        &self,
+        request: Request<JwtsvidRequest>,
+    ) -> Result<Response<JwtsvidResponse>, Status> {
+        self.admit(&request, "FetchJWTSVID")?;
+        Err(jwt_unimplemented())
+    }
+
+    async fn fetch_jwt_bundles(
+        &self,
+        request: Request<JwtBundlesRequest>,
+    ) -> Result<Response<Self::FetchJWTBundlesStream>, Status> {
+        self.admit(&request, "FetchJWTBundles")?;
+        Err(jwt_unimplemented())
+    }
+
+    async fn validate_jwtsvid(
+        &self,
+        request: Request<ValidateJwtsvidRequest>,
+    ) -> Result<Response<ValidateJwtsvidResponse>, Status> {
+        self.admit(&request, "ValidateJWTSVID")?;
+        Err(jwt_unimplemented())
+    }
+}
+
+// TODO: issue #8 (full Workload API) replaces this with JWT-SVID minting and validation.
+fn jwt_unimplemented() -> Status {
+    Status::unimplemented("the JWT-SVID profile is not available in this version of Lanyard")
+}
+
+fn rpc_span(method: &'static str, caller: Option<&Caller>) -> tracing::Span {
+    let span = tracing::debug_span!(
+        "workload_rpc",
+        rpc.method = method,
+        peer.uid = tracing::field::Empty,
+        peer.pid = tracing::field::Empty,
+    );
+    if let Some(caller) = caller {
+        span.record("peer.uid", caller.uid);
+        if let Some(pid) = caller.pid {
+            span.record("peer.pid", pid);
+        }
+    }
+    span
+}
+
+/// The header must be present exactly once with exactly `true` (case-sensitive).
+fn check_header<T>(request: &Request<T>) -> Result<(), Status> {
+    let mut values = request.metadata().get_all(SECURITY_HEADER).iter();
+    match (values.next(), values.next()) {
+        (Some(v), None) if v.as_bytes() == b"true" => Ok(()),
+        _ => Err(Status::invalid_argument(HEADER_MISSING)),
+    }
+}
+
+fn status(e: SourceError) -> Status {
+    match e {
+        SourceError::NoIdentity => Status::permission_denied(NO_IDENTITY),
+        SourceError::Unavailable(msg) => Status::unavailable(msg),
+    }
+}
+
+/// The wire form of an X.509 answer. An answer without SVIDs is "no identity" (Workload API
+/// §5.2: `svids` holds at least one entry). Non-empty hints must be unique within a response
+/// (§4); a later SVID repeating a hint is left out, as clients would ignore it anyway.
+fn x509_response(s: X509Snapshot) -> Result<X509svidResponse, Status> {
+    if s.svids.is_empty() {
+        return Err(Status::permission_denied(NO_IDENTITY));
+    }
+    let mut hints = BTreeSet::new();
+    let mut svids = Vec::with_capacity(s.svids.len());
+    for item in s.svids {
+        if !item.hint.is_empty() && !hints.insert(item.hint.clone()) {
+            tracing::warn!(spiffe_id = %item.spiffe_id, hint = %item.hint, "Left out an SVID whose hint repeats an earlier one");
+            continue;
+        }
+        svids.push(X509svid {
+            spiffe_id: item.spiffe_id.to_string(),
+            x509_svid: item.chain_der,
+            x509_svid_key: item.key_pkcs8,
+            bundle: item.bundle_der,
+            hint: item.hint,
+        });
+    }
+    Ok(X509svidResponse {
+        svids,
+        crl: Vec::new(),
+        federated_bundles: s.federated_bundles.into_iter().collect(),
+    })
+}
+
+/// The wire form of a bundles answer. It must hold at least the caller's own trust domain
+/// (Workload API §5.3); an empty answer means the source has no bundle yet.
+fn bundles_response(s: BundlesSnapshot) -> Result<X509BundlesResponse, Status> {
+    if s.bundles.is_empty() {
+        return Err(Status::unavailable("no trust bundle is available yet"));
+    }
+    Ok(X509BundlesResponse {
+        crl: Vec::new(),
+        bundles: s.bundles.into_iter().collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![expect(clippy::unwrap_used, reason = "tests")]
+
+    use std::collections::BTreeMap;
+
+    use lanyard_spiffe::SpiffeId;
+
+    use super::*;
+    use crate::X509SvidItem;
+
+    fn with_header(values: &[&'static str]) -> Request<()> {
+        let mut request = Request::new(());
+        for v in values {
+            request
+                .metadata_mut()
+                .append(SECURITY_HEADER, v.parse().unwrap());
+        }
+        request
+    }
+
+    #[test]
+    fn accepts_exactly_one_true_header() {
+        assert!(check_header(&with_header(&["true"])).is_ok());
+    }
+
+    #[test]
+    fn rejects_missing_repeated_or_inexact_headers() {
+        for values in [&[][..], &["TRUE"], &["True"], &["true "], &["1"], &["true", "true"]] {
+            let status = check_header(&with_header(values)).unwrap_err();
+            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{values:?}");
+            assert_eq!(status.message(), HEADER_MISSING);
+        }
+    }
+
+    fn item(path: &str, hint: &str) -> X509SvidItem {
+        X509SvidItem {
+            spiffe_id: SpiffeId::parse(&format!("spiffe://example.org{path}")).unwrap(),
+            chain_der: vec![1],
+            key_pkcs8: vec![2],
+            bundle_der: vec![3],
+            hint: hint.to_string(),
+        }
+    }
+
+    #[test]
+    fn answer_without_svids_is_permission_denied() {
+        let status = x509_response(X509Snapshot::default()).unwrap_err();
+        assert_eq!(status.code(), tonic::Code::PermissionDenied);
+        assert_eq!(status.message(), NO_IDENTITY);
+    }
+
+    #[test]
+    fn keeps_order_and_drops_svids_repeating_a_hint() {
+        let snapshot = X509Snapshot {
+            svids: vec![
+                item("/a", "internal"),
+                item("/b", ""),
+                item("/c", "internal"),
+                item("/d", ""),
+                item("/e", "external"),
+            ],
+            federated_bundles: BTreeMap::from([("spiffe://other.org".into(), vec![9])]),
+        };
+        let response = x509_response(snapshot).unwrap();
+        let ids: Vec<_> = response.svids.iter().map(|s| s.spiffe_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "spiffe://example.org/a",
+                "spiffe://example.org/b",
+                "spiffe://example.org/d",
+                "spiffe://example.org/e"
+            ]
+        );
+        assert_eq!(response.federated_bundles["spiffe://other.org"], [9]);
+    }
+
+    #[test]
+    fn empty_bundle_answer_is_unavailable() {
+        let status = bundles_response(BundlesSnapshot::default()).unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+    }
+
+    #[test]
+    fn source_errors_map_to_the_spec_codes() {
+        assert_eq!(
+            status(SourceError::NoIdentity).code(),
+            tonic::Code::PermissionDenied
+        );
+        let unavailable = status(SourceError::Unavailable("attestation failed".into()));
+        assert_eq!(unavailable.code(), tonic::Code::Unavailable);
+        assert_eq!(unavailable.message(), "attestation failed");
+    }
+}
