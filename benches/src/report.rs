@@ -136,3 +136,17 @@ pub(crate) fn percentile(samples: &mut [f64], p: f64) -> f64 {
     let rank = ((p / 100.0) * (samples.len() - 1) as f64).round() as usize;
     samples[rank.min(samples.len() - 1)]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::percentile;
+
+    #[test]
+    fn percentiles_pick_ranked_samples() {
+        let mut s = vec![5.0, 1.0, 4.0, 2.0, 3.0];
+        assert_eq!(percentile(&mut s, 0.0), 1.0);
+        assert_eq!(percentile(&mut s, 50.0), 3.0);
+        assert_eq!(percentile(&mut s, 100.0), 5.0);
+        assert!(percentile(&mut [], 50.0).is_nan());
+    }
+}

@@ -231,7 +231,10 @@ mod tests {
     // The valid rows of the table in spiffe-standards.md §6.1, and the IPv6 form.
     #[test]
     fn accepts_the_valid_rows_of_the_spec_table() {
-        assert_eq!(EndpointAddr::parse("tcp://1.2.3.4:5").unwrap(), tcp("1.2.3.4:5"));
+        assert_eq!(
+            EndpointAddr::parse("tcp://1.2.3.4:5").unwrap(),
+            tcp("1.2.3.4:5")
+        );
         assert_eq!(
             EndpointAddr::parse("unix:///tmp/agent.sock").unwrap(),
             unix("/tmp/agent.sock")
@@ -240,7 +243,10 @@ mod tests {
             EndpointAddr::parse("unix:/tmp/agent.sock").unwrap(),
             unix("/tmp/agent.sock")
         );
-        assert_eq!(EndpointAddr::parse("tcp://[::1]:8000").unwrap(), tcp("[::1]:8000"));
+        assert_eq!(
+            EndpointAddr::parse("tcp://[::1]:8000").unwrap(),
+            tcp("[::1]:8000")
+        );
     }
 
     // Each invalid row of the table in spiffe-standards.md §6.1, in its order.
@@ -343,7 +349,13 @@ mod tests {
     fn display_is_the_canonical_uri() {
         let addr = EndpointAddr::parse("unix:/run/lanyard/agent.sock").unwrap();
         assert_eq!(addr.to_string(), "unix:///run/lanyard/agent.sock");
-        assert_eq!("tcp://[::1]:8000".parse::<EndpointAddr>().unwrap().to_string(), "tcp://[::1]:8000");
+        assert_eq!(
+            "tcp://[::1]:8000"
+                .parse::<EndpointAddr>()
+                .unwrap()
+                .to_string(),
+            "tcp://[::1]:8000"
+        );
     }
 
     proptest::proptest! {

@@ -18,10 +18,14 @@ pub mod addr;
 pub mod client;
 pub mod server;
 mod source;
+#[cfg(test)]
+mod testca;
 
 pub use addr::EndpointAddr;
 pub use client::{ClientError, WorkloadClient, X509Context};
-pub use server::{ServeError, WorkloadApiServer, WorkloadListener, serve_unix};
+pub use server::{
+    DEFAULT_SHUTDOWN_GRACE, ServeError, WorkloadApiServer, WorkloadListener, serve_unix,
+};
 pub use source::{
     BundlesSnapshot, Caller, IdentitySource, SourceError, X509Snapshot, X509SvidItem,
 };

@@ -16,8 +16,9 @@ pub struct Caller {
     pub gid: u32,
 }
 
-/// One X509-SVID with everything the Workload API sends with it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One X509-SVID with everything the Workload API sends with it. Its `Debug` form leaves the
+/// private key out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct X509SvidItem {
     /// The identity in the leaf certificate.
     pub spiffe_id: SpiffeId,
@@ -29,6 +30,21 @@ pub struct X509SvidItem {
     pub bundle_der: Vec<u8>,
     /// Operator label, or empty.
     pub hint: String,
+}
+
+impl std::fmt::Debug for X509SvidItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("X509SvidItem")
+            .field("spiffe_id", &self.spiffe_id.as_str())
+            .field("chain_der", &format_args!("{} bytes", self.chain_der.len()))
+            .field("key_pkcs8", &format_args!("<redacted>"))
+            .field(
+                "bundle_der",
+                &format_args!("{} bytes", self.bundle_der.len()),
+            )
+            .field("hint", &self.hint)
+            .finish()
+    }
 }
 
 /// The complete answer to `FetchX509SVID` for one caller at one moment.
@@ -60,15 +76,43 @@ pub enum SourceError {
 }
 
 /// Where the Workload API server gets its answers.
+///
+/// The server asks once when a stream opens and again after every change notification, for
+/// each open stream; answers should be cheap (a lookup in a cache, not a round trip).
 #[async_trait::async_trait]
 pub trait IdentitySource: Send + Sync + 'static {
-    /// The caller's X509-SVIDs.
+    /// The caller's X509-SVIDs. An answer without SVIDs is treated as
+    /// [`SourceError::NoIdentity`]; of SVIDs sharing a non-empty hint only the first is sent.
     async fn x509_svids(&self, caller: &Caller) -> Result<X509Snapshot, SourceError>;
 
-    /// The X.509 bundles the caller may use.
+    /// The X.509 bundles the caller may use. An empty answer is treated as
+    /// [`SourceError::Unavailable`]: the map must hold at least the own trust domain.
     async fn x509_bundles(&self, caller: &Caller) -> Result<BundlesSnapshot, SourceError>;
 
     /// A counter that changes whenever any answer may have changed; open streams recompute
-    /// their answer and send it if it differs from the last one sent.
+    /// their answer and send it if it differs from the last one sent. Once the sender is
+    /// dropped, open streams stay open with their last answer.
     fn changes(&self) -> watch::Receiver<u64>;
+}
+
+#[cfg(test)]
+mod tests {
+    #![expect(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    #[test]
+    fn debug_form_leaves_the_private_key_out() {
+        let item = X509SvidItem {
+            spiffe_id: SpiffeId::parse("spiffe://example.org/web").unwrap(),
+            chain_der: vec![0x30; 3],
+            key_pkcs8: vec![0xAB; 40],
+            bundle_der: vec![0x30; 2],
+            hint: "internal".into(),
+        };
+        let shown = format!("{item:?}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+        assert!(shown.contains("spiffe://example.org/web"), "{shown}");
+        assert!(!shown.contains("171"), "{shown}");
+    }
 }

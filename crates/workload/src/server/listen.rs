@@ -185,7 +185,9 @@ fn remove_stale_socket(path: &Path) -> Result<(), String> {
         Err(e) => return Err(format!("cannot inspect the path: {e}")),
     };
     if !meta.file_type().is_socket() {
-        return Err("a file that is not a socket is in the way; remove it or pick another path".into());
+        return Err(
+            "a file that is not a socket is in the way; remove it or pick another path".into(),
+        );
     }
     if std::os::unix::net::UnixStream::connect(path).is_ok() {
         return Err("another process is already serving on this socket".into());
@@ -211,34 +213,37 @@ fn accept(
     listener: UnixListener,
     kill: watch::Receiver<bool>,
 ) -> impl Stream<Item = io::Result<PeerConn>> {
-    futures::stream::unfold((listener, kill, 0u64), |(listener, kill, mut failures)| async move {
-        loop {
-            let stream = match listener.accept().await {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    failures += 1;
-                    if failures == 1 {
-                        tracing::warn!(error = %e, "Workload API accept failed");
-                    } else {
-                        tracing::debug!(error = %e, failures, "Workload API accept failed again");
+    futures::stream::unfold(
+        (listener, kill, 0u64),
+        |(listener, kill, mut failures)| async move {
+            loop {
+                let stream = match listener.accept().await {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        failures += 1;
+                        if failures == 1 {
+                            tracing::warn!(error = %e, "Workload API accept failed");
+                        } else {
+                            tracing::debug!(error = %e, failures, "Workload API accept failed again");
+                        }
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        continue;
                     }
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    continue;
-                }
-            };
-            failures = 0;
-            match PeerConn::new(stream, kill.clone()) {
-                Ok(conn) => {
-                    let caller = conn.caller();
-                    tracing::debug!(peer.uid = caller.uid, peer.pid = ?caller.pid, "Workload API connection accepted");
-                    return Some((Ok(conn), (listener, kill, failures)));
-                }
-                Err(e) => {
-                    tracing::info!(error = %e, "Refused a workload API connection: its peer credentials are unavailable");
+                };
+                failures = 0;
+                match PeerConn::new(stream, kill.clone()) {
+                    Ok(conn) => {
+                        let caller = conn.caller();
+                        tracing::debug!(peer.uid = caller.uid, peer.pid = ?caller.pid, "Workload API connection accepted");
+                        return Some((Ok(conn), (listener, kill, failures)));
+                    }
+                    Err(e) => {
+                        tracing::info!(error = %e, "Refused a workload API connection: its peer credentials are unavailable");
+                    }
                 }
             }
-        }
-    })
+        },
+    )
 }
 
 #[cfg(test)]

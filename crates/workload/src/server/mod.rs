@@ -25,6 +25,7 @@ use lanyard_proto::workload::{
 };
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 pub use listen::{DEFAULT_SHUTDOWN_GRACE, ServeError, WorkloadListener, serve_unix};
 
@@ -108,7 +109,10 @@ impl<S: IdentitySource> WorkloadApiServer<S> {
         let mut changes = self.source.changes();
         changes.mark_unchanged();
 
-        let first = match compute(self.source.clone(), caller).await {
+        let first = match compute(self.source.clone(), caller)
+            .instrument(span.clone())
+            .await
+        {
             Ok(first) => first,
             Err(status) => {
                 span.in_scope(|| tracing::info!(code = ?status.code(), reason = status.message(), "Refused request"));
@@ -287,7 +291,14 @@ mod tests {
 
     #[test]
     fn rejects_missing_repeated_or_inexact_headers() {
-        for values in [&[][..], &["TRUE"], &["True"], &["true "], &["1"], &["true", "true"]] {
+        for values in [
+            &[][..],
+            &["TRUE"],
+            &["True"],
+            &["true "],
+            &["1"],
+            &["true", "true"],
+        ] {
             let status = check_header(&with_header(values)).unwrap_err();
             assert_eq!(status.code(), tonic::Code::InvalidArgument, "{values:?}");
             assert_eq!(status.message(), HEADER_MISSING);
@@ -324,7 +335,11 @@ mod tests {
             federated_bundles: BTreeMap::from([("spiffe://other.org".into(), vec![9])]),
         };
         let response = x509_response(snapshot).unwrap();
-        let ids: Vec<_> = response.svids.iter().map(|s| s.spiffe_id.as_str()).collect();
+        let ids: Vec<_> = response
+            .svids
+            .iter()
+            .map(|s| s.spiffe_id.as_str())
+            .collect();
         assert_eq!(
             ids,
             [

@@ -1,19 +1,22 @@
 //! A Workload API client: connects over a unix socket or TCP, always sends the security
 //! header, and parses answers strictly with `lanyard-spiffe`.
 
-use std::collections::BTreeSet;
+mod context;
 
 use futures::{Stream, StreamExt};
 use hyper_util::rt::TokioIo;
 use lanyard_proto::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
-use lanyard_proto::workload::{X509BundlesRequest, X509svidRequest, X509svidResponse};
-use lanyard_spiffe::{TrustDomain, X509Bundle, X509Svid};
+use lanyard_proto::workload::{X509BundlesRequest, X509svidRequest};
+use lanyard_spiffe::X509Bundle;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
+pub use context::X509Context;
+
 use crate::EndpointAddr;
 use crate::server::SECURITY_HEADER;
+use context::{bundle, parse_context};
 
 /// Why a client call failed.
 #[derive(Debug, thiserror::Error)]
@@ -58,32 +61,12 @@ impl ClientError {
     }
 }
 
-/// Everything `FetchX509SVID` delivered in one message.
-#[derive(Clone, Debug)]
-pub struct X509Context {
-    /// The SVIDs; the first is the default identity.
-    pub svids: Vec<X509Svid>,
-    /// Bundles: the default SVID's own trust domain first, then federated ones.
-    pub bundles: Vec<X509Bundle>,
-}
-
-impl X509Context {
-    /// The default identity: the first SVID (Workload API §8). A context always holds one.
-    pub fn default_svid(&self) -> Option<&X509Svid> {
-        self.svids.first()
-    }
-
-    /// The bundle of trust domain `td`, to verify peers from that trust domain with.
-    pub fn bundle_for(&self, td: &TrustDomain) -> Option<&X509Bundle> {
-        self.bundles.iter().find(|b| b.trust_domain() == td)
-    }
-}
-
 type Inner = SpiffeWorkloadApiClient<
     InterceptedService<Channel, fn(Request<()>) -> Result<Request<()>, Status>>,
 >;
 
-/// A connected Workload API client.
+/// A connected Workload API client. Clones share the connection.
+#[derive(Clone)]
 pub struct WorkloadClient {
     inner: Inner,
 }
@@ -165,6 +148,10 @@ impl WorkloadClient {
 
     /// Every message of `FetchX509SVID`, parsed, until the server ends the stream.
     ///
+    /// Each item is the complete current state (Workload API §4): an SVID or a federated
+    /// bundle missing from a later item has been withdrawn and must no longer be used. A
+    /// stream ending with `PermissionDenied` means the caller lost all its identities.
+    ///
     /// # Errors
     ///
     /// When the stream cannot be opened; later failures arrive as stream items.
@@ -197,7 +184,10 @@ impl WorkloadClient {
         let mut bundles: Vec<X509Bundle> = Vec::with_capacity(first.bundles.len());
         for (td, der) in &first.bundles {
             let parsed = bundle(td, der)?;
-            if bundles.iter().any(|b| b.trust_domain() == parsed.trust_domain()) {
+            if bundles
+                .iter()
+                .any(|b| b.trust_domain() == parsed.trust_domain())
+            {
                 return Err(ClientError::Invalid(format!(
                     "two bundles for trust domain {}",
                     parsed.trust_domain()
@@ -210,54 +200,17 @@ impl WorkloadClient {
     }
 }
 
-/// A bundle from a map entry; keys are `spiffe://td` as servers send them, or a bare `td`
-/// as go-spiffe also accepts.
-fn bundle(td: &str, der: &[u8]) -> Result<X509Bundle, ClientError> {
-    let td = TrustDomain::from_name_or_id(td)
-        .map_err(|e| ClientError::Invalid(format!("bundle key {td:?}: {e}")))?;
-    X509Bundle::from_der(td.clone(), der)
-        .map_err(|e| ClientError::Invalid(format!("bundle of {td}: {e}")))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Parses one `FetchX509SVID` message (Workload API §5.2). Every SVID must parse and match
-/// its `spiffe_id`; of SVIDs with the same non-empty hint only the first is kept (§4). The
-/// own trust domain's bundle comes from the SVIDs, federated ones follow.
-fn parse_context(message: X509svidResponse) -> Result<X509Context, ClientError> {
-    if message.svids.is_empty() {
-        return Err(ClientError::Invalid("the response holds no SVID".into()));
+    #[test]
+    fn retries_only_what_may_change() {
+        let retry = |code| ClientError::Status(Status::new(code, "x")).is_retryable();
+        assert!(retry(tonic::Code::Unavailable));
+        assert!(retry(tonic::Code::PermissionDenied));
+        assert!(!retry(tonic::Code::InvalidArgument));
+        assert!(!retry(tonic::Code::Unimplemented));
+        assert!(!ClientError::Address(crate::addr::AddrError::NotConfigured).is_retryable());
     }
-    let mut svids = Vec::with_capacity(message.svids.len());
-    let mut bundles: Vec<X509Bundle> = Vec::new();
-    let mut hints = BTreeSet::new();
-    for item in &message.svids {
-        if !item.hint.is_empty() && !hints.insert(item.hint.as_str()) {
-            continue;
-        }
-        let svid = X509Svid::parse_der(&item.x509_svid, &item.x509_svid_key)
-            .map_err(|e| ClientError::Invalid(format!("SVID {:?}: {e}", item.spiffe_id)))?;
-        if svid.spiffe_id().as_str() != item.spiffe_id {
-            return Err(ClientError::Invalid(format!(
-                "spiffe_id {:?} differs from the certificate's {}",
-                item.spiffe_id,
-                svid.spiffe_id()
-            )));
-        }
-        let td = svid.spiffe_id().trust_domain();
-        if !bundles.iter().any(|b| *b.trust_domain() == td) {
-            bundles.push(bundle(&td.id_string(), &item.bundle)?);
-        }
-        svids.push(svid);
-    }
-    let mut federated = message
-        .federated_bundles
-        .iter()
-        .map(|(td, der)| bundle(td, der))
-        .collect::<Result<Vec<_>, _>>()?;
-    federated.sort_by(|a, b| a.trust_domain().cmp(b.trust_domain()));
-    for f in federated {
-        if !bundles.iter().any(|b| b.trust_domain() == f.trust_domain()) {
-            bundles.push(f);
-        }
-    }
-    Ok(X509Context { svids, bundles })
 }
