@@ -21,15 +21,19 @@ pub(crate) fn parse(s: &str) -> Result<Duration, String> {
     })
 }
 
-/// A duration as whole seconds fitting the SPIRE API's `int32` TTL fields.
+/// The longest TTL the server accepts for an entry or a token: ten years.
+pub(crate) const MAX_TTL_SECONDS: u64 = 10 * 365 * 24 * 3600;
+
+/// A duration as whole seconds for the SPIRE API's `int32` TTL fields, within the server's
+/// bound.
 pub(crate) fn to_i32_seconds(flag: &str, d: Duration) -> Result<i32, String> {
-    i32::try_from(d.as_secs()).map_err(|_| {
-        format!(
-            "{flag} {}s is too long: at most {} seconds are allowed",
-            d.as_secs(),
-            i32::MAX
-        )
-    })
+    if d.as_secs() > MAX_TTL_SECONDS {
+        return Err(format!(
+            "{flag} {}s is too long: at most {MAX_TTL_SECONDS} seconds (ten years) are allowed",
+            d.as_secs()
+        ));
+    }
+    i32::try_from(d.as_secs()).map_err(|_| format!("{flag} {}s is out of range", d.as_secs()))
 }
 
 #[cfg(test)]

@@ -1,5 +1,38 @@
 //! Parsing of ID flags and printing of entries, shared by the admin commands.
 
+/// `println!` for command output that never panics: a closed pipe (`| head`) ends the
+/// process quietly, any other write failure (a full disk) ends it with a message.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            $crate::output::stdout_failed(e);
+        }
+    }};
+}
+
+/// `print!` counterpart of [`out!`].
+macro_rules! out_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        if let Err(e) = write!(stdout, $($arg)*).and_then(|()| stdout.flush()) {
+            $crate::output::stdout_failed(e);
+        }
+    }};
+}
+
+pub(crate) use {out, out_raw};
+
+/// Ends the process after standard output failed.
+pub(crate) fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: cannot write to standard output: {e}");
+    std::process::exit(1);
+}
+
 use lanyard_proto::spire::api::types;
 use lanyard_spiffe::{Selector, SpiffeId};
 use serde_json::{Value, json};
@@ -30,34 +63,34 @@ pub(crate) fn id_string(id: Option<&types::Spiffeid>) -> String {
 
 /// An entry as SPIRE's CLI prints it.
 pub(crate) fn print_entry(e: &types::Entry) {
-    println!("Entry ID         : {}", e.id);
-    println!("SPIFFE ID        : {}", id_string(e.spiffe_id.as_ref()));
-    println!("Parent ID        : {}", id_string(e.parent_id.as_ref()));
-    println!("Revision         : {}", e.revision_number);
-    println!("X509-SVID TTL    : {}", ttl(e.x509_svid_ttl));
-    println!("JWT-SVID TTL     : {}", ttl(e.jwt_svid_ttl));
+    out!("Entry ID         : {}", e.id);
+    out!("SPIFFE ID        : {}", id_string(e.spiffe_id.as_ref()));
+    out!("Parent ID        : {}", id_string(e.parent_id.as_ref()));
+    out!("Revision         : {}", e.revision_number);
+    out!("X509-SVID TTL    : {}", ttl(e.x509_svid_ttl));
+    out!("JWT-SVID TTL     : {}", ttl(e.jwt_svid_ttl));
     if e.expires_at != 0 {
-        println!("Expires at       : {}", e.expires_at);
+        out!("Expires at       : {}", e.expires_at);
     }
     for s in &e.selectors {
-        println!("Selector         : {}:{}", s.r#type, s.value);
+        out!("Selector         : {}:{}", s.r#type, s.value);
     }
     for dns in &e.dns_names {
-        println!("DNS name         : {dns}");
+        out!("DNS name         : {dns}");
     }
     for td in &e.federates_with {
-        println!("FederatesWith    : {td}");
+        out!("FederatesWith    : {td}");
     }
     if e.admin {
-        println!("Admin            : true");
+        out!("Admin            : true");
     }
     if e.downstream {
-        println!("Downstream       : true");
+        out!("Downstream       : true");
     }
     if !e.hint.is_empty() {
-        println!("Hint             : {}", e.hint);
+        out!("Hint             : {}", e.hint);
     }
-    println!();
+    out!();
 }
 
 fn ttl(seconds: i32) -> String {
@@ -97,6 +130,6 @@ pub(crate) fn entry_json(e: &types::Entry) -> Value {
 
 /// Prints JSON with a trailing newline.
 pub(crate) fn print_json(v: &Value) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    out!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }

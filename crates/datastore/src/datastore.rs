@@ -139,4 +139,9 @@ pub trait Datastore: JournalStore + Send + Sync {
         td: &TrustDomain,
         x509: Vec<Vec<u8>>,
     ) -> Result<StoredBundle, DatastoreError>;
+
+    /// Finishes pending work and closes the connections; for SQLite this folds the
+    /// write-ahead log back into the database file, so a copy of that file alone is complete.
+    /// Called once at shutdown; nothing may use the datastore afterwards.
+    async fn close(&self);
 }

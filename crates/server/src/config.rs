@@ -74,6 +74,13 @@ impl ServerConfig {
         // An SVID can never outlive the CA that signs it, and the next CA becomes active
         // when min(L/6, 7 days) of the current one remains, so longer SVIDs get cut short.
         let largest = largest_untruncated_ttl(self.ca_ttl);
+        if largest < Duration::from_secs(1) {
+            return Err(ServerError::Config(format!(
+                "ca_ttl {} is too short: it must be at least 6s, because SVIDs may only use \
+                 the last sixth of a CA's life before the next CA takes over",
+                humanize(self.ca_ttl)
+            )));
+        }
         for (name, ttl) in [
             ("default_x509_svid_ttl", self.default_x509_svid_ttl),
             ("agent_ttl", self.agent_ttl),

@@ -58,11 +58,7 @@ pub(crate) fn new_entry(e: &types::Entry, td: &TrustDomain) -> Result<NewEntry, 
             "parent_id {parent_id} is not in this server's trust domain {td}"
         ));
     }
-    if spiffe_id.is_root() {
-        return Err(format!(
-            "spiffe_id {spiffe_id} has no path: workload identities need one"
-        ));
-    }
+    check_issuable("spiffe_id", &spiffe_id)?;
     if e.selectors.is_empty() {
         return Err("selectors: at least one selector is required".into());
     }
@@ -82,6 +78,12 @@ pub(crate) fn new_entry(e: &types::Entry, td: &TrustDomain) -> Result<NewEntry, 
                 "{field} {ttl}: must be between 0 (server default) and {MAX_TTL_SECONDS} seconds"
             ));
         }
+    }
+    if e.hint.chars().any(char::is_control) {
+        return Err(format!(
+            "hint {:?} contains control characters: only printable text is allowed",
+            e.hint
+        ));
     }
     if e.hint.len() > MAX_HINT_BYTES {
         return Err(format!(
@@ -116,6 +118,23 @@ pub(crate) fn new_entry(e: &types::Entry, td: &TrustDomain) -> Result<NewEntry, 
         store_svid: e.store_svid,
         hint: e.hint.clone(),
     })
+}
+
+/// An ID the server may issue to a workload: it needs a path, and the `/spire` namespace
+/// belongs to servers and agents. Without this rule an admin could register a workload as
+/// `spiffe://<td>/spire/server` and let it impersonate the server to agents.
+pub(crate) fn check_issuable(field: &str, id: &SpiffeId) -> Result<(), String> {
+    if id.is_root() {
+        return Err(format!(
+            "{field} {id} has no path: workload identities need one"
+        ));
+    }
+    if id.path() == "/spire" || id.path().starts_with("/spire/") {
+        return Err(format!(
+            "{field} {id} is in the reserved /spire namespace: it belongs to servers and agents"
+        ));
+    }
+    Ok(())
 }
 
 fn spiffe_id_field(field: &str, id: Option<&types::Spiffeid>) -> Result<SpiffeId, String> {
@@ -232,6 +251,29 @@ mod tests {
         e.spiffe_id.as_mut().unwrap().trust_domain = "other.org".into();
         let err = new_entry(&e, &td()).unwrap_err();
         assert!(err.contains("not in this server's trust domain"), "{err}");
+    }
+
+    #[test]
+    fn rejects_reserved_and_root_ids() {
+        for path in ["/spire/server", "/spire/agent/join_token/x", "/spire", ""] {
+            let err = new_entry(&entry(path, "/agent", &[("unix", "uid:1")]), &td()).unwrap_err();
+            assert!(
+                err.contains("reserved /spire namespace") || err.contains("has no path"),
+                "{err}"
+            );
+        }
+        new_entry(&entry("/spire-ish", "/agent", &[("unix", "uid:1")]), &td()).unwrap();
+    }
+
+    #[test]
+    fn rejects_control_characters_in_hints() {
+        let mut e = entry("/web", "/agent", &[("unix", "uid:1")]);
+        e.hint = "a\nSPIFFE ID : spiffe://example.org/admin".into();
+        assert!(
+            new_entry(&e, &td())
+                .unwrap_err()
+                .contains("control characters")
+        );
     }
 
     #[test]

@@ -89,6 +89,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let (finished, done) = tokio::sync::watch::channel(None);
     let done = Done(done);
     let stopper = stop.handle();
+    let closing = state.clone();
     tokio::spawn(async move {
         let result = tokio::select! {
             r = admin => r,
@@ -96,6 +97,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         };
         stopper.trigger();
         let _ = rotation.await;
+        closing.datastore.close().await;
         let result = match result {
             Ok(inner) => inner,
             Err(join) => Err(ServerError::Internal(format!(

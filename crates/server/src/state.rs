@@ -14,6 +14,8 @@ use crate::{ServerConfig, ServerError};
 
 /// The server's shared state.
 pub(crate) struct ServerState {
+    /// Held for the server's lifetime: one server per data directory.
+    _lock: nix::fcntl::Flock<std::fs::File>,
     pub(crate) trust_domain: TrustDomain,
     pub(crate) config: ServerConfig,
     pub(crate) datastore: Arc<dyn Datastore>,
@@ -37,12 +39,13 @@ impl ServerState {
     /// Opens (or creates) the datastore and the CA under the data directory.
     pub(crate) async fn open(config: &ServerConfig) -> Result<Self, ServerError> {
         create_private_dir(&config.data_dir)?;
-        let datastore =
-            Arc::new(SqliteDatastore::open(&config.data_dir.join("datastore.sqlite3")).await?);
-        let keys = Arc::new(
-            DiskKeyManager::open(&config.data_dir.join("keys"))
-                .map_err(|e| ServerError::Ca(e.into()))?,
-        );
+        let lock = lock_data_dir(&config.data_dir)?;
+        let db_path = config.data_dir.join("datastore.sqlite3");
+        let datastore = Arc::new(SqliteDatastore::open(&db_path).await?);
+        let keys_dir = config.data_dir.join("keys");
+        refuse_orphaned_keys(datastore.as_ref(), &keys_dir, &db_path).await?;
+        let keys =
+            Arc::new(DiskKeyManager::open(&keys_dir).map_err(|e| ServerError::Ca(e.into()))?);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let ca = CaManager::load_or_create(
             &config.trust_domain,
@@ -72,6 +75,7 @@ impl ServerState {
 
         let entries = std::sync::RwLock::new(EntryIndex::new(datastore.all_entries().await?));
         let state = Self {
+            _lock: lock,
             entries,
             trust_domain,
             config: config.clone(),
@@ -168,4 +172,57 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<(), ServerError> {
             path: dir.to_path_buf(),
             source,
         })
+}
+
+/// Takes an exclusive lock on `<data dir>/server.lock`, so that two servers never rotate the
+/// same CA keys or write the same database file.
+fn lock_data_dir(dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, ServerError> {
+    let path = dir.join("server.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| ServerError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|_| {
+        ServerError::Config(format!(
+            "data directory {} is in use by another lanyard server: give each server its own \
+             --data-dir",
+            dir.display()
+        ))
+    })
+}
+
+/// A datastore without a CA journal next to existing CA keys means the database was lost or
+/// replaced. Creating a new CA would overwrite the old keys for good and break every agent,
+/// so the server refuses instead.
+async fn refuse_orphaned_keys(
+    datastore: &dyn Datastore,
+    keys_dir: &Path,
+    db_path: &Path,
+) -> Result<(), ServerError> {
+    let journal = datastore
+        .load_journal()
+        .await
+        .map_err(|e| ServerError::Internal(format!("reading the CA journal: {e}")))?;
+    if journal.is_some() {
+        return Ok(());
+    }
+    let has_keys = std::fs::read_dir(keys_dir)
+        .map(|mut entries| entries.next().is_some())
+        .unwrap_or(false);
+    if has_keys {
+        return Err(ServerError::Config(format!(
+            "{} holds CA keys but the datastore {} has no CA journal (was it deleted or \
+             replaced?): refusing to create a new CA over the existing keys; restore the \
+             datastore, or move {} away to start a new CA",
+            keys_dir.display(),
+            db_path.display(),
+            keys_dir.display()
+        )));
+    }
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! `lanyard agent ...`: run the agent, and the workload-side `api` commands.
 
+use crate::output::out;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -64,8 +65,8 @@ struct RunArgs {
     /// Key type of workload X509-SVIDs: ec-p256, ec-p384 or rsa-2048.
     #[arg(long, default_value = "ec-p256")]
     workload_x509_svid_key_type: KeyType,
-    /// Log level: error, warn, info, debug or trace.
-    #[arg(long, default_value = "info")]
+    /// Log level.
+    #[arg(long, default_value = "info", value_parser = ["error", "warn", "info", "debug", "trace"])]
     log_level: String,
     /// Log format.
     #[arg(long, value_enum, default_value_t)]
@@ -87,7 +88,8 @@ enum FetchCommand {
 
 #[derive(clap::Args, Debug)]
 struct FetchX509Args {
-    /// Workload API socket: a path or `unix:///path`; defaults to $SPIFFE_ENDPOINT_SOCKET.
+    /// Workload API socket: a path, `unix:///path` or `tcp://IP:PORT`; defaults to
+    /// $SPIFFE_ENDPOINT_SOCKET, then to the agent's default socket.
     #[arg(long)]
     socket: Option<String>,
     /// Write svid.N.pem, svid.N.key and bundle.N.pem into this directory.
@@ -137,9 +139,13 @@ impl RunArgs {
 /// Resolves the Workload API address from a flag or `SPIFFE_ENDPOINT_SOCKET`.
 pub(crate) fn endpoint(flag: Option<&str>) -> anyhow::Result<EndpointAddr> {
     match flag {
-        // A bare path is accepted for convenience; URIs are parsed strictly.
-        Some(s) if s.starts_with('/') => Ok(EndpointAddr::Unix(PathBuf::from(s))),
-        Some(s) => EndpointAddr::parse(s).map_err(|e| anyhow::anyhow!("--socket: {e}")),
+        // URIs are parsed strictly; anything without a scheme is a socket path, as the
+        // flag's help says.
+        Some(s) if s.starts_with("unix:") || s.starts_with("tcp:") => {
+            EndpointAddr::parse(s).map_err(|e| anyhow::anyhow!("--socket: {e}"))
+        }
+        Some(s) if !s.is_empty() => Ok(EndpointAddr::Unix(PathBuf::from(s))),
+        Some(_) => anyhow::bail!("--socket is empty: give a socket path or unix:///path"),
         None => match std::env::var("SPIFFE_ENDPOINT_SOCKET") {
             Ok(v) => {
                 EndpointAddr::parse(&v).map_err(|e| anyhow::anyhow!("SPIFFE_ENDPOINT_SOCKET: {e}"))
@@ -164,7 +170,7 @@ impl FetchX509Args {
         if let Some(dir) = &self.write {
             let written = crate::svid_files::write(dir, &context.svids, &context.bundles)?;
             for w in written {
-                println!(
+                out!(
                     "Wrote {}, {} and {}",
                     w.svid.display(),
                     w.key.display(),
@@ -213,22 +219,22 @@ fn print_context(context: &X509Context, format: OutputFormat) -> anyhow::Result<
             crate::output::print_json(&serde_json::json!({"svids": svids, "bundles": bundles}))
         }
         OutputFormat::Pretty => {
-            println!("Received {} svid after fetching", context.svids.len());
+            out!("Received {} svid after fetching", context.svids.len());
             for s in &context.svids {
-                println!();
-                println!("SPIFFE ID        : {}", s.spiffe_id());
-                println!(
+                out!();
+                out!("SPIFFE ID        : {}", s.spiffe_id());
+                out!(
                     "SVID Valid After : {}",
                     humantime::format_rfc3339_seconds(s.not_before())
                 );
-                println!(
+                out!(
                     "SVID Valid Until : {}",
                     humantime::format_rfc3339_seconds(s.not_after())
                 );
             }
             for b in &context.bundles {
-                println!();
-                println!(
+                out!();
+                out!(
                     "Bundle           : {} ({} CA certificates)",
                     b.trust_domain().id_string(),
                     b.authorities().len()

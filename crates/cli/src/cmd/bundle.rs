@@ -1,5 +1,6 @@
 //! `lanyard server bundle show`.
 
+use crate::output::out_raw;
 use anyhow::Context;
 use lanyard_proto::spire::api::server::bundle::v1::{
     GetBundleRequest, bundle_client::BundleClient,
@@ -40,7 +41,7 @@ impl BundleCommand {
             lanyard_spiffe::x509::not_after_of(cert)
                 .context("the server returned a malformed bundle certificate")?;
         }
-        print!("{}", lanyard_spiffe::x509::certs_to_pem(&certs));
+        out_raw!("{}", lanyard_spiffe::x509::certs_to_pem(&certs));
         Ok(())
     }
 }

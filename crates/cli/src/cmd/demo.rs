@@ -5,6 +5,7 @@
 //! the calling user (`unix:uid:<uid>`); then acts as a workload: fetches its X509-SVID
 //! through the Workload API, validates it, and writes the files `openssl verify` accepts.
 
+use crate::output::out;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -40,7 +41,7 @@ pub(crate) struct DemoArgs {
     #[arg(long)]
     keep_running: bool,
     /// Log level of the server and agent.
-    #[arg(long, default_value = "warn")]
+    #[arg(long, default_value = "warn", value_parser = ["error", "warn", "info", "debug", "trace"])]
     log_level: String,
 }
 
@@ -50,7 +51,7 @@ impl DemoArgs {
         let started = Instant::now();
         let dir = prepare_dir(self.dir.as_deref())?;
         let td = TrustDomain::new("example.org").map_err(|e| anyhow::anyhow!("{e}"))?;
-        println!("Lanyard demo in {}", dir.display());
+        out!("Lanyard demo in {}", dir.display());
 
         // 1. The server, on an ephemeral loopback port.
         let mut config = ServerConfig::with_defaults(td.clone(), dir.join("server"));
@@ -59,7 +60,7 @@ impl DemoArgs {
         let server = lanyard_server::start(config.clone())
             .await
             .context("cannot start the server")?;
-        println!(
+        out!(
             "  server   listening on {} (admin socket {})",
             server.agent_addr(),
             config.socket_path.display()
@@ -79,7 +80,7 @@ impl DemoArgs {
         let workload_id = SpiffeId::from_segments(&td, &["demo", "workload"])
             .map_err(|e| anyhow::anyhow!("workload ID: {e}"))?;
         create_entry(admin_channel.clone(), &workload_id, &agent_id, uid).await?;
-        println!("  entry    {workload_id} for unix:uid:{uid}");
+        out!("  entry    {workload_id} for unix:uid:{uid}");
 
         // 3. The agent, trusting the server through its published bundle.
         let bundle_path = dir.join("bootstrap-bundle.pem");
@@ -99,7 +100,7 @@ impl DemoArgs {
         let agent = tokio::spawn(lanyard_agent::run(agent_config, async {
             let _ = agent_stopped.await;
         }));
-        println!("  agent    {agent_id}");
+        out!("  agent    {agent_id}");
 
         // 4. Be the workload.
         let addr = EndpointAddr::Unix(socket.clone());
@@ -112,16 +113,16 @@ impl DemoArgs {
         let written = crate::svid_files::write(&dir, &context.svids, &context.bundles)?;
         let first = written.first().context("nothing was written")?;
         print_identity(svid, first);
-        println!(
+        out!(
             "\nCheck it yourself:\n  openssl verify -CAfile {} {}",
             first.bundle.display(),
             first.svid.display()
         );
-        println!("\nDone in {:.2}s.", started.elapsed().as_secs_f64());
+        out!("\nDone in {:.2}s.", started.elapsed().as_secs_f64());
 
         if self.keep_running {
-            println!("\nServer and agent keep running and renewing; press Ctrl-C to stop.");
-            println!("SPIFFE_ENDPOINT_SOCKET=unix://{}", socket.display());
+            out!("\nServer and agent keep running and renewing; press Ctrl-C to stop.");
+            out!("SPIFFE_ENDPOINT_SOCKET=unix://{}", socket.display());
             super::shutdown_signal().await;
         }
         let _ = stop_agent.send(());
@@ -247,16 +248,16 @@ fn print_identity(svid: &lanyard_spiffe::X509Svid, files: &crate::svid_files::Wr
     let not_after = svid.not_after();
     let lifetime = not_after.duration_since(not_before).unwrap_or_default();
     let rotates = not_before + lifetime / 2;
-    println!("\nThis process is {}", svid.spiffe_id());
-    println!(
+    out!("\nThis process is {}", svid.spiffe_id());
+    out!(
         "  valid until  {}",
         humantime::format_rfc3339_seconds(not_after)
     );
-    println!(
+    out!(
         "  rotates at   {} (half its lifetime)",
         humantime::format_rfc3339_seconds(rotates)
     );
-    println!("  certificate  {}", files.svid.display());
-    println!("  private key  {}", files.key.display());
-    println!("  trust bundle {}", files.bundle.display());
+    out!("  certificate  {}", files.svid.display());
+    out!("  private key  {}", files.key.display());
+    out!("  trust bundle {}", files.bundle.display());
 }

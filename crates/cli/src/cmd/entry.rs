@@ -1,5 +1,6 @@
 //! `lanyard server entry create|show|delete`.
 
+use crate::output::out;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -136,7 +137,10 @@ impl CreateArgs {
             match d {
                 None => Ok(0),
                 Some(d) if d.as_secs() == 0 => {
-                    anyhow::bail!("{flag} {d:?}: must be at least 1s; leave it out for the default")
+                    anyhow::bail!(
+                        "{flag} {}s: must be at least 1s; leave it out for the server default",
+                        d.as_secs()
+                    )
                 }
                 Some(d) => duration::to_i32_seconds(flag, d).map_err(anyhow::Error::msg),
             }
@@ -238,7 +242,7 @@ impl ShowArgs {
                 "entries": entries.iter().map(output::entry_json).collect::<Vec<_>>()
             }))?,
             OutputFormat::Pretty => {
-                println!(
+                out!(
                     "Found {} entr{}\n",
                     entries.len(),
                     if entries.len() == 1 { "y" } else { "ies" }
@@ -297,7 +301,7 @@ impl DeleteArgs {
                 status.message
             );
         }
-        println!("Deleted entry with ID: {}", self.entry_id);
+        out!("Deleted entry with ID: {}", self.entry_id);
         Ok(())
     }
 }

@@ -45,7 +45,7 @@ pub(crate) struct RunArgs {
     data_dir: PathBuf,
     /// Address of the agent API (TLS). SPIRE binds 0.0.0.0; Lanyard stays on loopback
     /// unless told otherwise.
-    #[arg(long, default_value = lanyard_server::DEFAULT_BIND)]
+    #[arg(long, default_value = lanyard_server::DEFAULT_BIND, value_parser = parse_bind)]
     bind: SocketAddr,
     /// Unix socket of the admin API.
     #[arg(long, default_value = lanyard_server::DEFAULT_SOCKET)]
@@ -65,8 +65,8 @@ pub(crate) struct RunArgs {
     /// Lifetime of join tokens generated without --ttl.
     #[arg(long, default_value = "600s", value_parser = crate::duration::parse)]
     join_token_ttl: Duration,
-    /// Log level: error, warn, info, debug or trace.
-    #[arg(long, default_value = "info")]
+    /// Log level.
+    #[arg(long, default_value = "info", value_parser = ["error", "warn", "info", "debug", "trace"])]
     log_level: String,
     /// Log format.
     #[arg(long, value_enum, default_value_t)]
@@ -75,7 +75,19 @@ pub(crate) struct RunArgs {
 
 /// Parses a bare trust domain name for clap.
 pub(crate) fn parse_trust_domain(s: &str) -> Result<TrustDomain, String> {
+    if s.starts_with("spiffe://") {
+        return Err(format!(
+            "{s:?} is a SPIFFE ID: give the bare trust domain name, such as example.org"
+        ));
+    }
     TrustDomain::new(s).map_err(|e| e.to_string())
+}
+
+/// Parses `--bind`: an IP literal and a port.
+fn parse_bind(s: &str) -> Result<SocketAddr, String> {
+    s.parse().map_err(|_| {
+        format!("{s:?} is not an address to listen on: use IP:PORT, such as 127.0.0.1:8081")
+    })
 }
 
 impl ServerArgs {

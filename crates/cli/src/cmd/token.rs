@@ -1,5 +1,6 @@
 //! `lanyard server token generate`.
 
+use crate::output::out;
 use std::time::Duration;
 
 use lanyard_proto::spire::api::server::agent::v1::{
@@ -35,7 +36,10 @@ impl TokenCommand {
         let TokenCommand::Generate(args) = self;
         let ttl = match args.ttl {
             Some(ttl) if ttl.as_secs() == 0 => {
-                anyhow::bail!("--ttl {ttl:?}: a join token must live at least 1s")
+                anyhow::bail!(
+                    "--ttl {}s: a join token must live at least 1s",
+                    ttl.as_secs()
+                )
             }
             Some(ttl) => {
                 crate::duration::to_i32_seconds("--ttl", ttl).map_err(anyhow::Error::msg)?
@@ -52,7 +56,7 @@ impl TokenCommand {
             .await
             .map_err(|s| admin::rpc_error("cannot create a join token", s))?
             .into_inner();
-        println!("Token: {}", token.value);
+        out!("Token: {}", token.value);
         Ok(())
     }
 }

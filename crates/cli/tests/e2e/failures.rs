@@ -253,3 +253,113 @@ fn malformed_entry_input_names_the_value_and_rule() {
         shown.stderr
     );
 }
+
+#[test]
+fn reserved_ids_are_never_issued_to_workloads() {
+    let l = lanyard();
+    let server = l.start_server(Default::default());
+    let socket = server.socket_str();
+    for id in [
+        "spiffe://example.org/spire/server",
+        "spiffe://example.org/spire/agent/x",
+    ] {
+        let out = l.cli(&[
+            "server",
+            "entry",
+            "create",
+            "--socket",
+            &socket,
+            "--spiffe-id",
+            id,
+            "--parent-id",
+            "spiffe://example.org/node",
+            "--selector",
+            "unix:uid:1",
+        ]);
+        assert!(!out.success, "{id} was accepted");
+        assert!(
+            out.stderr.contains("reserved /spire namespace"),
+            "{}",
+            out.stderr
+        );
+    }
+    let out = l.cli(&[
+        "server",
+        "token",
+        "generate",
+        "--socket",
+        &socket,
+        "--spiffe-id",
+        "spiffe://example.org/spire/server",
+    ]);
+    assert!(
+        !out.success && out.stderr.contains("reserved /spire namespace"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn server_refuses_to_replace_its_ca_when_the_datastore_is_gone() {
+    let l = lanyard();
+    let data_dir = l.path("server-data");
+    let server = l.start_server(lanyard_testkit::ServerOptions {
+        data_dir: Some(data_dir.clone()),
+        ..Default::default()
+    });
+    let keys_before = std::fs::read_dir(data_dir.join("keys")).unwrap().count();
+    server.kill();
+    for f in [
+        "datastore.sqlite3",
+        "datastore.sqlite3-wal",
+        "datastore.sqlite3-shm",
+    ] {
+        let _ = std::fs::remove_file(data_dir.join(f));
+    }
+    let out = l.cli(&[
+        "server",
+        "run",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--socket",
+        l.path("second.sock").to_str().unwrap(),
+        "--bind",
+        "127.0.0.1:0",
+    ]);
+    assert!(!out.success);
+    assert!(
+        out.stderr.contains("refusing to create a new CA"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read_dir(data_dir.join("keys")).unwrap().count(),
+        keys_before
+    );
+}
+
+#[test]
+fn two_servers_cannot_share_a_data_directory() {
+    let l = lanyard();
+    let data_dir = l.path("shared-data");
+    let _first = l.start_server(lanyard_testkit::ServerOptions {
+        data_dir: Some(data_dir.clone()),
+        ..Default::default()
+    });
+    let out = l.cli(&[
+        "server",
+        "run",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--socket",
+        l.path("other.sock").to_str().unwrap(),
+        "--bind",
+        "127.0.0.1:0",
+    ]);
+    assert!(!out.success);
+    assert!(
+        out.stderr.contains("in use by another lanyard server"),
+        "{}",
+        out.stderr
+    );
+}

@@ -116,6 +116,13 @@ impl SqliteDatastore {
     /// Closes every connection after in-flight operations finish. Operations started afterwards
     /// fail. Closing a file database lets SQLite checkpoint its write-ahead log.
     pub async fn close(&self) {
+        // Folding the WAL into the main file before the last connection closes keeps the
+        // database file complete on its own (backups that copy only it lose nothing).
+        if let Ok(mut conn) = self.pool.acquire().await {
+            let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&mut *conn)
+                .await;
+        }
         self.pool.close().await;
     }
 
@@ -150,6 +157,10 @@ fn unix_now() -> i64 {
 
 #[async_trait]
 impl Datastore for SqliteDatastore {
+    async fn close(&self) {
+        SqliteDatastore::close(self).await;
+    }
+
     async fn create_entry(&self, e: NewEntry) -> Result<Entry, DatastoreError> {
         let mut tx = self.write_tx().await?;
         let entry = entries::create(&mut tx, e, unix_now()).await?;

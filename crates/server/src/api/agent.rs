@@ -222,6 +222,7 @@ impl Api {
                 self.state.trust_domain
             )));
         }
+        convert::check_issuable("agent_id", &alias).map_err(Status::invalid_argument)?;
         let selector = Selector::new("spiffe_id", agent_id.as_str())
             .map_err(|e| Status::internal(format!("alias selector: {e}")))?;
         Ok(NewEntry {
