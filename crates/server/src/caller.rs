@@ -79,15 +79,10 @@ async fn authorize_agent(
     id: &SpiffeId,
     serial: &str,
 ) -> Result<AttestedAgent, Status> {
-    let agent = state
-        .datastore
-        .get_agent(id)
-        .await
-        .map_err(|e| Status::internal(format!("datastore: {e}")))?
-        .ok_or_else(|| {
-            tracing::info!(agent.id = %id, "Denied: unknown agent");
-            Status::permission_denied(format!("agent {id} is not attested"))
-        })?;
+    let agent = state.agent(id).ok_or_else(|| {
+        tracing::info!(agent.id = %id, "Denied: unknown agent");
+        Status::permission_denied(format!("agent {id} is not attested"))
+    })?;
     if agent.banned {
         tracing::info!(agent.id = %id, "Denied: banned agent");
         return Err(Status::permission_denied(format!("agent {id} is banned")));
@@ -103,12 +98,15 @@ async fn authorize_agent(
             .promote_agent_serial(id, serial)
             .await
             .map_err(|e| Status::internal(format!("datastore: {e}")))?;
-        return state
-            .datastore
-            .get_agent(id)
-            .await
-            .map_err(|e| Status::internal(format!("datastore: {e}")))?
-            .ok_or_else(|| Status::permission_denied(format!("agent {id} was evicted")));
+        let promoted = AttestedAgent {
+            serial: serial.to_string(),
+            expires_at: agent.new_expires_at,
+            new_serial: None,
+            new_expires_at: 0,
+            ..agent
+        };
+        state.remember_agent(promoted.clone());
+        return Ok(promoted);
     }
     tracing::info!(agent.id = %id, serial, "Denied: stale agent certificate");
     Err(Status::permission_denied(format!(

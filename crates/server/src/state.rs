@@ -1,6 +1,7 @@
 //! What every request handler shares: the datastore, the CA, the current bundle and the
 //! server's own SVID.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -33,6 +34,11 @@ pub(crate) struct ServerState {
     // TODO: with several servers on one database (issue #7) writes made through another
     // server are not seen; the datastore's change feed will feed this index instead.
     pub(crate) entries: std::sync::RwLock<EntryIndex>,
+    /// Every attested agent, so that authorizing an agent RPC reads no database; updated
+    /// together with the datastore by the handlers that change agents.
+    //
+    // TODO: the same change feed as for entries (issue #7) must update it across servers.
+    agents: std::sync::RwLock<HashMap<SpiffeId, AttestedAgent>>,
 }
 
 impl ServerState {
@@ -74,7 +80,14 @@ impl ServerState {
         )?);
 
         let entries = std::sync::RwLock::new(EntryIndex::new(datastore.all_entries().await?));
+        let agents = datastore
+            .list_agents()
+            .await?
+            .into_iter()
+            .map(|a| (a.id.clone(), a))
+            .collect();
         let state = Self {
+            agents: std::sync::RwLock::new(agents),
             _lock: lock,
             entries,
             trust_domain,
@@ -118,6 +131,23 @@ impl ServerState {
         for e in created {
             index.insert(e);
         }
+    }
+
+    /// The attested agent `id`, if any.
+    pub(crate) fn agent(&self, id: &SpiffeId) -> Option<AttestedAgent> {
+        self.agents
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(id)
+            .cloned()
+    }
+
+    /// Records an agent as the datastore now holds it.
+    pub(crate) fn remember_agent(&self, agent: AttestedAgent) {
+        self.agents
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(agent.id.clone(), agent);
     }
 
     /// The entries `agent` may hold SVIDs for.

@@ -74,21 +74,23 @@ impl agent_server::Agent for Api {
             .ok_or_else(|| Status::internal("signed chain is empty"))?;
         let serial = lanyard_spiffe::x509::serial_of(&leaf)
             .map_err(|e| Status::internal(format!("signed certificate: {e}")))?;
+        let agent = AttestedAgent {
+            id: agent_id.clone(),
+            attestation_type: JOIN_TOKEN.to_string(),
+            serial,
+            expires_at: svid.expires_at,
+            new_serial: None,
+            new_expires_at: 0,
+            banned: false,
+            can_reattest: false,
+            selectors: Vec::new(),
+        };
         self.state
             .datastore
-            .create_agent(&AttestedAgent {
-                id: agent_id.clone(),
-                attestation_type: JOIN_TOKEN.to_string(),
-                serial,
-                expires_at: svid.expires_at,
-                new_serial: None,
-                new_expires_at: 0,
-                banned: false,
-                can_reattest: false,
-                selectors: Vec::new(),
-            })
+            .create_agent(&agent)
             .await
             .map_err(datastore_status)?;
+        self.state.remember_agent(agent);
         tracing::info!(agent.id = %agent_id, attestor = JOIN_TOKEN, "Agent attested");
 
         let response = AttestAgentResponse {
@@ -132,6 +134,11 @@ impl agent_server::Agent for Api {
             .set_agent_new_serial(&agent.id, &serial, svid.expires_at)
             .await
             .map_err(datastore_status)?;
+        self.state.remember_agent(AttestedAgent {
+            new_serial: Some(serial.clone()),
+            new_expires_at: svid.expires_at,
+            ..agent.clone()
+        });
         tracing::debug!(agent.id = %agent.id, serial, "Agent SVID renewed");
         Ok(Response::new(RenewAgentResponse { svid: Some(svid) }))
     }
