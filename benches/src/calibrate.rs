@@ -61,7 +61,8 @@ fn ecdsa() -> (f64, f64) {
     let Ok(signature) = key.sign(&rng, &message) else {
         return (sign, f64::NAN);
     };
-    let public = UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, key.public_key().as_ref().to_vec());
+    let public =
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, key.public_key().as_ref().to_vec());
     let verify = rate(Duration::from_secs(1), || {
         let _ = public.verify(&message, signature.as_ref());
     });

@@ -30,11 +30,11 @@ use tokio::net::TcpSocket;
 use tokio_rustls::TlsConnector;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::Plan;
 use crate::calibrate::Floors;
 use crate::procs::{Env, TD, entry};
 use crate::progress::Progress;
 use crate::report::Row;
-use crate::Plan;
 
 /// How many agents attest at the same time.
 const ATTEST_CONCURRENCY: usize = 32;
@@ -82,7 +82,11 @@ pub(crate) async fn issuance(env: &Env, plan: &Plan, floors: &Floors) -> anyhow:
     let mut entries = Vec::with_capacity(BATCH);
     for (i, agent) in agents.iter().enumerate() {
         for j in 0..plan.entries_per_agent {
-            entries.push(entry(&format!("/fleet/{i}/{j}"), &agent.path, 100_000 + j as u32));
+            entries.push(entry(
+                &format!("/fleet/{i}/{j}"),
+                &agent.path,
+                100_000 + j as u32,
+            ));
             if entries.len() == BATCH {
                 env.create_entries(std::mem::take(&mut entries)).await?;
                 progress.update(i * plan.entries_per_agent + j + 1);
@@ -173,7 +177,12 @@ async fn issue_all(
                 .iter()
                 .filter(|r| r.status.as_ref().is_some_and(|s| s.code == 0))
                 .count();
-            anyhow::ensure!(ok == chunk.len(), "{} of {} CSRs refused", chunk.len() - ok, chunk.len());
+            anyhow::ensure!(
+                ok == chunk.len(),
+                "{} of {} CSRs refused",
+                chunk.len() - ok,
+                chunk.len()
+            );
             issued.fetch_add(ok, Ordering::Relaxed);
         }
     }
@@ -200,7 +209,10 @@ async fn attest(
     let token = env.token().await?;
     let key = lanyard_ca::generate_key_pair(lanyard_ca::KeyType::EcP256)?;
     let csr = lanyard_ca::make_csr(&key, None)?;
-    let verifier = Arc::new(SpiffeServerVerifier::new(bundle.clone(), Authorizer::Exact(server_id.clone())));
+    let verifier = Arc::new(SpiffeServerVerifier::new(
+        bundle.clone(),
+        Authorizer::Exact(server_id.clone()),
+    ));
     let mut anonymous = ClientConfig::builder_with_provider(crypto_provider())
         .with_safe_default_protocol_versions()?
         .dangerous()
@@ -211,10 +223,15 @@ async fn attest(
     let channel = connect(server, source, anonymous).await?;
 
     let request = AttestAgentRequest {
-        step: Some(attest_agent_request::Step::Params(attest_agent_request::Params {
-            data: Some(types::AttestationData { r#type: "join_token".into(), payload: token.into_bytes() }),
-            params: Some(AgentX509svidParams { csr }),
-        })),
+        step: Some(attest_agent_request::Step::Params(
+            attest_agent_request::Params {
+                data: Some(types::AttestationData {
+                    r#type: "join_token".into(),
+                    payload: token.into_bytes(),
+                }),
+                params: Some(AgentX509svidParams { csr }),
+            },
+        )),
     };
     let mut responses = AgentClient::new(channel)
         .attest_agent(futures::stream::iter([request]))
@@ -266,4 +283,3 @@ fn raise_fd_limit() {
         let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
     }
 }
-

@@ -45,6 +45,9 @@ struct Args {
     /// Entries per simulated agent (overrides the size's default).
     #[arg(long)]
     entries_per_agent: Option<usize>,
+    /// Open Workload API streams (overrides the size's default).
+    #[arg(long)]
+    streams: Option<usize>,
     /// Where to write the JSON results (default: target/bench/<size>.json).
     #[arg(long)]
     json: Option<PathBuf>,
@@ -60,6 +63,7 @@ pub(crate) struct Plan {
     pub(crate) fetches: usize,
     pub(crate) propagations: usize,
     pub(crate) cached_svids: usize,
+    pub(crate) streams: usize,
 }
 
 impl Plan {
@@ -73,6 +77,7 @@ impl Plan {
                 fetches: 2_000,
                 propagations: 5,
                 cached_svids: 1_000,
+                streams: 100,
             },
             Size::Full => Plan {
                 size: Size::Full,
@@ -82,6 +87,7 @@ impl Plan {
                 fetches: 20_000,
                 propagations: 20,
                 cached_svids: 10_000,
+                streams: 10_000,
             },
         };
         if let Some(n) = args.agents {
@@ -89,6 +95,9 @@ impl Plan {
         }
         if let Some(n) = args.entries_per_agent {
             plan.entries_per_agent = n;
+        }
+        if let Some(n) = args.streams {
+            plan.streams = n;
         }
         plan
     }
@@ -110,7 +119,9 @@ fn main() -> anyhow::Result<()> {
         "{} does not exist: build it first with `cargo build --release --bins`",
         lanyard.display()
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
 
     let floors = calibrate::run();
     let mut rows = Vec::new();

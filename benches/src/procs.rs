@@ -7,9 +7,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hyper_util::rt::TokioIo;
-use lanyard_proto::spire::api::server::agent::v1::{CreateJoinTokenRequest, agent_client::AgentClient};
-use lanyard_proto::spire::api::server::bundle::v1::{GetBundleRequest, bundle_client::BundleClient};
-use lanyard_proto::spire::api::server::entry::v1::{BatchCreateEntryRequest, entry_client::EntryClient};
+use lanyard_proto::spire::api::server::agent::v1::{
+    CreateJoinTokenRequest, agent_client::AgentClient,
+};
+use lanyard_proto::spire::api::server::bundle::v1::{
+    GetBundleRequest, bundle_client::BundleClient,
+};
+use lanyard_proto::spire::api::server::entry::v1::{
+    BatchCreateEntryRequest, entry_client::EntryClient,
+};
 use lanyard_proto::spire::api::types;
 use lanyard_spiffe::{TrustDomain, X509Bundle};
 use rustls_pki_types::CertificateDer;
@@ -32,10 +38,21 @@ pub(crate) struct Env {
 impl Env {
     /// Starts `lanyard server run` with SPIRE's default lifetimes on an ephemeral port.
     pub(crate) async fn start(lanyard: &Path) -> anyhow::Result<Self> {
-        let dir = tempfile::Builder::new().prefix("lanyard-bench-").tempdir_in("/tmp")?;
+        let dir = tempfile::Builder::new()
+            .prefix("lanyard-bench-")
+            .tempdir_in("/tmp")?;
         let socket = dir.path().join("server.sock");
         let mut server = Command::new(lanyard)
-            .args(["server", "run", "--bind", "127.0.0.1:0", "--log-format", "json", "--log-level", "warn"])
+            .args([
+                "server",
+                "run",
+                "--bind",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+                "--log-level",
+                "warn",
+            ])
             .arg("--data-dir")
             .arg(dir.path().join("server"))
             .arg("--socket")
@@ -55,11 +72,23 @@ impl Env {
                 }
             }
         });
-        let line = rx.recv_timeout(Duration::from_secs(60)).context("the server did not start")?;
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .context("the server did not start")?;
         let v: serde_json::Value = serde_json::from_str(&line)?;
-        let addr = v["fields"]["agent_api"].as_str().context("no agent_api in the start line")?.to_string();
+        let addr = v["fields"]["agent_api"]
+            .as_str()
+            .context("no agent_api in the start line")?
+            .to_string();
         let admin = unix_channel(&socket).await?;
-        Ok(Self { dir, lanyard: lanyard.to_path_buf(), server, addr, admin, agents: Vec::new() })
+        Ok(Self {
+            dir,
+            lanyard: lanyard.to_path_buf(),
+            server,
+            addr,
+            admin,
+            agents: Vec::new(),
+        })
     }
 
     /// A fresh join token.
@@ -80,7 +109,11 @@ impl Env {
         let td = TrustDomain::new(TD)?;
         Ok(X509Bundle::new(
             td,
-            bundle.x509_authorities.into_iter().map(|a| CertificateDer::from(a.asn1)).collect(),
+            bundle
+                .x509_authorities
+                .into_iter()
+                .map(|a| CertificateDer::from(a.asn1))
+                .collect(),
         ))
     }
 
@@ -89,7 +122,10 @@ impl Env {
         let mut client = EntryClient::new(self.admin.clone());
         for chunk in entries.chunks(500) {
             let results = client
-                .batch_create_entry(BatchCreateEntryRequest { entries: chunk.to_vec(), output_mask: None })
+                .batch_create_entry(BatchCreateEntryRequest {
+                    entries: chunk.to_vec(),
+                    output_mask: None,
+                })
                 .await?
                 .into_inner()
                 .results;
@@ -112,7 +148,16 @@ impl Env {
         std::fs::write(&bundle_path, bundle.to_pem())?;
         let socket = self.dir.path().join(format!("{name}.sock"));
         let child = Command::new(&self.lanyard)
-            .args(["agent", "run", "--log-level", "warn", "--server-address", &self.addr, "--join-token", token])
+            .args([
+                "agent",
+                "run",
+                "--log-level",
+                "warn",
+                "--server-address",
+                &self.addr,
+                "--join-token",
+                token,
+            ])
             .arg("--trust-bundle")
             .arg(&bundle_path)
             .arg("--data-dir")
@@ -158,7 +203,11 @@ async fn unix_channel(path: &Path) -> anyhow::Result<Channel> {
     Ok(Endpoint::from_static("http://lanyard-admin")
         .connect_with_connector(tower::service_fn(move |_| {
             let path = path.clone();
-            async move { tokio::net::UnixStream::connect(path).await.map(TokioIo::new) }
+            async move {
+                tokio::net::UnixStream::connect(path)
+                    .await
+                    .map(TokioIo::new)
+            }
         }))
         .await?)
 }
@@ -166,9 +215,18 @@ async fn unix_channel(path: &Path) -> anyhow::Result<Channel> {
 /// An entry for `spiffe://example.org/<path>` under `parent` with one `unix:uid:` selector.
 pub(crate) fn entry(path: &str, parent: &str, uid: u32) -> types::Entry {
     types::Entry {
-        spiffe_id: Some(types::Spiffeid { trust_domain: TD.into(), path: path.into() }),
-        parent_id: Some(types::Spiffeid { trust_domain: TD.into(), path: parent.into() }),
-        selectors: vec![types::Selector { r#type: "unix".into(), value: format!("uid:{uid}") }],
+        spiffe_id: Some(types::Spiffeid {
+            trust_domain: TD.into(),
+            path: path.into(),
+        }),
+        parent_id: Some(types::Spiffeid {
+            trust_domain: TD.into(),
+            path: parent.into(),
+        }),
+        selectors: vec![types::Selector {
+            r#type: "unix".into(),
+            value: format!("uid:{uid}"),
+        }],
         ..Default::default()
     }
 }

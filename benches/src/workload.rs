@@ -18,14 +18,21 @@ pub(crate) async fn run(env: &mut Env, plan: &Plan, floors: &Floors) -> anyhow::
     let uid = nix::unistd::getuid().as_raw();
     let token = env.token().await?;
     let agent_path = format!("/spire/agent/join_token/{token}");
-    env.create_entries(vec![entry("/bench/workload", &agent_path, uid)]).await?;
+    env.create_entries(vec![entry("/bench/workload", &agent_path, uid)])
+        .await?;
     let (socket, pid) = env.start_agent(&token, "workload-agent").await?;
     let addr = EndpointAddr::Unix(socket.clone());
-    wait_for_identity(&addr, "spiffe://example.org/bench/workload", Duration::from_secs(60)).await?;
+    wait_for_identity(
+        &addr,
+        "spiffe://example.org/bench/workload",
+        Duration::from_secs(60),
+    )
+    .await?;
 
     let mut rows = vec![first_fetch(&addr, plan, floors).await?];
     rows.push(propagation(env, &addr, &agent_path, uid, plan, floors).await?);
     rows.push(agent_rss(env, &addr, &agent_path, uid, pid, plan).await?);
+    rows.extend(streams(env, &addr, &agent_path, uid, pid, plan, floors).await?);
     Ok(rows)
 }
 
@@ -90,7 +97,12 @@ async fn propagation(
     for i in 0..plan.propagations {
         let id = format!("spiffe://example.org/bench/propagated/{i}");
         let t = Instant::now();
-        env.create_entries(vec![entry(&format!("/bench/propagated/{i}"), agent_path, uid)]).await?;
+        env.create_entries(vec![entry(
+            &format!("/bench/propagated/{i}"),
+            agent_path,
+            uid,
+        )])
+        .await?;
         loop {
             let ctx = tokio::time::timeout(Duration::from_secs(60), stream.next())
                 .await?
@@ -130,7 +142,13 @@ async fn agent_rss(
     let before = rss_bytes(pid)?;
     let mut progress = Progress::new("RSS registering entries for the agent", plan.cached_svids);
     let entries: Vec<_> = (0..plan.cached_svids)
-        .map(|j| entry(&format!("/bench/cached/{j}"), agent_path, 200_000 + j as u32))
+        .map(|j| {
+            entry(
+                &format!("/bench/cached/{j}"),
+                agent_path,
+                200_000 + j as u32,
+            )
+        })
         .collect();
     for (n, chunk) in entries.chunks(500).enumerate() {
         env.create_entries(chunk.to_vec()).await?;
@@ -139,8 +157,14 @@ async fn agent_rss(
     progress.finish();
     // A marker entry for this process, created last: once it arrives, the agent has synced
     // (and signed SVIDs for) everything created before it.
-    env.create_entries(vec![entry("/bench/marker", agent_path, uid)]).await?;
-    wait_for_identity(addr, "spiffe://example.org/bench/marker", Duration::from_secs(600)).await?;
+    env.create_entries(vec![entry("/bench/marker", agent_path, uid)])
+        .await?;
+    wait_for_identity(
+        addr,
+        "spiffe://example.org/bench/marker",
+        Duration::from_secs(600),
+    )
+    .await?;
     let after = rss_bytes(pid)?;
     let svid_payload = 522.0 + 138.0;
     let per_svid = after.saturating_sub(before) as f64 / plan.cached_svids as f64;
@@ -161,3 +185,82 @@ async fn agent_rss(
     })
 }
 
+/// S12: many open FetchX509SVID streams on one agent: memory per stream, and how long one
+/// change takes to reach all of them once the agent has it.
+async fn streams(
+    env: &Env,
+    addr: &EndpointAddr,
+    agent_path: &str,
+    uid: u32,
+    pid: u32,
+    plan: &Plan,
+    floors: &Floors,
+) -> anyhow::Result<Vec<Row>> {
+    let before = rss_bytes(pid)?;
+    let mut progress = Progress::new("S12 opening Workload API streams", plan.streams);
+    let mut open = Vec::with_capacity(plan.streams);
+    for i in 0..plan.streams {
+        let mut client = WorkloadClient::connect(addr).await?;
+        let mut stream = client.watch_x509_context().await?;
+        stream.next().await.transpose()?;
+        open.push((client, stream));
+        progress.update(i + 1);
+    }
+    progress.finish();
+    let after = rss_bytes(pid)?;
+    let per_stream = after.saturating_sub(before) as f64 / plan.streams as f64;
+
+    let id = "spiffe://example.org/bench/fanout";
+    env.create_entries(vec![entry("/bench/fanout", agent_path, uid)])
+        .await?;
+    let progress = Progress::new("S12 change reaching every stream", plan.streams);
+    let arrivals = futures::future::join_all(open.iter_mut().map(|(_, stream)| async move {
+        loop {
+            match stream.next().await {
+                Some(Ok(ctx)) if ctx.svids.iter().any(|s| s.spiffe_id().as_str() == id) => {
+                    return Ok(Instant::now());
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(anyhow::anyhow!("stream failed: {e}")),
+                None => return Err(anyhow::anyhow!("stream ended")),
+            }
+        }
+    }));
+    let arrivals = tokio::time::timeout(Duration::from_secs(120), arrivals).await?;
+    progress.finish();
+    let arrivals: Vec<Instant> = arrivals.into_iter().collect::<anyhow::Result<_>>()?;
+    let first = arrivals.iter().min().copied().unwrap_or_else(Instant::now);
+    let last = arrivals.iter().max().copied().unwrap_or(first);
+    let fan_out_ms = last.duration_since(first).as_secs_f64() * 1e3;
+    let payload = 4096.0;
+    Ok(vec![
+        Row {
+            id: "S12",
+            name: format!(
+                "agent RSS per open FetchX509SVID stream ({} streams)",
+                plan.streams
+            ),
+            measured: per_stream,
+            unit: "B/stream",
+            floor: payload,
+            floor_what: "one ~4 KB message buffered per stream",
+            ratio: per_stream / payload,
+            target: "<= 10 KB per stream",
+            spire: "450 SDS streams ~3.5 GB (leak, #5348)",
+        },
+        Row {
+            id: "S12",
+            name: format!(
+                "one change fanned out to {} open streams (first to last)",
+                plan.streams
+            ),
+            measured: fan_out_ms,
+            unit: "ms",
+            floor: floors.socketpair_rtt_us * plan.streams as f64 / 1e3,
+            floor_what: "one socketpair round trip per stream",
+            ratio: fan_out_ms / (floors.socketpair_rtt_us * plan.streams as f64 / 1e3),
+            target: "< 1 s to 10k streams",
+            spire: "not published",
+        },
+    ])
+}
