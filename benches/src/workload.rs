@@ -39,12 +39,11 @@ pub(crate) async fn run(env: &mut Env, plan: &Plan, floors: &Floors) -> anyhow::
 async fn wait_for_identity(addr: &EndpointAddr, id: &str, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Ok(mut c) = WorkloadClient::connect(addr).await {
-            if let Ok(ctx) = c.fetch_x509_context().await {
-                if ctx.svids.iter().any(|s| s.spiffe_id().as_str() == id) {
-                    return Ok(());
-                }
-            }
+        if let Ok(mut c) = WorkloadClient::connect(addr).await
+            && let Ok(ctx) = c.fetch_x509_context().await
+            && ctx.svids.iter().any(|s| s.spiffe_id().as_str() == id)
+        {
+            return Ok(());
         }
         anyhow::ensure!(Instant::now() < deadline, "{id} never reached the workload");
         tokio::time::sleep(Duration::from_millis(20)).await;

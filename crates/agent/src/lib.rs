@@ -1,13 +1,5 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
-#![cfg_attr(
-    test,
-    expect(
-        clippy::unwrap_used,
-        clippy::panic,
-        reason = "tests assert by panicking"
-    )
-)]
 //! The Lanyard agent: the per-node daemon that gives local workloads their SPIFFE identities.
 //!
 //! [`run`] attests the node to a server once (join token) and keeps the resulting agent

@@ -1,13 +1,5 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
-#![cfg_attr(
-    test,
-    expect(
-        clippy::unwrap_used,
-        clippy::panic,
-        reason = "tests assert by panicking"
-    )
-)]
 //! Lanyard's certificate authority: key types and key managers, PKCS#10 requests, a self-signed
 //! X.509 CA that mints X509-SVIDs, and the CA manager that rotates authorities on SPIRE's
 //! prepared / active / old schedule and persists them through a journal.

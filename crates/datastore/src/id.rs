@@ -120,7 +120,6 @@ impl<'de> serde::Deserialize<'de> for EntryId {
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::*;
 

@@ -39,12 +39,12 @@ impl EntryIndex {
 
     /// Forgets one entry, if present.
     pub(crate) fn remove(&mut self, id: &str) {
-        if let Some(old) = self.entries.remove(id) {
-            if let Some(siblings) = self.by_parent.get_mut(&old.parent_id) {
-                siblings.remove(id);
-                if siblings.is_empty() {
-                    self.by_parent.remove(&old.parent_id);
-                }
+        if let Some(old) = self.entries.remove(id)
+            && let Some(siblings) = self.by_parent.get_mut(&old.parent_id)
+        {
+            siblings.remove(id);
+            if siblings.is_empty() {
+                self.by_parent.remove(&old.parent_id);
             }
         }
     }

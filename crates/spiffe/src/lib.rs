@@ -1,13 +1,5 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
-#![cfg_attr(
-    test,
-    expect(
-        clippy::unwrap_used,
-        clippy::panic,
-        reason = "tests fail loudly on broken fixtures"
-    )
-)]
 //! The SPIFFE standards for Lanyard: SPIFFE IDs and trust domains (SPIFFE-ID §2), SPIRE-style
 //! selectors, X509-SVIDs and X.509 bundles (X509-SVID §4-5), and rustls verifiers that
 //! authenticate peers by X509-SVID and authorize them by SPIFFE ID.

@@ -203,7 +203,6 @@ fn split_host_port(authority: &str) -> Result<(IpAddr, Option<&str>), String> {
 
 #[cfg(test)]
 mod tests {
-    #![expect(clippy::unwrap_used, reason = "tests")]
 
     use super::*;
 

@@ -97,7 +97,6 @@ pub trait IdentitySource: Send + Sync + 'static {
 
 #[cfg(test)]
 mod tests {
-    #![expect(clippy::unwrap_used, reason = "tests")]
 
     use super::*;
 

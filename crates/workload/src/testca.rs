@@ -1,7 +1,5 @@
 //! Test certificates: a CA per trust domain that signs real X509-SVIDs.
 
-#![expect(clippy::unwrap_used, reason = "test support")]
-
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 

@@ -7,8 +7,6 @@ mod entry;
 mod server;
 mod token;
 
-use std::future::Future;
-
 /// The top-level commands.
 #[derive(clap::Subcommand, Debug)]
 pub(crate) enum Command {
@@ -41,8 +39,8 @@ pub(crate) enum OutputFormat {
 }
 
 /// Completes on SIGINT or SIGTERM.
-pub(crate) fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
-    async {
+pub(crate) async fn shutdown_signal() {
+    {
         use tokio::signal::unix::{SignalKind, signal};
         match (
             signal(SignalKind::interrupt()),

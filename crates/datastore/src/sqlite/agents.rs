@@ -198,7 +198,6 @@ fn build(
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::super::test_support::{id, memory, sels};
     use super::*;

@@ -110,7 +110,6 @@ fn same_set(a: &[Vec<u8>], b: &[Vec<u8>]) -> bool {
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::super::test_support::memory;
     use super::*;

@@ -105,7 +105,6 @@ pub(super) fn selector_key(canonical: &[Selector]) -> String {
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::super::test_support::{entry, sels};
     use super::*;

@@ -160,7 +160,6 @@ async fn insert_children(conn: &mut SqliteConnection, entry: &Entry) -> Result<(
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use lanyard_spiffe::TrustDomain;
 

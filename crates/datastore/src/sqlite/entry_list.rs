@@ -136,7 +136,6 @@ fn push_selector_alternatives(query: &mut QueryBuilder<Sqlite>, given: &[Selecto
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::super::test_support::{entry, file, id, memory, sels};
     use super::*;

@@ -37,7 +37,6 @@ pub(super) async fn save(
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use lanyard_ca::JournalStore;
 

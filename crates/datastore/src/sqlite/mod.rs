@@ -15,7 +15,6 @@ mod journal;
 mod tokens;
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "test fixtures fail loudly")]
 mod test_support;
 
 use std::path::Path;
@@ -291,7 +290,6 @@ impl JournalStore for SqliteDatastore {
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use lanyard_ca::JournalStore;
 

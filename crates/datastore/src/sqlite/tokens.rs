@@ -99,7 +99,6 @@ fn token_hash(token: &str) -> Result<String, DatastoreError> {
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::super::test_support::{file, memory};
     use super::*;

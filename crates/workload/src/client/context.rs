@@ -83,8 +83,6 @@ pub(super) fn parse_context(message: X509svidResponse) -> Result<X509Context, Cl
 
 #[cfg(test)]
 mod tests {
-    #![expect(clippy::unwrap_used, reason = "tests")]
-
     use std::collections::HashMap;
 
     use lanyard_proto::workload::X509svid;

@@ -116,7 +116,6 @@ impl AsyncWrite for PeerConn {
 
 #[cfg(test)]
 mod tests {
-    #![expect(clippy::unwrap_used, reason = "tests")]
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

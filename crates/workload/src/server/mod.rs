@@ -265,7 +265,6 @@ fn bundles_response(s: BundlesSnapshot) -> Result<X509BundlesResponse, Status> {
 
 #[cfg(test)]
 mod tests {
-    #![expect(clippy::unwrap_used, reason = "tests")]
 
     use std::collections::BTreeMap;
 

@@ -131,7 +131,6 @@ async fn stopped(stopping: &mut Option<watch::Receiver<bool>>) {
 
 #[cfg(test)]
 mod tests {
-    #![expect(clippy::unwrap_used, reason = "tests")]
 
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU32, Ordering};
