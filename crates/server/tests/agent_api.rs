@@ -1,7 +1,11 @@
-#![expect(clippy::unwrap_used, clippy::panic, reason = "integration test helpers assert by panicking")]
-
 //! The agent API's authorization, from a client's side: only AttestAgent is open without a
 //! certificate, and every other RPC insists on the current SVID of a known agent.
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "integration test helpers assert by panicking"
+)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
