@@ -1,7 +1,7 @@
 //! Getting the agent its identity: reuse the stored SVID, or attest with a join token.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use lanyard_ca::{CaError, Clock};
@@ -16,7 +16,7 @@ use crate::config::{AgentConfig, ConfigError, ServerAddress, TrustBootstrap, rea
 use crate::retry::FailureLog;
 use crate::store::{AgentSvid, StateStore, StoreError, Stored};
 use crate::timeutil::rfc3339;
-use crate::tls::{AgentCert, ServerTrust, client_config};
+use crate::tls::{AgentCert, ServerTrust, TrustOrigin, client_config};
 
 /// First wait after a failed connection attempt; doubled up to [`MAX_RETRY`].
 const FIRST_RETRY: Duration = Duration::from_secs(1);
@@ -38,11 +38,16 @@ pub enum BootstrapError {
         /// What is wrong with the stored state ("no stored agent SVID in <dir>", ...).
         reason: String,
     },
-    /// The server refused the attestation; the message is the server's.
-    #[error("the server refused join token attestation: {}", .0.detail)]
+    /// The server refused the attestation; the message is the server's, with a hint when the
+    /// token itself was refused.
+    #[error("the server refused join token attestation: {}{}", .0.detail, token_hint(.0))]
     Refused(RpcError),
+    /// The server's certificate does not chain to the bootstrap bundle; the message names the
+    /// server, the bundle and the fix.
+    #[error("cannot attest: {}", .0.detail)]
+    ServerNotTrusted(RpcError),
     /// The server answered with something unusable.
-    #[error("attestation: {0}")]
+    #[error("the server's attestation result is unusable")]
     BadSvid(#[from] SvidCheckError),
     /// The bundle fetched after an insecure bootstrap is unusable.
     #[error("bundle from the server: {0}")]
@@ -57,10 +62,10 @@ pub enum BootstrapError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Making the key or CSR.
-    #[error("agent CSR: {0}")]
+    #[error("cannot make the agent CSR")]
     Csr(#[from] CaError),
     /// TLS setup.
-    #[error("TLS client: {0}")]
+    #[error("cannot set up TLS towards the server")]
     Tls(#[from] rustls::Error),
     /// A blocking task did not finish.
     #[error("agent key task failed: {0}")]
@@ -105,14 +110,19 @@ async fn attest(
 ) -> Result<Identity, BootstrapError> {
     let td = &config.trust_domain;
     let address = ServerAddress::parse(&config.server_address)?;
-    let trusted = match &config.trust_bundle {
+    let (trusted, origin) = match &config.trust_bundle {
         TrustBootstrap::Pem(path) => {
             let configured = read_pem_bundle(td, path)?;
-            Some(widen(configured, store.load_bundle(td)))
+            let stored = store.load_bundle(td);
+            let origin = TrustOrigin::File {
+                path: path.clone(),
+                stored_in: stored.as_ref().map(|_| store.dir().to_path_buf()),
+            };
+            (Some(widen(configured, stored)), origin)
         }
         TrustBootstrap::Insecure => {
             tracing::warn!("Insecure bootstrap: the server is not authenticated on first contact");
-            None
+            (None, TrustOrigin::Insecure)
         }
     };
 
@@ -127,7 +137,8 @@ async fn attest(
         Some(bundle) => ServerTrust::Bundle(Arc::new(ArcSwap::from_pointee(bundle.clone()))),
         None => ServerTrust::Insecure,
     };
-    let client = ServerClient::new(address, client_config(td, trust, Arc::clone(&cert))?);
+    let tls = client_config(td, trust, Arc::clone(&cert))?;
+    let client = ServerClient::new(address, tls, origin);
     let wire = attest_with_retry(&client, token, csr).await?;
 
     let bundle = match trusted {
@@ -171,7 +182,8 @@ async fn attest(
     })
 }
 
-/// AttestAgent, retried while the server is unreachable; a refusal ends the attempts.
+/// AttestAgent, retried while the server is unreachable; a refusal, or a server that does not
+/// match the bootstrap bundle, ends the attempts.
 async fn attest_with_retry(
     client: &ServerClient,
     token: &str,
@@ -185,6 +197,11 @@ async fn attest_with_retry(
                 failures.succeeded();
                 return Ok(svid);
             }
+            // Not retried: the same certificate checked against the same bundle fails the same
+            // way every time, so waiting would only hide the cause. The handshake fails before
+            // the RPC is sent, so the token is not spent and a restart with the right bundle
+            // or address can use it.
+            Err(e) if e.server_not_trusted() => return Err(BootstrapError::ServerNotTrusted(e)),
             Err(e) if e.is_transient() => {
                 failures.failed(&e);
                 tokio::time::sleep(wait).await;
@@ -253,13 +270,14 @@ fn wire_agent_id(wire: &types::X509svid) -> Result<lanyard_spiffe::SpiffeId, Svi
         .map_err(|e: X509Error| SvidCheckError::Malformed(e))
 }
 
-/// When the agent SVID expired without a successful renewal, say what to do.
-pub(crate) fn expiry_hint(not_after: SystemTime) -> String {
-    format!(
-        "the agent SVID expired at {}; if the server refuses it from now on, restart the agent \
-         with a new join token",
-        rfc3339(not_after)
-    )
+/// The fix for a refused token: the server says why (unknown, expired or already used), and
+/// every one of these needs a new token.
+fn token_hint(refusal: &RpcError) -> &'static str {
+    if refusal.code == tonic::Code::PermissionDenied || refusal.detail.contains("join token") {
+        "; generate a new one with `lanyard server token generate`"
+    } else {
+        ""
+    }
 }
 
 #[cfg(test)]
@@ -304,6 +322,64 @@ mod tests {
         let widened = widen(old.bundle(), Some(new.bundle()));
         assert_eq!(widened.authorities().len(), 2);
         assert_eq!(widen(old.bundle(), Some(old.bundle())), old.bundle());
+    }
+
+    #[tokio::test]
+    async fn first_attestation_stops_at_a_server_that_does_not_match_the_bundle() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ca = TestCa::new();
+        let stranger = TestCa::new();
+        let server = stranger.tls_server("/spire/server").await;
+        let bundle_path = tmp.path().join("bundle.pem");
+        std::fs::write(&bundle_path, ca.bundle().to_pem()).unwrap();
+        let data_dir = tmp.path().join("agent");
+        let mut config = AgentConfig::new(
+            ca.td.clone(),
+            data_dir.clone(),
+            server.to_string(),
+            TrustBootstrap::Pem(bundle_path.clone()),
+        );
+        config.join_token = Some("token".into());
+        let store = Arc::new(StateStore::open(&data_dir).unwrap());
+
+        // Bounded only so that a regression fails instead of retrying forever.
+        let attempt = bootstrap(&config, &store, &lanyard_ca::SystemClock);
+        let err = tokio::time::timeout(Duration::from_secs(30), attempt)
+            .await
+            .expect("a server that does not match the bundle must end the attempts")
+            .err()
+            .unwrap();
+        assert!(matches!(err, BootstrapError::ServerNotTrusted(_)), "{err}");
+        let text = err.to_string();
+        for part in [
+            format!("the server at {server}"),
+            format!("--trust-bundle file {}", bundle_path.display()),
+            "`lanyard server bundle show`".to_string(),
+        ] {
+            assert!(text.contains(&part), "{part:?} missing from {text}");
+        }
+    }
+
+    #[test]
+    fn refused_token_ends_with_how_to_get_a_new_one() {
+        for reason in [
+            "join token has already been used: tokens are single use",
+            "join token has expired",
+            "join token does not exist",
+        ] {
+            let status = tonic::Status::permission_denied(reason);
+            let err = BootstrapError::Refused(RpcError::from_status("Agent/AttestAgent", &status));
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "the server refused join token attestation: {reason}; generate a new one \
+                     with `lanyard server token generate`"
+                )
+            );
+        }
+        let status = tonic::Status::invalid_argument("the CSR is malformed");
+        let err = BootstrapError::Refused(RpcError::from_status("Agent/AttestAgent", &status));
+        assert!(!err.to_string().contains("token generate"), "{err}");
     }
 
     #[tokio::test]

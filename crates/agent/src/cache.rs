@@ -52,6 +52,17 @@ pub(crate) struct Snapshot {
     pub(crate) identities: Vec<Identity>,
 }
 
+impl Snapshot {
+    /// What workloads see before the agent has an identity: no entries, no bundle.
+    pub(crate) fn empty(trust_domain: TrustDomain) -> Self {
+        Self {
+            trust_domain,
+            bundle_der: Vec::new(),
+            identities: Vec::new(),
+        }
+    }
+}
+
 /// One entry in a snapshot.
 pub(crate) struct Identity {
     pub(crate) entry: WorkloadEntry,

@@ -15,8 +15,8 @@ pub enum SvidCheckError {
     #[error("the server returned an empty certificate chain")]
     EmptyChain,
     /// The leaf breaks the X509-SVID rules or does not carry the requested key.
-    #[error("the returned SVID is not a valid X509-SVID for the requested key: {0}")]
-    Malformed(X509Error),
+    #[error("the returned SVID is not a valid X509-SVID for the requested key")]
+    Malformed(#[source] X509Error),
     /// The certificate names another identity than asked for.
     #[error("the returned SVID is for {got}, expected {expected}")]
     WrongId {
@@ -26,7 +26,7 @@ pub enum SvidCheckError {
         expected: SpiffeId,
     },
     /// The chain does not lead to the trust bundle.
-    #[error("the returned SVID for {id} does not verify against the trust bundle: {source}")]
+    #[error("the returned SVID for {id} does not verify against the trust bundle")]
     Untrusted {
         /// The ID in the certificate.
         id: SpiffeId,

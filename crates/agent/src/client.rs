@@ -30,6 +30,8 @@ use tokio::net::TcpStream;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::config::ServerAddress;
+use crate::report::append_causes;
+use crate::tls::{TrustOrigin, does_not_chain};
 
 /// How long a TCP + TLS connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -49,14 +51,17 @@ pub struct RpcError {
     pub code: tonic::Code,
     /// The server's message, or what went wrong on the way.
     pub detail: String,
+    /// The TLS handshake failed because the server's certificate does not chain to the bundle.
+    pub(crate) server_not_trusted: bool,
 }
 
 impl RpcError {
-    fn from_status(rpc: &'static str, status: &tonic::Status) -> Self {
+    pub(crate) fn from_status(rpc: &'static str, status: &tonic::Status) -> Self {
         Self {
             rpc,
             code: status.code(),
             detail: describe(status),
+            server_not_trusted: false,
         }
     }
 
@@ -65,7 +70,14 @@ impl RpcError {
             rpc,
             code: tonic::Code::Internal,
             detail: detail.into(),
+            server_not_trusted: false,
         }
+    }
+
+    /// Whether the server's certificate does not chain to the agent's bundle. Waiting does not
+    /// change that: the bundle or the server address is wrong, or the server's CA changed.
+    pub(crate) fn server_not_trusted(&self) -> bool {
+        self.server_not_trusted
     }
 
     /// Whether trying again later may help (the server was unreachable or overloaded), as
@@ -90,34 +102,65 @@ fn describe(status: &tonic::Status) -> String {
     } else {
         status.message().to_string()
     };
-    let mut source = status.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
+    append_causes(&mut text, status.source());
     text
+}
+
+/// The TLS error in `status`'s causes, if it says that the server's certificate does not chain
+/// to the bundle. The connector reports it inside an `io::Error`, whose `source` skips it.
+fn chain_failure(status: &tonic::Status) -> Option<&rustls::Error> {
+    let mut next = status.source();
+    while let Some(cause) = next {
+        let tls = cause.downcast_ref::<rustls::Error>().or_else(|| {
+            cause
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref)
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(tls) = tls.filter(|e| does_not_chain(e)) {
+            return Some(tls);
+        }
+        next = cause.source();
+    }
+    None
 }
 
 /// The agent's client of the server API.
 pub(crate) struct ServerClient {
     address: ServerAddress,
     tls: Arc<ClientConfig>,
+    /// Where the bundle in `tls` comes from, for the error when the server does not match it.
+    origin: TrustOrigin,
     channel: Mutex<Channel>,
 }
 
 impl ServerClient {
-    /// A client that connects to `address` with `tls` on first use.
-    pub(crate) fn new(address: ServerAddress, tls: Arc<ClientConfig>) -> Self {
+    /// A client that connects to `address` with `tls` on first use; `origin` says where the
+    /// bundle `tls` checks the server against comes from.
+    pub(crate) fn new(address: ServerAddress, tls: Arc<ClientConfig>, origin: TrustOrigin) -> Self {
         let channel = Mutex::new(lazy_channel(&address, &tls));
         Self {
             address,
             tls,
+            origin,
             channel,
         }
+    }
+
+    /// The error of a failed `rpc`. When the server's certificate does not chain to the bundle,
+    /// the message names the server, the bundle and the fix instead of the bare TLS error.
+    fn error(&self, rpc: &'static str, status: &tonic::Status) -> RpcError {
+        let mut error = RpcError::from_status(rpc, status);
+        if let Some(tls) = chain_failure(status) {
+            error.detail = format!(
+                "the server at {} presented a certificate that does not chain to {} ({tls}); {}",
+                self.address.addr,
+                self.origin,
+                self.origin.remedy()
+            );
+            error.server_not_trusted = true;
+        }
+        error
     }
 
     /// Drops the current connection; the next RPC handshakes anew (with the current client
@@ -155,12 +198,12 @@ impl ServerClient {
         let mut responses = AgentClient::new(self.channel())
             .attest_agent(futures::stream::iter([request]))
             .await
-            .map_err(|s| RpcError::from_status(RPC, &s))?
+            .map_err(|s| self.error(RPC, &s))?
             .into_inner();
         let first = responses
             .message()
             .await
-            .map_err(|s| RpcError::from_status(RPC, &s))?
+            .map_err(|s| self.error(RPC, &s))?
             .ok_or_else(|| {
                 RpcError::protocol(RPC, "the server closed the stream without a result")
             })?;
@@ -187,7 +230,7 @@ impl ServerClient {
                 params: Some(AgentX509svidParams { csr }),
             })
             .await
-            .map_err(|s| RpcError::from_status(RPC, &s))?
+            .map_err(|s| self.error(RPC, &s))?
             .into_inner()
             .svid
             .ok_or_else(|| RpcError::protocol(RPC, "the response carries no SVID"))
@@ -199,7 +242,7 @@ impl ServerClient {
         Ok(EntryClient::new(self.channel())
             .get_authorized_entries(GetAuthorizedEntriesRequest { output_mask: None })
             .await
-            .map_err(|s| RpcError::from_status(RPC, &s))?
+            .map_err(|s| self.error(RPC, &s))?
             .into_inner()
             .entries)
     }
@@ -210,7 +253,7 @@ impl ServerClient {
         Ok(BundleClient::new(self.channel())
             .get_bundle(GetBundleRequest { output_mask: None })
             .await
-            .map_err(|s| RpcError::from_status(RPC, &s))?
+            .map_err(|s| self.error(RPC, &s))?
             .into_inner())
     }
 
@@ -224,7 +267,7 @@ impl ServerClient {
         let results = SvidClient::new(self.channel())
             .batch_new_x509svid(BatchNewX509svidRequest { params })
             .await
-            .map_err(|s| RpcError::from_status(RPC, &s))?
+            .map_err(|s| self.error(RPC, &s))?
             .into_inner()
             .results;
         if results.len() != asked {
@@ -266,6 +309,8 @@ fn lazy_channel(address: &ServerAddress, tls: &Arc<ClientConfig>) -> Channel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::TestCa;
+    use crate::tls::{AgentCert, ServerTrust, client_config};
 
     #[test]
     fn unavailable_is_transient_and_refusals_are_not() {
@@ -275,5 +320,73 @@ mod tests {
         let e = RpcError::from_status("Agent/AttestAgent", &s);
         assert!(!e.is_transient());
         assert_eq!(e.to_string(), "Agent/AttestAgent: join token has expired");
+    }
+
+    fn client_trusting(
+        ca: &TestCa,
+        server: std::net::SocketAddr,
+        origin: TrustOrigin,
+    ) -> ServerClient {
+        let bundle = Arc::new(arc_swap::ArcSwap::from_pointee(ca.bundle()));
+        let tls = client_config(
+            &ca.td,
+            ServerTrust::Bundle(bundle),
+            Arc::new(AgentCert::default()),
+        )
+        .unwrap();
+        let address = ServerAddress::parse(&server.to_string()).unwrap();
+        ServerClient::new(address, tls, origin)
+    }
+
+    #[tokio::test]
+    async fn server_from_another_ca_is_named_with_the_bundle_and_the_fix() {
+        let ca = TestCa::new();
+        let stranger = TestCa::new();
+        let server = stranger.tls_server("/spire/server").await;
+        let origin = TrustOrigin::File {
+            path: "/etc/lanyard/bundle.pem".into(),
+            stored_in: None,
+        };
+        let client = client_trusting(&ca, server, origin);
+
+        let err = client
+            .attest_join_token("token", Vec::new())
+            .await
+            .unwrap_err();
+        assert!(err.server_not_trusted(), "{err}");
+        let text = err.to_string();
+        for part in [
+            format!("the server at {server} presented a certificate that does not chain to"),
+            "the --trust-bundle file /etc/lanyard/bundle.pem".to_string(),
+            "invalid peer certificate".to_string(),
+            "`lanyard server bundle show`".to_string(),
+        ] {
+            assert!(text.contains(&part), "{part:?} missing from {text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn server_with_the_right_ca_but_another_id_is_not_a_bundle_problem() {
+        let ca = TestCa::new();
+        let server = ca.tls_server("/not/the/server").await;
+        let client = client_trusting(&ca, server, TrustOrigin::Stored("/var/lib/agent".into()));
+        let err = client.bundle().await.unwrap_err();
+        assert!(!err.server_not_trusted(), "{err}");
+        assert!(err.detail.contains("not authorized"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn unreachable_server_is_transient_and_not_a_bundle_problem() {
+        let ca = TestCa::new();
+        let closed = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap()
+        };
+        let client = client_trusting(&ca, closed, TrustOrigin::Stored("/var/lib/agent".into()));
+        let err = client.authorized_entries().await.unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        assert!(!err.server_not_trusted(), "{err}");
+        assert_eq!(err.detail.matches("(os error 111)").count(), 1, "{err}");
+        assert!(!err.detail.contains("transport error"), "{err}");
     }
 }

@@ -121,7 +121,7 @@ pub enum ConfigError {
     #[error("join token is empty: give the token printed by `lanyard server token generate`")]
     EmptyJoinToken,
     /// The bootstrap bundle file cannot be read.
-    #[error("trust bundle {path}: {source}", path = path.display())]
+    #[error("cannot read the trust bundle {path}", path = path.display())]
     TrustBundleRead {
         /// The file.
         path: PathBuf,
@@ -129,7 +129,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The bootstrap bundle file holds no usable certificates.
-    #[error("trust bundle {path}: {source}", path = path.display())]
+    #[error("the trust bundle {path} is not a usable PEM bundle", path = path.display())]
     TrustBundleParse {
         /// The file.
         path: PathBuf,
@@ -220,6 +220,30 @@ mod tests {
             let err = ServerAddress::parse(bad).unwrap_err().to_string();
             assert!(err.contains(&format!("{bad:?}")), "{err}");
         }
+    }
+
+    #[test]
+    fn unreadable_trust_bundle_names_the_file_once_and_keeps_the_cause_walkable() {
+        let td = TrustDomain::new("example.org").unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("missing.pem");
+        let err = read_pem_bundle(&td, &path).unwrap_err();
+        let chain = crate::report::ErrorChain(&err).to_string();
+        assert_eq!(
+            chain,
+            format!(
+                "cannot read the trust bundle {}: No such file or directory (os error 2)",
+                path.display()
+            )
+        );
+        assert!(
+            !err.to_string().contains("os error"),
+            "the cause is its source: {err}"
+        );
+
+        std::fs::write(&path, "not PEM").unwrap();
+        let err = read_pem_bundle(&td, &path).unwrap_err();
+        assert!(std::error::Error::source(&err).is_some());
     }
 
     #[test]

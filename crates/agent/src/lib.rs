@@ -21,6 +21,7 @@ mod client;
 mod config;
 mod entry;
 mod published;
+mod report;
 mod retry;
 mod schedule;
 mod source;
@@ -33,12 +34,12 @@ mod tls;
 mod test_support;
 
 use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use lanyard_ca::{Clock, SystemClock};
-use lanyard_workload::serve_unix;
-use lanyard_workload::server::ServeError;
+use lanyard_workload::server::{ServeError, WorkloadListener};
 use tokio_util::sync::CancellationToken;
 
 pub use bootstrap::BootstrapError;
@@ -47,14 +48,15 @@ pub use client::RpcError;
 pub use config::{AgentConfig, ConfigError, DEFAULT_SYNC_INTERVAL, TrustBootstrap};
 pub use store::StoreError;
 
-use crate::cache::Cache;
+use crate::cache::{Cache, Snapshot};
 use crate::client::ServerClient;
 use crate::config::ServerAddress;
 use crate::published::Published;
+use crate::report::ErrorChain;
 use crate::source::AgentSource;
 use crate::store::StateStore;
 use crate::sync::{SyncParts, Syncer};
-use crate::tls::{AgentCert, ServerTrust, client_config};
+use crate::tls::{AgentCert, ServerTrust, TrustOrigin, client_config};
 
 /// Why the agent stopped or could not start.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +71,7 @@ pub enum AgentError {
     #[error(transparent)]
     Bootstrap(#[from] BootstrapError),
     /// The agent SVID cannot be loaded into TLS.
-    #[error("TLS client: {0}")]
+    #[error("cannot use the agent SVID as TLS client certificate")]
     Tls(#[from] rustls::Error),
     /// The Workload API cannot be served.
     #[error(transparent)]
@@ -82,15 +84,17 @@ pub enum AgentError {
     },
 }
 
-/// Runs the agent until `shutdown` completes: bootstrap (restore or attest), then the sync
-/// loop and the Workload API on `config.socket_path`.
+/// Runs the agent until `shutdown` completes: the Workload API on `config.socket_path` (bound
+/// first, so a bad socket path fails before a join token is spent), bootstrap (restore or
+/// attest), then the sync loop.
 ///
 /// # Errors
 ///
 /// [`AgentError`] when the agent cannot get an identity (no token and no usable stored SVID,
-/// a refused token: the server's reason is in the message), when the data directory or the
-/// socket cannot be used, or when the configuration is invalid. Server outages after start
-/// are not errors: the agent keeps serving its cache and retries.
+/// a refused token: the server's reason is in the message; a server whose certificate does
+/// not chain to the bootstrap bundle), when the data directory or the socket cannot be used,
+/// or when the configuration is invalid. Server outages after start are not errors: the agent
+/// keeps serving its cache and retries.
 ///
 /// # Cancel safety
 ///
@@ -109,30 +113,50 @@ async fn run_with_clock(
     clock: Arc<dyn Clock>,
 ) -> Result<(), AgentError> {
     config.validate()?;
-    let mut shutdown = std::pin::pin!(shutdown);
     let store = Arc::new(StateStore::open(&config.data_dir)?);
-    let identity = tokio::select! {
-        r = bootstrap::bootstrap(&config, &store, &*clock) => r?,
+
+    // The socket comes before attestation, so that a socket path that cannot work fails before
+    // the join token is spent. Until the first sync, workloads are told they have no identity.
+    let listener = WorkloadListener::bind(&config.socket_path)?;
+    let published = Arc::new(Published::new(Snapshot::empty(config.trust_domain.clone())));
+    let source = Arc::new(AgentSource::new(Arc::clone(&published), Arc::clone(&clock)));
+    let cancel = CancellationToken::new();
+    let mut serving = pin!(listener.serve(source, cancel.clone().cancelled_owned()));
+    let mut shutdown = pin!(shutdown);
+
+    let started = tokio::select! {
+        r = start(&config, store, published, clock) => r,
+        r = &mut serving => return serve_ended(&config, r),
         () = &mut shutdown => {
             tracing::info!("Agent stopped before it had an identity");
-            return Ok(());
+            cancel.cancel();
+            return Ok(serving.await?);
+        }
+    };
+    let syncer = match started {
+        Ok(syncer) => syncer,
+        Err(e) => {
+            cancel.cancel();
+            if let Err(stop) = serving.await {
+                tracing::warn!(error = %ErrorChain(&stop), "The Workload API did not stop cleanly");
+            }
+            return Err(e);
         }
     };
 
-    let agent_id = identity.svid.svid.spiffe_id().clone();
-    let (syncer, published) = assemble(&config, identity, store, Arc::clone(&clock))?;
-
-    let cancel = CancellationToken::new();
     let sync_task = tokio::spawn(syncer.run(cancel.child_token()));
-    tracing::info!(
-        spiffe_id = %agent_id,
-        socket = %config.socket_path.display(),
-        server = %config.server_address,
-        "Agent started"
-    );
-    let served = serve(&config, published, clock, &cancel, shutdown).await;
-
+    let ended_early = tokio::select! {
+        r = &mut serving => Some(r),
+        () = &mut shutdown => None,
+    };
     cancel.cancel();
+    let served = match ended_early {
+        Some(r) => serve_ended(&config, r),
+        None => {
+            tracing::debug!("Shutting down");
+            serving.await.map_err(AgentError::from)
+        }
+    };
     if let Err(e) = sync_task.await {
         tracing::warn!(error = %e, "Sync task ended abnormally");
     }
@@ -140,13 +164,33 @@ async fn run_with_clock(
     served
 }
 
-/// Wires the sync loop to the agent's identity; returns it with the snapshots it publishes.
+/// Gets the agent its identity and wires the sync loop to it.
+async fn start(
+    config: &AgentConfig,
+    store: Arc<StateStore>,
+    published: Arc<Published>,
+    clock: Arc<dyn Clock>,
+) -> Result<Syncer, AgentError> {
+    let identity = bootstrap::bootstrap(config, &store, &*clock).await?;
+    let agent_id = identity.svid.svid.spiffe_id().clone();
+    let syncer = assemble(config, identity, store, published, clock)?;
+    tracing::info!(
+        spiffe_id = %agent_id,
+        socket = %config.socket_path.display(),
+        server = %config.server_address,
+        "Agent started"
+    );
+    Ok(syncer)
+}
+
+/// Wires the sync loop to the agent's identity; it publishes into `published`.
 fn assemble(
     config: &AgentConfig,
     identity: bootstrap::Identity,
     store: Arc<StateStore>,
+    published: Arc<Published>,
     clock: Arc<dyn Clock>,
-) -> Result<(Syncer, Arc<Published>), AgentError> {
+) -> Result<Syncer, AgentError> {
     let td = config.trust_domain.clone();
     let bundle = Arc::new(ArcSwap::from_pointee(identity.bundle.clone()));
     let cert = Arc::new(AgentCert::default());
@@ -156,10 +200,11 @@ fn assemble(
         ServerTrust::Bundle(Arc::clone(&bundle)),
         Arc::clone(&cert),
     )?;
-    let client = ServerClient::new(ServerAddress::parse(&config.server_address)?, tls);
+    let origin = TrustOrigin::Stored(store.dir().to_path_buf());
+    let client = ServerClient::new(ServerAddress::parse(&config.server_address)?, tls, origin);
     let cache = Cache::new(identity.bundle);
-    let published = Arc::new(Published::new(cache.snapshot()));
-    let syncer = Syncer::new(SyncParts {
+    published.publish(cache.snapshot());
+    Ok(Syncer::new(SyncParts {
         trust_domain: td,
         client,
         cert,
@@ -167,44 +212,98 @@ fn assemble(
         store,
         agent: identity.svid,
         cache,
-        published: Arc::clone(&published),
+        published,
         interval: config.sync_interval,
         key_type: config.workload_key_type,
         clock,
-    });
-    Ok((syncer, published))
+    }))
 }
 
-/// Serves the Workload API until `shutdown` completes (or the server fails), then cancels
-/// `cancel`.
-async fn serve(
-    config: &AgentConfig,
-    published: Arc<Published>,
-    clock: Arc<dyn Clock>,
-    cancel: &CancellationToken,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), AgentError> {
-    let source = Arc::new(AgentSource::new(published, clock));
-    let serving = serve_unix(
-        &config.socket_path,
-        source,
-        cancel.clone().cancelled_owned(),
-    );
-    let mut serving = std::pin::pin!(serving);
-    let mut shutdown = std::pin::pin!(shutdown);
-    let ended_early = tokio::select! {
-        r = &mut serving => Some(r),
-        () = &mut shutdown => None,
-    };
-    cancel.cancel();
-    match ended_early {
-        Some(Ok(())) => Err(AgentError::ServeStopped {
+/// The error for a Workload API server that stopped although nobody asked it to.
+fn serve_ended(config: &AgentConfig, served: Result<(), ServeError>) -> Result<(), AgentError> {
+    match served {
+        Ok(()) => Err(AgentError::ServeStopped {
             path: config.socket_path.clone(),
         }),
-        Some(Err(e)) => Err(e.into()),
-        None => {
-            tracing::debug!("Shutting down");
-            Ok(serving.await?)
-        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::ErrorKind;
+    use std::net::TcpListener;
+    use std::path::Path;
+
+    use lanyard_spiffe::TrustDomain;
+    use lanyard_workload::{ClientError, EndpointAddr, WorkloadClient};
+
+    use super::*;
+
+    /// A configuration with a join token, attesting to `server`, serving on `socket`.
+    fn config(dir: &Path, server: &TcpListener, socket: &Path) -> AgentConfig {
+        let mut config = AgentConfig::new(
+            TrustDomain::new("example.org").unwrap(),
+            dir.join("agent"),
+            server.local_addr().unwrap().to_string(),
+            TrustBootstrap::Insecure,
+        );
+        config.join_token = Some("token".into());
+        config.socket_path = socket.to_path_buf();
+        config
+    }
+
+    #[tokio::test]
+    async fn socket_path_in_the_way_fails_before_the_join_token_is_spent() {
+        let tmp = tempfile::tempdir().unwrap();
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        server.set_nonblocking(true).unwrap();
+        let in_the_way = tmp.path().join("api.sock");
+        std::fs::write(&in_the_way, b"not a socket").unwrap();
+
+        let err = run(
+            config(tmp.path(), &server, &in_the_way),
+            std::future::pending(),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, AgentError::Serve(_)), "{err}");
+        assert!(err.to_string().contains("not a socket"), "{err}");
+        let contacted = server.accept().map(drop);
+        assert_eq!(
+            contacted.unwrap_err().kind(),
+            ErrorKind::WouldBlock,
+            "the agent must not contact the server"
+        );
+    }
+
+    #[tokio::test]
+    async fn workload_api_answers_no_identity_while_the_agent_attests() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Accepts connections (in the backlog) but never answers: attestation stays pending.
+        let silent_server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let socket = tmp.path().join("api.sock");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let agent = run(config(tmp.path(), &silent_server, &socket), async {
+            let _ = stopped.await;
+        });
+
+        // `join!` polls the agent first, and the agent binds its socket on its first poll.
+        let workload = async {
+            let addr = EndpointAddr::Unix(socket.clone());
+            let mut client = WorkloadClient::connect(&addr).await.unwrap();
+            let answer = client.fetch_x509_context().await;
+            drop(client);
+            stop.send(()).unwrap();
+            answer
+        };
+        let (ran, answer) = tokio::join!(agent, workload);
+
+        let Err(ClientError::Status(status)) = answer else {
+            panic!("expected a refusal, got {answer:?}");
+        };
+        assert_eq!(status.code(), tonic::Code::PermissionDenied);
+        ran.unwrap();
+        assert!(!socket.exists(), "the socket is removed at shutdown");
     }
 }

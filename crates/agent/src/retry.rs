@@ -1,8 +1,10 @@
 //! Retrying in loops: backoff, and logging that does not flood (first failure at warn,
 //! repeats at debug with a count, recovery at info).
 
-use std::fmt::Display;
+use std::error::Error;
 use std::time::Duration;
+
+use crate::report::ErrorChain;
 
 /// Backoff after repeated failures is at most this many intervals.
 const MAX_BACKOFF_FACTOR: u32 = 8;
@@ -29,12 +31,13 @@ impl FailureLog {
         Self { what, count: 0 }
     }
 
-    pub(crate) fn failed(&mut self, error: &dyn Display) {
+    pub(crate) fn failed(&mut self, error: &(dyn Error + 'static)) {
         self.count += 1;
+        let error = ErrorChain(error);
         if self.count == 1 {
-            tracing::warn!(error = %error, "{} failed; will retry", self.what);
+            tracing::warn!(%error, "{} failed; will retry", self.what);
         } else {
-            tracing::debug!(error = %error, failures = self.count, "{} failed again", self.what);
+            tracing::debug!(%error, failures = self.count, "{} failed again", self.what);
         }
     }
 
@@ -60,8 +63,9 @@ mod tests {
     #[test]
     fn failure_log_counts_until_success() {
         let mut log = FailureLog::new("Test");
-        log.failed(&"boom");
-        log.failed(&"boom");
+        let boom = std::io::Error::other("boom");
+        log.failed(&boom);
+        log.failed(&boom);
         assert_eq!(log.count, 2);
         log.succeeded();
         assert_eq!(log.count, 0);

@@ -17,6 +17,7 @@ use crate::attestor::unix;
 use crate::cache::{Identity, Snapshot};
 use crate::check::usable_at;
 use crate::published::Published;
+use crate::report::ErrorChain;
 
 /// Serves workloads from the published cache snapshots.
 pub(crate) struct AgentSource {
@@ -32,8 +33,9 @@ impl AgentSource {
     /// The caller's selectors from every attestor (only `unix` so far).
     async fn attest(&self, caller: &Caller) -> Result<BTreeSet<Selector>, SourceError> {
         unix::attest(caller.uid, caller.gid).await.map_err(|e| {
-            tracing::warn!(peer.uid = caller.uid, peer.pid = ?caller.pid, error = %e, "Workload attestation failed");
-            SourceError::Unavailable(format!("workload attestation failed: {e}"))
+            let error = ErrorChain(&e);
+            tracing::warn!(peer.uid = caller.uid, peer.pid = caller.pid, %error, "Workload attestation failed");
+            SourceError::Unavailable(format!("workload attestation failed: {error}"))
         })
     }
 }
@@ -45,12 +47,16 @@ impl IdentitySource for AgentSource {
         let snapshot = self.published.load();
         let svids = svid_items(&snapshot, &selectors, self.clock.now());
         if svids.is_empty() {
-            tracing::info!(peer.uid = caller.uid, peer.pid = ?caller.pid, "Denied: no identity issued for the caller");
+            tracing::info!(
+                peer.uid = caller.uid,
+                peer.pid = caller.pid,
+                "Denied: no identity issued for the caller"
+            );
             return Err(SourceError::NoIdentity);
         }
         tracing::trace!(
             peer.uid = caller.uid,
-            peer.pid = ?caller.pid,
+            peer.pid = caller.pid,
             spiffe_id = %svids[0].spiffe_id,
             svids = svids.len(),
             "X509-SVIDs served"
@@ -66,7 +72,11 @@ impl IdentitySource for AgentSource {
         let selectors = self.attest(caller).await?;
         let snapshot = self.published.load();
         if matching(&snapshot, &selectors).next().is_none() {
-            tracing::info!(peer.uid = caller.uid, peer.pid = ?caller.pid, "Denied: no identity issued for the caller");
+            tracing::info!(
+                peer.uid = caller.uid,
+                peer.pid = caller.pid,
+                "Denied: no identity issued for the caller"
+            );
             return Err(SourceError::NoIdentity);
         }
         let bundles = BTreeMap::from([(

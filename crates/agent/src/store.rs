@@ -22,6 +22,7 @@ use lanyard_spiffe::{TrustDomain, X509Bundle, X509Svid};
 use rcgen::KeyPair;
 use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 
+use crate::report::ErrorChain;
 use crate::timeutil::rfc3339;
 
 /// The agent SVID chain file.
@@ -70,7 +71,7 @@ pub(crate) struct StateStore {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A file operation failed.
-    #[error("{op} {path} failed: {source}", path = path.display())]
+    #[error("{op} {path} failed", path = path.display())]
     Io {
         /// What was being done.
         op: &'static str,
@@ -79,8 +80,8 @@ pub enum StoreError {
         /// The operating system error.
         source: std::io::Error,
     },
-    /// The key manager failed.
-    #[error("agent key: {0}")]
+    /// The key manager failed (its message names the key and file).
+    #[error(transparent)]
     Key(#[from] KeyError),
 }
 
@@ -105,11 +106,13 @@ impl StateStore {
         let chain = match read_optional(&self.dir.join(SVID_FILE)) {
             Ok(None) => return Stored::Absent,
             Ok(Some(bytes)) => bytes,
-            Err(e) => return Stored::Unusable(e.to_string()),
+            Err(e) => return Stored::Unusable(ErrorChain(&e).to_string()),
         };
         let chain = match parse_der_chain(&chain) {
             Ok(c) => c,
-            Err(e) => return Stored::Unusable(format!("{SVID_FILE} in {dir}: {e}")),
+            Err(e) => {
+                return Stored::Unusable(format!("{SVID_FILE} in {dir}: {}", ErrorChain(&e)));
+            }
         };
         let svid = match self.match_key(chain) {
             Ok(Some(svid)) => svid,
@@ -118,7 +121,7 @@ impl StateStore {
                     "no agent key in {dir} matches the stored agent SVID"
                 ));
             }
-            Err(e) => return Stored::Unusable(e.to_string()),
+            Err(e) => return Stored::Unusable(ErrorChain(&e).to_string()),
         };
         let id = svid.svid.spiffe_id();
         if !id.is_member_of(td) {
@@ -135,14 +138,17 @@ impl StateStore {
         let bundle = match read_optional(&self.dir.join(BUNDLE_FILE)) {
             Ok(Some(der)) => match X509Bundle::from_der(td.clone(), &der) {
                 Ok(b) => b,
-                Err(e) => return Stored::Unusable(format!("{BUNDLE_FILE} in {dir}: {e}")),
+                Err(e) => {
+                    return Stored::Unusable(format!("{BUNDLE_FILE} in {dir}: {}", ErrorChain(&e)));
+                }
             },
             Ok(None) => return Stored::Unusable(format!("{BUNDLE_FILE} is missing in {dir}")),
-            Err(e) => return Stored::Unusable(e.to_string()),
+            Err(e) => return Stored::Unusable(ErrorChain(&e).to_string()),
         };
         if let Err(e) = verify_chain(svid.svid.chain(), &bundle, now) {
             return Stored::Unusable(format!(
-                "the stored agent SVID in {dir} does not verify against the stored bundle: {e}"
+                "the stored agent SVID in {dir} does not verify against the stored bundle: {}",
+                ErrorChain(&e)
             ));
         }
         Stored::Usable { svid, bundle }

@@ -15,12 +15,13 @@ use lanyard_spiffe::{TrustDomain, X509Bundle, X509Svid};
 use rcgen::KeyPair;
 use tokio_util::sync::CancellationToken;
 
-use crate::bootstrap::{bundle_from_wire, expiry_hint};
+use crate::bootstrap::bundle_from_wire;
 use crate::cache::Cache;
 use crate::check::{SvidCheckError, accept_svid};
 use crate::client::{RpcError, ServerClient};
 use crate::entry::WorkloadEntry;
 use crate::published::Published;
+use crate::report::ErrorChain;
 use crate::retry::{FailureLog, backoff};
 use crate::schedule::{is_due, random_jitter, renew_at};
 use crate::store::{AgentSvid, StateStore, StoreError};
@@ -31,6 +32,8 @@ use crate::tls::AgentCert;
 const MAX_BATCH: usize = 500;
 /// Shortest wait before a scheduled renewal, so a renewal time a hair away does not spin.
 const MIN_WAIT: Duration = Duration::from_millis(50);
+/// How often an expired agent SVID is reported again (at most once per sync round).
+const EXPIRED_REMINDER: Duration = Duration::from_secs(300);
 
 /// Why one sync round failed.
 #[derive(Debug, thiserror::Error)]
@@ -42,19 +45,19 @@ pub enum SyncError {
     #[error("bundle from the server: {0}")]
     Bundle(String),
     /// The renewed agent SVID is unusable.
-    #[error("renewed agent SVID: {0}")]
+    #[error("the renewed agent SVID is unusable")]
     AgentSvid(#[from] SvidCheckError),
     /// The data directory.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Generating a workload key.
-    #[error("workload key: {0}")]
+    #[error("cannot generate a workload key")]
     Key(#[from] KeyError),
     /// Making a CSR.
-    #[error("CSR: {0}")]
+    #[error("cannot make a CSR")]
     Csr(#[from] CaError),
     /// Loading the renewed agent SVID into TLS.
-    #[error("TLS client certificate: {0}")]
+    #[error("cannot use the renewed agent SVID as TLS client certificate")]
     Tls(#[from] rustls::Error),
     /// A blocking task did not finish.
     #[error("background task failed: {0}")]
@@ -84,7 +87,7 @@ pub(crate) struct Syncer {
     renew_failures: FailureLog,
     entry_failures: HashMap<String, u64>,
     bad_entries: HashSet<String>,
-    expiry_warned: bool,
+    expired: ExpiryAlarm,
 }
 
 impl Syncer {
@@ -99,7 +102,7 @@ impl Syncer {
             renew_failures: FailureLog::new("Agent SVID renewal"),
             entry_failures: HashMap::new(),
             bad_entries: HashSet::new(),
-            expiry_warned: false,
+            expired: ExpiryAlarm::default(),
         }
     }
 
@@ -140,6 +143,7 @@ impl Syncer {
     }
 
     async fn sync_once(&mut self) -> Result<(), SyncError> {
+        self.report_expiry();
         // The bundle goes first: a renewed agent SVID may come from a CA that is new in it.
         let fetched = self.fetch().await;
         match self.renew_agent_if_due().await {
@@ -168,11 +172,6 @@ impl Syncer {
         if !is_due(self.agent_renew_at, not_after, now) {
             return Ok(false);
         }
-        if now >= not_after && !self.expiry_warned {
-            self.expiry_warned = true;
-            tracing::warn!(hint = %expiry_hint(not_after), "Agent SVID expired");
-        }
-
         let slot = self.p.agent.other_slot();
         let store = Arc::clone(&self.p.store);
         let key = blocking(move || store.generate_key(slot)).await??;
@@ -194,7 +193,6 @@ impl Syncer {
             received,
             random_jitter(),
         );
-        self.expiry_warned = false;
         tracing::info!(
             spiffe_id = %id,
             expires_at = %rfc3339(svid.not_after()),
@@ -203,6 +201,22 @@ impl Syncer {
         );
         self.p.agent = AgentSvid { svid, slot };
         Ok(true)
+    }
+
+    /// Once the agent SVID has expired the server refuses it, renewal included, and only a new
+    /// attestation helps. Workloads then see their SVIDs run out, so this is repeated (every
+    /// [`EXPIRED_REMINDER`]) rather than said once.
+    fn report_expiry(&mut self) {
+        let not_after = self.p.agent.svid.not_after();
+        if self.expired.due(not_after, self.p.clock.now()) {
+            let expired_at = rfc3339(not_after);
+            tracing::error!(
+                spiffe_id = %self.p.agent.svid.spiffe_id(),
+                %expired_at,
+                "The agent SVID expired at {expired_at} and the server refuses it from now on: \
+                 restart the agent with a new join token (`lanyard server token generate`)"
+            );
+        }
     }
 
     async fn apply_bundle(&mut self, bundle: X509Bundle, sequence: u64) -> Result<(), SyncError> {
@@ -286,7 +300,7 @@ impl Syncer {
             self.p.cache.bundle(),
             self.p.clock.now(),
         )
-        .map_err(|e| e.to_string())
+        .map_err(|e| ErrorChain(&e).to_string())
     }
 
     fn store_svid(&mut self, entry: &WorkloadEntry, svid: X509Svid) {
@@ -326,6 +340,29 @@ impl Syncer {
     }
 }
 
+/// Decides when to report that the agent SVID has expired: at the first round past expiry,
+/// then again every [`EXPIRED_REMINDER`]; quiet again once a renewed SVID is valid.
+#[derive(Debug, Default)]
+struct ExpiryAlarm {
+    /// When the next report is due; `None` while the SVID is valid.
+    next: Option<SystemTime>,
+}
+
+impl ExpiryAlarm {
+    /// Whether to report now, for an SVID valid until `not_after`.
+    fn due(&mut self, not_after: SystemTime, now: SystemTime) -> bool {
+        if now < not_after {
+            self.next = None;
+            return false;
+        }
+        if self.next.is_some_and(|next| now < next) {
+            return false;
+        }
+        self.next = Some(now + EXPIRED_REMINDER);
+        true
+    }
+}
+
 /// Keys and CSRs for `entries` (slow for RSA, so run on the blocking pool).
 fn prepare(
     entries: Vec<WorkloadEntry>,
@@ -347,4 +384,36 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| SyncError::Task(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 + secs)
+    }
+
+    #[test]
+    fn expired_agent_svid_is_reported_at_once_then_every_reminder_interval() {
+        let mut alarm = ExpiryAlarm::default();
+        let not_after = t(100);
+        assert!(!alarm.due(not_after, t(99)), "still valid");
+        assert!(alarm.due(not_after, t(100)), "first round past expiry");
+        assert!(!alarm.due(not_after, t(101)));
+        assert!(!alarm.due(not_after, t(100 + 299)));
+        assert!(alarm.due(not_after, t(100 + 300)), "reminder");
+        assert!(!alarm.due(not_after, t(100 + 301)));
+    }
+
+    #[test]
+    fn renewed_agent_svid_silences_the_expiry_report() {
+        let mut alarm = ExpiryAlarm::default();
+        assert!(alarm.due(t(100), t(150)));
+        assert!(!alarm.due(t(10_000), t(160)), "renewed");
+        assert!(
+            alarm.due(t(200), t(200)),
+            "a later expiry is reported at once"
+        );
+    }
 }

@@ -4,9 +4,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use lanyard_ca::{KeyType, SvidParams, X509Authority, generate_key_pair};
+use lanyard_spiffe::tls::crypto_provider;
 use lanyard_spiffe::{SpiffeId, TrustDomain, X509Bundle};
 use rcgen::{KeyPair, PublicKeyData};
-use rustls_pki_types::CertificateDer;
+use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 
 /// A self-signed authority of `example.org`, valid for a day.
 pub(crate) struct TestCa {
@@ -54,5 +55,30 @@ impl TestCa {
             dns_names: Vec::new(),
         };
         vec![self.authority.sign_x509_svid(&params, now).unwrap()]
+    }
+
+    /// A TLS server on loopback presenting this authority's X509-SVID for `path`, which only
+    /// handshakes (ALPN h2) and then drops the connection: enough to test how the agent checks
+    /// the server's certificate.
+    pub(crate) async fn tls_server(&self, path: &str) -> std::net::SocketAddr {
+        let key = generate_key_pair(KeyType::EcP256).unwrap();
+        let chain = self.sign(&key, path, Duration::from_secs(3600));
+        let mut config = rustls::ServerConfig::builder_with_provider(crypto_provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, PrivatePkcs8KeyDer::from(key.serialize_der()).into())
+            .unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move { acceptor.accept(tcp).await.map(drop) });
+            }
+        });
+        addr
     }
 }

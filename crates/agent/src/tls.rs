@@ -2,16 +2,20 @@
 //! server authenticated as `spiffe://<td>/spire/server` against the current bundle.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use lanyard_spiffe::tls::{Authorizer, SpiffeServerVerifier, certified_key, crypto_provider};
+use lanyard_spiffe::tls::{
+    Authorizer, PeerRejected, SpiffeServerVerifier, certified_key, crypto_provider,
+};
+use lanyard_spiffe::x509::X509Error;
 use lanyard_spiffe::{SpiffeId, TrustDomain, X509Bundle, X509Svid};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{ResolvesClientCert, Resumption};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::sign::CertifiedKey;
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 /// The SPIFFE ID every Lanyard (and SPIRE) server presents.
@@ -61,6 +65,86 @@ pub(crate) enum ServerTrust {
     Bundle(Arc<ArcSwap<X509Bundle>>),
     /// Not at all: `insecure_bootstrap`, only until the first bundle is fetched.
     Insecure,
+}
+
+/// Where the bundle the server is checked against comes from, for messages that tell the
+/// operator which bundle to replace.
+#[derive(Clone, Debug)]
+pub(crate) enum TrustOrigin {
+    /// The `--trust-bundle` file, at attestation; with the data directory when the bundle
+    /// stored there was added (see `bootstrap::widen`).
+    File {
+        /// The PEM file.
+        path: PathBuf,
+        /// The data directory, if its stored bundle is trusted too.
+        stored_in: Option<PathBuf>,
+    },
+    /// The bundle stored in the data directory, kept current by the sync loop.
+    Stored(PathBuf),
+    /// `insecure_bootstrap`: the server's certificate is not checked.
+    Insecure,
+}
+
+impl TrustOrigin {
+    /// What the operator can do when the server's certificate does not chain to this bundle.
+    pub(crate) fn remedy(&self) -> String {
+        const FRESH: &str = "if the server's CA has rotated since that bundle was saved, get a \
+                             fresh one with `lanyard server bundle show`";
+        match self {
+            TrustOrigin::File { .. } | TrustOrigin::Insecure => {
+                format!("{FRESH} and give it as --trust-bundle")
+            }
+            // While the stored agent SVID is valid the agent does not read --trust-bundle.
+            TrustOrigin::Stored(dir) => format!(
+                "{FRESH}; to use it, remove {} and restart the agent with it as --trust-bundle \
+                 and a new join token (`lanyard server token generate`)",
+                dir.join(crate::store::SVID_FILE).display()
+            ),
+        }
+    }
+}
+
+impl fmt::Display for TrustOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrustOrigin::File {
+                path,
+                stored_in: None,
+            } => write!(
+                f,
+                "the trust bundle from the --trust-bundle file {}",
+                path.display()
+            ),
+            TrustOrigin::File {
+                path,
+                stored_in: Some(dir),
+            } => write!(
+                f,
+                "the trust bundle from the --trust-bundle file {} and the one stored in {}",
+                path.display(),
+                dir.display()
+            ),
+            TrustOrigin::Stored(dir) => write!(f, "the trust bundle stored in {}", dir.display()),
+            TrustOrigin::Insecure => f.write_str("no bundle (insecure bootstrap)"),
+        }
+    }
+}
+
+/// Whether `e` says that the server's certificate does not chain to the bundle: an unknown
+/// issuer, a signature no authority made, or a trust domain the bundle is not for. An expired
+/// or not yet valid certificate, or a verified one with the wrong SPIFFE ID, is another problem.
+pub(crate) fn does_not_chain(e: &rustls::Error) -> bool {
+    let rustls::Error::InvalidCertificate(cert) = e else {
+        return false;
+    };
+    match cert {
+        CertificateError::UnknownIssuer | CertificateError::BadSignature => true,
+        CertificateError::Other(other) => matches!(
+            other.0.downcast_ref::<PeerRejected>(),
+            Some(PeerRejected::Unverified(X509Error::NoBundle { .. }))
+        ),
+        _ => false,
+    }
 }
 
 /// A client config for the server API: ALPN h2, the agent certificate from `cert`, and no
@@ -157,6 +241,48 @@ mod tests {
             server_id(&td).unwrap().as_str(),
             "spiffe://example.org/spire/server"
         );
+    }
+
+    #[test]
+    fn only_chain_failures_count_as_a_bundle_problem() {
+        let cert = |e| rustls::Error::InvalidCertificate(e);
+        assert!(does_not_chain(&cert(CertificateError::UnknownIssuer)));
+        assert!(does_not_chain(&cert(CertificateError::BadSignature)));
+        let other_td = PeerRejected::Unverified(X509Error::NoBundle {
+            trust_domain: "other.org".into(),
+        });
+        assert!(does_not_chain(&cert(CertificateError::Other(
+            rustls::OtherError(Arc::new(other_td))
+        ))));
+        assert!(!does_not_chain(&cert(CertificateError::Expired)));
+        assert!(!does_not_chain(&cert(CertificateError::NotValidYet)));
+        assert!(!does_not_chain(&rustls::Error::NoCertificatesPresented));
+    }
+
+    #[test]
+    fn trust_origin_names_the_bundle_and_how_to_replace_it() {
+        let file = TrustOrigin::File {
+            path: "/etc/b.pem".into(),
+            stored_in: Some("/var/agent".into()),
+        };
+        assert_eq!(
+            file.to_string(),
+            "the trust bundle from the --trust-bundle file /etc/b.pem and the one stored in \
+             /var/agent"
+        );
+        assert!(file.remedy().contains("`lanyard server bundle show`"));
+        assert!(file.remedy().contains("--trust-bundle"));
+
+        let stored = TrustOrigin::Stored("/var/agent".into());
+        assert_eq!(stored.to_string(), "the trust bundle stored in /var/agent");
+        let remedy = stored.remedy();
+        for part in [
+            "`lanyard server bundle show`",
+            "/var/agent/agent_svid.der",
+            "`lanyard server token generate`",
+        ] {
+            assert!(remedy.contains(part), "{part:?} missing from {remedy}");
+        }
     }
 
     #[test]

@@ -106,8 +106,8 @@ impl Lanyard {
         }
     }
 
-    /// Starts `lanyard agent run` against `server` and waits until its Workload API socket
-    /// exists.
+    /// Starts `lanyard agent run` against `server` and, with `wait_ready`, waits until it has
+    /// its identity.
     pub fn start_agent(&self, server: &Server, opts: AgentOptions) -> Agent {
         let data_dir = opts
             .data_dir
@@ -147,11 +147,9 @@ impl Lanyard {
         args.extend(opts.extra_args.iter().cloned());
         let process = Process::spawn(&self.bin, &args, "agent");
         if opts.wait_ready {
-            let sock = socket.clone();
-            wait_until(Duration::from_secs(60), "agent socket to appear", || {
-                sock.exists() || process.exited()
-            });
-            assert!(!process.exited(), "agent exited early:\n{}", process.logs());
+            // The socket is bound before attestation, so only this line means the agent has
+            // its identity (and has spent its join token).
+            process.wait_for_log("Agent started", Duration::from_secs(60));
         }
         Agent {
             process,
@@ -199,7 +197,7 @@ pub struct AgentOptions {
     pub socket: Option<PathBuf>,
     /// `--sync-interval`.
     pub sync_interval: String,
-    /// Wait for the Workload API socket before returning.
+    /// Wait until the agent has attested (or restored its identity) before returning.
     pub wait_ready: bool,
     /// More flags.
     pub extra_args: Vec<String>,

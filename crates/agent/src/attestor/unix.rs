@@ -19,7 +19,7 @@ pub(crate) const UNIX: &str = "unix";
 #[derive(Debug, thiserror::Error)]
 pub enum UnixAttestorError {
     /// The user database could not be asked (a missing user is not an error).
-    #[error("looking up the user of uid {uid} failed: {source}")]
+    #[error("looking up the user of uid {uid} failed")]
     UserLookup {
         /// The caller's uid.
         uid: u32,
@@ -27,7 +27,7 @@ pub enum UnixAttestorError {
         source: nix::Error,
     },
     /// The group database could not be asked (a missing group is not an error).
-    #[error("looking up the group of gid {gid} failed: {source}")]
+    #[error("looking up the group of gid {gid} failed")]
     GroupLookup {
         /// The caller's gid.
         gid: u32,
@@ -35,7 +35,7 @@ pub enum UnixAttestorError {
         source: nix::Error,
     },
     /// A user or group name that is not a valid selector value.
-    #[error("unix selector: {0}")]
+    #[error("a user or group name is not a valid unix selector value")]
     Selector(#[from] SelectorError),
     /// The blocking lookup task did not finish.
     #[error("unix attestor task failed: {0}")]

@@ -183,9 +183,8 @@ impl FetchX509Args {
 }
 
 async fn fetch(addr: &EndpointAddr) -> anyhow::Result<X509Context> {
-    let mut client = WorkloadClient::connect(addr)
-        .await
-        .with_context(|| format!("cannot connect to the Workload API at {addr}"))?;
+    // The client's error already names the address.
+    let mut client = WorkloadClient::connect(addr).await?;
     client
         .fetch_x509_context()
         .await

@@ -3,6 +3,8 @@
 
 mod context;
 
+use std::error::Error as _;
+
 use futures::{Stream, StreamExt};
 use hyper_util::rt::TokioIo;
 use lanyard_proto::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
@@ -19,19 +21,24 @@ use crate::server::SECURITY_HEADER;
 use context::{bundle, parse_context};
 
 /// Why a client call failed.
+///
+/// Each message is complete on its own, so no variant has a `source`: tonic repeats causes
+/// along its error chains (`transport error`, then the same OS error twice), and a chain walker
+/// such as anyhow's `{:#}` would print each of them again. The causes are folded into the
+/// message once instead.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The endpoint could not be reached.
-    #[error("cannot connect to the Workload API at {addr}: {source}")]
+    #[error("cannot connect to the Workload API at {addr}: {reason}")]
     Connect {
         /// The endpoint.
         addr: String,
-        /// The transport error.
-        source: tonic::transport::Error,
+        /// What the transport reported, each cause once.
+        reason: String,
     },
     /// The server answered with an error status.
-    #[error("the Workload API refused the request: {} ({:?})", .0.message(), .0.code())]
-    Status(#[from] Status),
+    #[error("the Workload API refused the request: {} ({:?})", status_text(.0), .0.code())]
+    Status(Status),
     /// The stream ended before the first message.
     #[error("the Workload API closed the stream without sending anything")]
     Empty,
@@ -41,6 +48,12 @@ pub enum ClientError {
     /// No address was given and none is configured in the environment.
     #[error(transparent)]
     Address(#[from] crate::addr::AddrError),
+}
+
+impl From<Status> for ClientError {
+    fn from(status: Status) -> Self {
+        ClientError::Status(status)
+    }
 }
 
 impl ClientError {
@@ -87,9 +100,9 @@ impl WorkloadClient {
     /// [`ClientError::Connect`] when nothing answers there.
     pub async fn connect(addr: &EndpointAddr) -> Result<Self, ClientError> {
         let shown = addr.to_string();
-        let connect_err = |source| ClientError::Connect {
+        let connect_err = |e: tonic::transport::Error| ClientError::Connect {
             addr: shown.clone(),
-            source,
+            reason: causes(&e),
         };
         let channel = match addr {
             EndpointAddr::Unix(path) => {
@@ -200,6 +213,44 @@ impl WorkloadClient {
     }
 }
 
+/// The status message (its code when empty) followed by the causes it does not already say.
+fn status_text(status: &Status) -> String {
+    let mut text = if status.message().is_empty() {
+        format!("{:?}", status.code())
+    } else {
+        status.message().to_string()
+    };
+    append_causes(&mut text, status.source());
+    text
+}
+
+/// The causes of a transport error, each once. tonic's own `transport error` says nothing the
+/// causes do not, so it only shows when there is nothing else.
+fn causes(e: &tonic::transport::Error) -> String {
+    let mut text = String::new();
+    append_causes(&mut text, e.source());
+    if text.is_empty() {
+        text = e.to_string();
+    }
+    text
+}
+
+/// Appends `: cause` for every cause in the chain from `first` whose text `text` does not
+/// already contain.
+fn append_causes(text: &mut String, first: Option<&(dyn std::error::Error + 'static)>) {
+    let mut next = first;
+    while let Some(cause) = next {
+        let cause_text = cause.to_string();
+        if !cause_text.is_empty() && !text.contains(&cause_text) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&cause_text);
+        }
+        next = cause.source();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,5 +263,56 @@ mod tests {
         assert!(!retry(tonic::Code::InvalidArgument));
         assert!(!retry(tonic::Code::Unimplemented));
         assert!(!ClientError::Address(crate::addr::AddrError::NotConfigured).is_retryable());
+    }
+
+    /// The whole chain as anyhow's `{:#}` prints it.
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut text = e.to_string();
+        let mut next = e.source();
+        while let Some(cause) = next {
+            text = format!("{text}: {cause}");
+            next = cause.source();
+        }
+        text
+    }
+
+    fn occurrences(haystack: &str, needle: &str) -> usize {
+        haystack.matches(needle).count()
+    }
+
+    #[tokio::test]
+    async fn connect_failure_names_the_address_and_each_cause_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nobody-listens.sock");
+        let addr = EndpointAddr::Unix(path.clone());
+        let err = WorkloadClient::connect(&addr).await.err().unwrap();
+        let text = chain(&err);
+        assert_eq!(occurrences(&text, &path.display().to_string()), 1, "{text}");
+        assert_eq!(occurrences(&text, "(os error 2)"), 1, "{text}");
+        assert_eq!(occurrences(&text, "transport error"), 0, "{text}");
+        assert!(err.is_retryable());
+    }
+
+    #[tokio::test]
+    async fn overlong_socket_path_is_reported_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = EndpointAddr::Unix(dir.path().join("s".repeat(200)));
+        let err = WorkloadClient::connect(&addr).await.err().unwrap();
+        let text = chain(&err);
+        assert_eq!(occurrences(&text, "SUN_LEN"), 1, "{text}");
+    }
+
+    #[test]
+    fn status_shows_its_message_and_causes_once() {
+        let plain = ClientError::from(Status::permission_denied("no identity issued"));
+        assert_eq!(
+            chain(&plain),
+            "the Workload API refused the request: no identity issued (PermissionDenied)"
+        );
+        let caused = ClientError::from(Status::from_error(Box::new(std::io::Error::other(
+            "connection reset",
+        ))));
+        let text = chain(&caused);
+        assert_eq!(occurrences(&text, "connection reset"), 1, "{text}");
     }
 }
