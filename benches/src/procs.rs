@@ -6,7 +6,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use hyper_util::rt::TokioIo;
 use lanyard_proto::spire::api::server::agent::v1::{
     CreateJoinTokenRequest, agent_client::AgentClient,
 };
@@ -19,7 +18,7 @@ use lanyard_proto::spire::api::server::entry::v1::{
 use lanyard_proto::spire::api::types;
 use lanyard_spiffe::{TrustDomain, X509Bundle};
 use rustls_pki_types::CertificateDer;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// The trust domain of every benchmark.
 pub(crate) const TD: &str = "example.org";
@@ -199,17 +198,7 @@ impl Drop for Env {
 }
 
 async fn unix_channel(path: &Path) -> anyhow::Result<Channel> {
-    let path = path.to_path_buf();
-    Ok(Endpoint::from_static("http://lanyard-admin")
-        .connect_with_connector(tower::service_fn(move |_| {
-            let path = path.clone();
-            async move {
-                tokio::net::UnixStream::connect(path)
-                    .await
-                    .map(TokioIo::new)
-            }
-        }))
-        .await?)
+    Ok(lanyard_workload::client::unix_channel(path).await?)
 }
 
 /// An entry for `spiffe://example.org/<path>` under `parent` with one `unix:uid:` selector.

@@ -3,9 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use hyper_util::rt::TokioIo;
-use tokio::net::UnixStream;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// Connects to the admin API on `socket`.
 pub(crate) async fn connect(socket: &Path) -> anyhow::Result<Channel> {
@@ -16,12 +14,7 @@ pub(crate) async fn connect(socket: &Path) -> anyhow::Result<Channel> {
             path.display()
         );
     }
-    // The URI is required by the API but never used: the connector dials the socket.
-    let channel = Endpoint::from_static("http://lanyard-admin")
-        .connect_with_connector(tower::service_fn(move |_| {
-            let path = path.clone();
-            async move { UnixStream::connect(path).await.map(TokioIo::new) }
-        }))
+    let channel = lanyard_workload::client::unix_channel(&path)
         .await
         .with_context(|| format!("cannot connect to the admin socket {}", socket.display()))?;
     Ok(channel)

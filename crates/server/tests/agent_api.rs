@@ -48,16 +48,7 @@ async fn start() -> Fixture {
     config.bind = "127.0.0.1:0".parse().unwrap();
     config.socket_path = dir.path().join("admin.sock");
     let server = lanyard_server::start(config.clone()).await.unwrap();
-    let path = config.socket_path.clone();
-    let admin = Endpoint::from_static("http://admin")
-        .connect_with_connector(tower::service_fn(move |_| {
-            let path = path.clone();
-            async move {
-                tokio::net::UnixStream::connect(path)
-                    .await
-                    .map(TokioIo::new)
-            }
-        }))
+    let admin = lanyard_workload::client::unix_channel(&config.socket_path)
         .await
         .unwrap();
     let wire = BundleClient::new(admin.clone())

@@ -13,16 +13,7 @@ async fn missing_security_header_is_invalid_argument() {
     let (server, agent, token) = server_and_agent(&l, &[]);
     register(&l, &server, &format!("spiffe://{TD}/w"), &agent_id(&token));
 
-    let path = agent.socket.clone();
-    let channel = tonic::transport::Endpoint::from_static("http://workload")
-        .connect_with_connector(tower::service_fn(move |_| {
-            let path = path.clone();
-            async move {
-                tokio::net::UnixStream::connect(path)
-                    .await
-                    .map(hyper_util::rt::TokioIo::new)
-            }
-        }))
+    let channel = lanyard_workload::client::unix_channel(&agent.socket)
         .await
         .unwrap();
     let mut raw =

@@ -105,21 +105,7 @@ impl WorkloadClient {
             reason: causes(&e),
         };
         let channel = match addr {
-            EndpointAddr::Unix(path) => {
-                let path = path.clone();
-                // The URI is required by the API but unused: the connector dials the socket.
-                Endpoint::from_static("http://localhost")
-                    .connect_with_connector(tower::service_fn(move |_| {
-                        let path = path.clone();
-                        async move {
-                            tokio::net::UnixStream::connect(path)
-                                .await
-                                .map(TokioIo::new)
-                        }
-                    }))
-                    .await
-                    .map_err(connect_err)?
-            }
+            EndpointAddr::Unix(path) => unix_channel(path).await.map_err(connect_err)?,
             EndpointAddr::Tcp(sock) => Endpoint::from_shared(format!("http://{sock}"))
                 .map_err(connect_err)?
                 .connect()
@@ -249,6 +235,27 @@ fn append_causes(text: &mut String, first: Option<&(dyn std::error::Error + 'sta
         }
         next = cause.source();
     }
+}
+
+/// A gRPC channel to any service listening on the unix socket at `path` (the Workload API,
+/// the server's admin API). Connects now, so a missing listener is reported at once.
+///
+/// # Errors
+///
+/// When nothing accepts connections at `path`.
+pub async fn unix_channel(path: &std::path::Path) -> Result<Channel, tonic::transport::Error> {
+    let path = path.to_path_buf();
+    // The URI is required by the API but unused: the connector dials the socket.
+    Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let path = path.clone();
+            async move {
+                tokio::net::UnixStream::connect(path)
+                    .await
+                    .map(TokioIo::new)
+            }
+        }))
+        .await
 }
 
 #[cfg(test)]
