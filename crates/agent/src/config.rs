@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use lanyard_ca::KeyType;
 use lanyard_spiffe::{TrustDomain, X509Bundle};
+use lanyard_telemetry::{HealthChecks, Telemetry};
 use rustls_pki_types::ServerName;
 
 /// How often the agent asks the server for entry and bundle changes unless configured (SPIRE's
@@ -31,6 +32,10 @@ pub struct AgentConfig {
     pub sync_interval: Duration,
     /// Key type of the workload X509-SVIDs the agent requests.
     pub workload_key_type: KeyType,
+    /// SPIRE's `health_checks {}`: the HTTP liveness and readiness listener.
+    pub health_checks: HealthChecks,
+    /// SPIRE's `telemetry {}`: the Prometheus exporter.
+    pub telemetry: Telemetry,
 }
 
 /// Where trust in the server comes from on first contact.
@@ -64,6 +69,8 @@ impl AgentConfig {
             socket_path,
             sync_interval: DEFAULT_SYNC_INTERVAL,
             workload_key_type: KeyType::EcP256,
+            health_checks: HealthChecks::default(),
+            telemetry: Telemetry::default(),
         }
     }
 
@@ -99,6 +106,8 @@ impl fmt::Debug for AgentConfig {
             .field("socket_path", &self.socket_path)
             .field("sync_interval", &self.sync_interval)
             .field("workload_key_type", &self.workload_key_type)
+            .field("health_checks", &self.health_checks)
+            .field("telemetry", &self.telemetry)
             .finish()
     }
 }

@@ -9,6 +9,9 @@
 //! kernel's peer credentials (`unix` selectors) and served through the SPIFFE Workload API on
 //! a unix socket, with updates pushed to open streams.
 //!
+//! `health_checks {}` and `telemetry {}` add HTTP probes (live: the agent's own Workload API
+//! answers; ready: also attested) and `/metrics`, bound before attestation.
+//!
 //! Deliberately not here (yet): JWT-SVIDs, federated bundles, workload attestors other than
 //! `unix`, re-attestation with attestors other than join tokens, the agent admin API, and
 //! persisting workload SVIDs (a restarted agent signs them anew, as SPIRE's does).
@@ -20,6 +23,7 @@ mod check;
 mod client;
 mod config;
 mod entry;
+mod health;
 mod published;
 mod report;
 mod retry;
@@ -39,6 +43,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use lanyard_ca::{Clock, SystemClock};
+use lanyard_telemetry::{AgentMetrics, Endpoints, Metrics};
 use lanyard_workload::server::{ServeError, WorkloadListener};
 use tokio_util::sync::CancellationToken;
 
@@ -46,6 +51,7 @@ pub use bootstrap::BootstrapError;
 pub use check::SvidCheckError;
 pub use client::RpcError;
 pub use config::{AgentConfig, ConfigError, DEFAULT_SYNC_INTERVAL, TrustBootstrap};
+pub use health::workload_api_answers;
 pub use store::StoreError;
 
 use crate::cache::{Cache, Snapshot};
@@ -76,6 +82,9 @@ pub enum AgentError {
     /// The Workload API cannot be served.
     #[error(transparent)]
     Serve(#[from] ServeError),
+    /// The health or metrics listener cannot start.
+    #[error(transparent)]
+    Telemetry(#[from] lanyard_telemetry::TelemetryError),
     /// The Workload API stopped although nobody asked it to.
     #[error("the Workload API on {path} stopped unexpectedly", path = path.display())]
     ServeStopped {
@@ -114,23 +123,33 @@ async fn run_with_clock(
 ) -> Result<(), AgentError> {
     config.validate()?;
     let store = Arc::new(StateStore::open(&config.data_dir)?);
+    // One registry per agent instance, never a global one.
+    let registry = Metrics::new();
+    let metrics = AgentMetrics::register(&registry);
 
     // The socket comes before attestation, so that a socket path that cannot work fails before
     // the join token is spent. Until the first sync, workloads are told they have no identity.
-    let listener = WorkloadListener::bind(&config.socket_path)?;
+    // The health and metrics listeners too: they report an agent that cannot attest.
+    let endpoints = Endpoints::bind(&config.health_checks, &config.telemetry).await?;
+    let listener = WorkloadListener::bind(&config.socket_path)?.metrics(registry.rpc());
     let published = Arc::new(Published::new(Snapshot::empty(config.trust_domain.clone())));
     let source = Arc::new(AgentSource::new(Arc::clone(&published), Arc::clone(&clock)));
     let cancel = CancellationToken::new();
+    let probe = Arc::new(health::AgentProbe::new(config.socket_path.clone()));
+    let telemetry =
+        tokio::spawn(endpoints.serve(registry, probe.clone(), cancel.clone().cancelled_owned()));
     let mut serving = pin!(listener.serve(source, cancel.clone().cancelled_owned()));
     let mut shutdown = pin!(shutdown);
 
     let started = tokio::select! {
-        r = start(&config, store, published, clock) => r,
+        r = start(&config, store, published, clock, metrics) => r,
         r = &mut serving => return serve_ended(&config, r),
         () = &mut shutdown => {
             tracing::info!("Agent stopped before it had an identity");
             cancel.cancel();
-            return Ok(serving.await?);
+            let served = serving.await;
+            let _ = telemetry.await;
+            return Ok(served?);
         }
     };
     let syncer = match started {
@@ -140,9 +159,11 @@ async fn run_with_clock(
             if let Err(stop) = serving.await {
                 tracing::warn!(error = %ErrorChain(&stop), "The Workload API did not stop cleanly");
             }
+            let _ = telemetry.await;
             return Err(e);
         }
     };
+    probe.set_attested();
 
     let sync_task = tokio::spawn(syncer.run(cancel.child_token()));
     let ended_early = tokio::select! {
@@ -160,6 +181,9 @@ async fn run_with_clock(
     if let Err(e) = sync_task.await {
         tracing::warn!(error = %e, "Sync task ended abnormally");
     }
+    if let Err(e) = telemetry.await {
+        tracing::warn!(error = %e, "Telemetry task ended abnormally");
+    }
     tracing::info!("Agent stopped");
     served
 }
@@ -170,10 +194,11 @@ async fn start(
     store: Arc<StateStore>,
     published: Arc<Published>,
     clock: Arc<dyn Clock>,
+    metrics: AgentMetrics,
 ) -> Result<Syncer, AgentError> {
     let identity = bootstrap::bootstrap(config, &store, &*clock).await?;
     let agent_id = identity.svid.svid.spiffe_id().clone();
-    let syncer = assemble(config, identity, store, published, clock)?;
+    let syncer = assemble(config, identity, store, published, clock, metrics)?;
     tracing::info!(
         spiffe_id = %agent_id,
         socket = %config.socket_path.display(),
@@ -190,6 +215,7 @@ fn assemble(
     store: Arc<StateStore>,
     published: Arc<Published>,
     clock: Arc<dyn Clock>,
+    metrics: AgentMetrics,
 ) -> Result<Syncer, AgentError> {
     let td = config.trust_domain.clone();
     let bundle = Arc::new(ArcSwap::from_pointee(identity.bundle.clone()));
@@ -216,6 +242,7 @@ fn assemble(
         interval: config.sync_interval,
         key_type: config.workload_key_type,
         clock,
+        metrics,
     }))
 }
 
@@ -275,6 +302,54 @@ mod tests {
             ErrorKind::WouldBlock,
             "the agent must not contact the server"
         );
+    }
+
+    /// Status code of `GET path` on `addr`, over plain HTTP/1.1.
+    async fn http_status(addr: &str, path: &str) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out[9..12].parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn live_but_not_ready_while_attestation_is_pending() {
+        let tmp = tempfile::tempdir().unwrap();
+        let silent_server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let socket = tmp.path().join("api.sock");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut config = config(tmp.path(), &silent_server, &socket);
+        config.health_checks = lanyard_telemetry::HealthChecks {
+            listener_enabled: true,
+            bind_address: "127.0.0.1".into(),
+            bind_port: port,
+            ..Default::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let agent = run(config, async {
+            let _ = stopped.await;
+        });
+        let probes = async {
+            let addr = format!("127.0.0.1:{port}");
+            // The listener is bound on the agent's first poll, before attestation starts.
+            let live = http_status(&addr, "/live").await;
+            let ready = http_status(&addr, "/ready").await;
+            let answers = workload_api_answers(&socket, std::time::Duration::from_secs(2)).await;
+            stop.send(()).unwrap();
+            (live, ready, answers)
+        };
+        let (ran, (live, ready, answers)) = tokio::join!(agent, probes);
+        ran.unwrap();
+        assert_eq!(live, 200, "the Workload API answers");
+        assert_eq!(ready, 503, "no identity yet");
+        answers.unwrap();
     }
 
     #[tokio::test]

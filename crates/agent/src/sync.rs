@@ -5,13 +5,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use lanyard_ca::{CaError, Clock, KeyError, KeyType};
 use lanyard_proto::spire::api::server::svid::v1::{NewX509svidParams, batch_new_x509svid_response};
 use lanyard_proto::spire::api::types;
 use lanyard_spiffe::{TrustDomain, X509Bundle, X509Svid};
+use lanyard_telemetry::{AgentMetrics, SvidKind};
 use rcgen::KeyPair;
 use tokio_util::sync::CancellationToken;
 
@@ -77,6 +78,7 @@ pub(crate) struct SyncParts {
     pub(crate) interval: Duration,
     pub(crate) key_type: KeyType,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) metrics: AgentMetrics,
 }
 
 /// The sync loop's state.
@@ -114,12 +116,27 @@ impl Syncer {
     /// every write is atomic and a renewal writes its key before its SVID.
     pub(crate) async fn run(mut self, cancel: CancellationToken) {
         loop {
+            let started = Instant::now();
             let result = tokio::select! {
                 () = cancel.cancelled() => break,
                 r = self.sync_once() => r,
             };
+            self.p
+                .metrics
+                .sync_finished(started.elapsed(), result.is_ok());
             if self.p.cache.take_dirty() {
-                self.p.published.publish(self.p.cache.snapshot());
+                let snapshot = self.p.cache.snapshot();
+                let svids = snapshot
+                    .identities
+                    .iter()
+                    .filter(|i| i.svid.is_some())
+                    .count();
+                self.p
+                    .metrics
+                    .cache_entries
+                    .set(gauge_value(snapshot.identities.len()));
+                self.p.metrics.cache_svids.set(gauge_value(svids));
+                self.p.published.publish(snapshot);
             }
             let wait = match result {
                 Ok(()) => {
@@ -200,6 +217,7 @@ impl Syncer {
             "Agent SVID renewed"
         );
         self.p.agent = AgentSvid { svid, slot };
+        self.p.metrics.svid_renewed(SvidKind::X509Agent);
         Ok(true)
     }
 
@@ -311,6 +329,7 @@ impl Syncer {
             .cache
             .insert_svid(entry, svid, received, random_jitter())
         {
+            self.p.metrics.svid_renewed(SvidKind::X509Workload);
             tracing::debug!(entry.id = %entry.id, spiffe_id = %entry.spiffe_id, %expires_at, "X509-SVID signed");
         }
         if let Some(failures) = self.entry_failures.remove(&entry.id) {
@@ -361,6 +380,11 @@ impl ExpiryAlarm {
         self.next = Some(now + EXPIRED_REMINDER);
         true
     }
+}
+
+/// A count as a gauge value (saturating).
+fn gauge_value(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// Keys and CSRs for `entries` (slow for RSA, so run on the blocking pool).

@@ -6,6 +6,7 @@
 
 mod admin;
 mod cmd;
+mod config;
 mod duration;
 mod logging;
 mod output;

@@ -1,5 +1,6 @@
-//! Wire definitions for Lanyard: the SPIFFE Workload API and the subset of the SPIRE server API
-//! that Lanyard serves, generated at build time from the `.proto` files in `proto/` with protox.
+//! Wire definitions for Lanyard: the SPIFFE Workload API, the subset of the SPIRE server API
+//! that Lanyard serves and the gRPC health checking service, generated at build time from the
+//! `.proto` files in `proto/` with protox.
 //!
 //! The `.proto` files are written for Lanyard; each names the upstream definition it matches on
 //! the wire. This crate holds no logic: conversions and validation live with their owners.
@@ -13,6 +14,21 @@
 )]
 pub mod workload {
     include!(concat!(env!("OUT_DIR"), "/_.rs"));
+}
+
+/// The standard gRPC health checking service (`grpc.health.v1`).
+#[expect(
+    missing_docs,
+    reason = "generated code; the .proto file documents every message"
+)]
+pub mod grpc {
+    /// `grpc.health.*`.
+    pub mod health {
+        /// Version 1.
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/grpc.health.v1.rs"));
+        }
+    }
 }
 
 /// The SPIRE server API (`spire.api.*`).

@@ -37,6 +37,11 @@ impl EntryIndex {
         self.entries.insert(id, entry);
     }
 
+    /// How many entries the index holds.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     /// Forgets one entry, if present.
     pub(crate) fn remove(&mut self, id: &str) {
         if let Some(old) = self.entries.remove(id)

@@ -23,6 +23,12 @@ pub(crate) enum Peer {
     Local {
         /// The peer's uid, for the audit trail.
         uid: Option<u32>,
+        /// The peer's gid.
+        gid: Option<u32>,
+        /// The peer's pid, when the kernel reports one.
+        pid: Option<i32>,
+        /// The peer's executable (`/proc/<pid>/exe`), when readable.
+        exe: Option<std::path::PathBuf>,
     },
     /// A TLS client of the agent API.
     Tls {
@@ -112,6 +118,20 @@ async fn authorize_agent(
     Err(Status::permission_denied(format!(
         "certificate serial {serial} is not the current SVID of agent {id}"
     )))
+}
+
+impl Peer {
+    /// What the kernel tells about the process at the other end of an admin connection.
+    pub(crate) fn local(stream: &UnixStream) -> Self {
+        let cred = stream.peer_cred().ok();
+        let pid = cred.as_ref().and_then(|c| c.pid());
+        Peer::Local {
+            uid: cred.as_ref().map(|c| c.uid()),
+            gid: cred.as_ref().map(|c| c.gid()),
+            pid,
+            exe: pid.and_then(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).ok()),
+        }
+    }
 }
 
 /// An accepted agent API connection: TLS over TCP.

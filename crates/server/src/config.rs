@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use lanyard_ca::KeyType;
 use lanyard_spiffe::TrustDomain;
+use lanyard_telemetry::{HealthChecks, Telemetry};
 
 use crate::ServerError;
 
@@ -30,6 +31,12 @@ pub struct ServerConfig {
     pub agent_ttl: Duration,
     /// Lifetime of join tokens created without an explicit TTL.
     pub join_token_ttl: Duration,
+    /// SPIRE's `health_checks {}`: the HTTP liveness and readiness listener.
+    pub health_checks: HealthChecks,
+    /// SPIRE's `telemetry {}`: the Prometheus exporter.
+    pub telemetry: Telemetry,
+    /// SPIRE's `audit_log_enabled`: one structured log line per admin API call.
+    pub audit_log_enabled: bool,
 }
 
 /// The SPIRE defaults, except that the agent API listens on loopback until told otherwise.
@@ -50,6 +57,9 @@ impl ServerConfig {
             default_x509_svid_ttl: Duration::from_secs(3600),
             agent_ttl: Duration::from_secs(3600),
             join_token_ttl: Duration::from_secs(600),
+            health_checks: HealthChecks::default(),
+            telemetry: Telemetry::default(),
+            audit_log_enabled: false,
         }
     }
 

@@ -22,6 +22,15 @@ pub enum ServerError {
     /// The CA could not be loaded, created or rotated.
     #[error("certificate authority: {0}")]
     Ca(#[from] lanyard_ca::CaError),
+    /// The admin socket is served by a live process (another server).
+    #[error("socket {path} is in use by another process", path = path.display())]
+    SocketInUse {
+        /// The socket path.
+        path: PathBuf,
+    },
+    /// The health or metrics listener cannot start.
+    #[error(transparent)]
+    Telemetry(#[from] lanyard_telemetry::TelemetryError),
     /// A listener failed.
     #[error("listener on {addr}: {message}")]
     Listen {

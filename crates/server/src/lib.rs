@@ -7,6 +7,12 @@
 //!   `spiffe://<td>/spire/server`. Only `AttestAgent` is open to callers without a certificate;
 //!   every other RPC requires the current SVID of a known, non-banned agent.
 //!
+//! Operations: the admin socket also serves `grpc.health.v1.Health` (see `health.rs` for what
+//! live and ready mean); `health_checks {}` and `telemetry {}` add HTTP probes and
+//! `/metrics`; `audit_log_enabled` logs every admin call under target `lanyard::audit`.
+//! At shutdown calls in flight get 5 s to finish, then the sockets are removed and the
+//! datastore closed.
+//!
 //! The server does not attest workloads and holds no workload keys: agents send CSRs.
 //! Node attestation is join tokens only for now; other attestors plug in beside it.
 
@@ -14,11 +20,13 @@
 #![warn(missing_docs)]
 
 mod api;
+mod audit;
 mod authorized;
 mod caller;
 mod config;
 mod convert;
 mod error;
+mod health;
 mod listen;
 mod rotation;
 mod state;
@@ -29,6 +37,9 @@ pub use error::ServerError;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use lanyard_telemetry::{Endpoints, Metrics};
 
 use tokio_util_shutdown::Shutdown;
 
@@ -49,40 +60,71 @@ pub async fn run(
     }
 }
 
-/// Starts the server: opens state, binds both listeners, and returns once they accept.
+/// Starts the server: opens state, binds both listeners (and the health and metrics
+/// listeners when configured), and returns once they accept.
 ///
 /// # Errors
 ///
 /// As [`run`], for everything that can fail before the listeners are up.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     config.validate()?;
-    let state = Arc::new(state::ServerState::open(&config).await?);
+    // One registry per server instance, never a global one.
+    let registry = Metrics::new();
+    let state = Arc::new(state::ServerState::open(&config, &registry).await?);
     let stop = Shutdown::new(std::future::pending());
 
+    // TCP ports first: a port in use then leaves no socket file behind.
+    let endpoints = Endpoints::bind(&config.health_checks, &config.telemetry).await?;
+    let health_addr = endpoints.health_addr();
+    let metrics_addr = endpoints.metrics_addr();
     let admin = listen::bind_unix(&config.socket_path)?;
-    let agents = tokio::net::TcpListener::bind(config.bind)
-        .await
-        .map_err(|e| ServerError::Listen {
-            addr: config.bind.to_string(),
-            message: e.to_string(),
-        })?;
+    let agents = match tokio::net::TcpListener::bind(config.bind).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            // Leave no socket file behind for a server that never served.
+            drop(admin);
+            let _ = std::fs::remove_file(&config.socket_path);
+            return Err(ServerError::Listen {
+                addr: config.bind.to_string(),
+                message: e.to_string(),
+            });
+        }
+    };
     let agent_addr = agents.local_addr().map_err(|e| ServerError::Listen {
         addr: config.bind.to_string(),
         message: e.to_string(),
     })?;
 
-    let rotation = tokio::spawn(rotation::run(state.clone(), stop.wait()));
-    let admin = tokio::spawn(listen::serve_admin(
+    let tasks_running = Arc::new(AtomicBool::new(true));
+    let probe = Arc::new(health::ServerProbe::new(
         state.clone(),
-        admin,
-        config.socket_path.clone(),
-        stop.wait(),
+        tasks_running.clone(),
+    )?);
+    let rotation = tokio::spawn(clear_on_exit(
+        tasks_running.clone(),
+        rotation::run(state.clone(), stop.wait()),
     ));
-    let agents = tokio::spawn(listen::serve_agents(state.clone(), agents, stop.wait()));
+    let admin = tokio::spawn(clear_on_exit(
+        tasks_running.clone(),
+        listen::serve_admin(
+            state.clone(),
+            admin,
+            config.socket_path.clone(),
+            probe.clone(),
+            stop.subscribe(),
+        ),
+    ));
+    let agents = tokio::spawn(clear_on_exit(
+        tasks_running.clone(),
+        listen::serve_agents(state.clone(), agents, stop.subscribe()),
+    ));
+    let telemetry = tokio::spawn(endpoints.serve(registry.clone(), probe, stop.wait()));
     tracing::info!(
         trust_domain = %state.trust_domain,
         agent_api = %agent_addr,
         admin_socket = %config.socket_path.display(),
+        health = health_addr.map(|a| a.to_string()),
+        metrics = metrics_addr.map(|a| a.to_string()),
         "Server started"
     );
 
@@ -97,6 +139,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         };
         stopper.trigger();
         let _ = rotation.await;
+        let _ = telemetry.await;
+        // Every writer has stopped: close the datastore cleanly (WAL checkpoint).
         closing.datastore.close().await;
         let result = match result {
             Ok(inner) => inner,
@@ -108,14 +152,27 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     });
     Ok(RunningServer {
         agent_addr,
+        health_addr,
+        metrics_addr,
+        metrics: registry,
         stop,
         done,
     })
 }
 
+/// Runs `task`, then records that a task the server needs has ended.
+async fn clear_on_exit<T>(running: Arc<AtomicBool>, task: impl Future<Output = T>) -> T {
+    let out = task.await;
+    running.store(false, Ordering::SeqCst);
+    out
+}
+
 /// A started server; dropping it does not stop it, [`RunningServer::stop`] does.
 pub struct RunningServer {
     agent_addr: std::net::SocketAddr,
+    health_addr: Option<std::net::SocketAddr>,
+    metrics_addr: Option<std::net::SocketAddr>,
+    metrics: Metrics,
     stop: Shutdown,
     done: Done,
 }
@@ -124,6 +181,21 @@ impl RunningServer {
     /// The address the agent API listens on (useful with port 0).
     pub fn agent_addr(&self) -> std::net::SocketAddr {
         self.agent_addr
+    }
+
+    /// The address of the health listener, when `health_checks` enabled it.
+    pub fn health_addr(&self) -> Option<std::net::SocketAddr> {
+        self.health_addr
+    }
+
+    /// The address serving `/metrics`, when the Prometheus exporter is configured.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// The server's metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Stops accepting, ends open streams, and waits for the listeners to close.
@@ -186,6 +258,11 @@ mod tokio_util_shutdown {
             Shutdown {
                 tx: self.tx.clone(),
             }
+        }
+
+        /// A receiver that holds `true` once the signal has fired.
+        pub(crate) fn subscribe(&self) -> watch::Receiver<bool> {
+            self.tx.subscribe()
         }
 
         /// A future that completes when the signal has fired.

@@ -11,25 +11,34 @@ use lanyard_proto::spire::api::server::{
     entry::v1::entry_server::EntryServer, svid::v1::svid_server::SvidServer,
 };
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Server;
 
+use lanyard_proto::grpc::health::v1::health_server::HealthServer;
+use lanyard_telemetry::GrpcCallLayer;
+
 use crate::ServerError;
 use crate::api::Api;
+use crate::audit::AuditLog;
 use crate::caller::{LocalConn, Peer, TlsConn};
+use crate::health::{HealthService, ServerProbe};
 use crate::state::{ServerState, create_private_dir};
 
 /// A client that has not finished the TLS handshake by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves the admin API on `path` until `shutdown`.
+/// How long a stopping server waits for calls in flight before it closes their connections.
+pub(crate) const DRAIN_GRACE: Duration = Duration::from_secs(5);
+
+/// Serves the admin API (and the gRPC health service) on `path` until `stop` turns true.
 pub(crate) async fn serve_admin(
     state: Arc<ServerState>,
     listener: UnixListener,
     path: PathBuf,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    probe: Arc<ServerProbe>,
+    stop: watch::Receiver<bool>,
 ) -> Result<(), ServerError> {
     let (tx, rx) = mpsc::channel::<std::io::Result<LocalConn>>(16);
     let accept = tokio::spawn(async move {
@@ -42,10 +51,9 @@ pub(crate) async fn serve_admin(
                     continue;
                 }
             };
-            let uid = stream.peer_cred().ok().map(|c| c.uid());
             let conn = LocalConn {
+                peer: Peer::local(&stream),
                 inner: stream,
-                peer: Peer::Local { uid },
             };
             if tx.send(Ok(conn)).await.is_err() {
                 return;
@@ -53,13 +61,18 @@ pub(crate) async fn serve_admin(
         }
     });
 
+    let audit = state.config.audit_log_enabled.then_some(AuditLog);
+    let calls = GrpcCallLayer::new((state.registry.rpc(), audit));
+    let health = HealthServer::new(HealthService::new(probe, stop.clone()));
     let api = Api::new(state);
     let served = Server::builder()
+        .layer(calls)
         .add_service(EntryServer::new(api.clone()))
         .add_service(AgentServer::new(api.clone()))
         .add_service(BundleServer::new(api))
-        .serve_with_incoming_shutdown(ReceiverStream::new(rx), shutdown)
-        .await;
+        .add_service(health)
+        .serve_with_incoming_shutdown(ReceiverStream::new(rx), stopped(stop.clone()));
+    let served = drain_within_grace(served, stop, "admin API").await;
     // The accept loop owns the listener: stop it so the socket is really closed.
     accept.abort();
     let _ = std::fs::remove_file(&path);
@@ -69,11 +82,11 @@ pub(crate) async fn serve_admin(
     })
 }
 
-/// Serves the agent API on `addr` until `shutdown`.
+/// Serves the agent API on `addr` until `stop` turns true.
 pub(crate) async fn serve_agents(
     state: Arc<ServerState>,
     listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    stop: watch::Receiver<bool>,
 ) -> Result<(), ServerError> {
     let addr: SocketAddr = listener.local_addr().map_err(|e| ServerError::Listen {
         addr: "agent API".into(),
@@ -131,20 +144,51 @@ pub(crate) async fn serve_agents(
         }
     });
 
+    let calls = GrpcCallLayer::new(state.registry.rpc());
     let api = Api::new(state);
     let served = Server::builder()
+        .layer(calls)
         .add_service(AgentServer::new(api.clone()))
         .add_service(EntryServer::new(api.clone()))
         .add_service(SvidServer::new(api.clone()))
         .add_service(BundleServer::new(api))
-        .serve_with_incoming_shutdown(ReceiverStream::new(rx), shutdown)
-        .await;
+        .serve_with_incoming_shutdown(ReceiverStream::new(rx), stopped(stop.clone()));
+    let served = drain_within_grace(served, stop, "agent API").await;
     // The accept loop owns the listener: stop it so the port is really released.
     accept.abort();
     served.map_err(|e| ServerError::Listen {
         addr: addr.to_string(),
         message: e.to_string(),
     })
+}
+
+/// Completes once `stop` holds true (or its sender is gone).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Runs a tonic server future; once `stop` fires, gives calls in flight [`DRAIN_GRACE`] to
+/// finish, then gives up on them so shutdown is bounded.
+async fn drain_within_grace<E>(
+    served: impl Future<Output = Result<(), E>>,
+    stop: watch::Receiver<bool>,
+    what: &'static str,
+) -> Result<(), E> {
+    let deadline = async {
+        stopped(stop).await;
+        tokio::time::sleep(DRAIN_GRACE).await;
+    };
+    tokio::select! {
+        r = served => r,
+        () = deadline => {
+            tracing::warn!(
+                server = what,
+                grace_ms = DRAIN_GRACE.as_millis(),
+                "Calls still in flight after the shutdown grace period; closing their connections"
+            );
+            Ok(())
+        }
+    }
 }
 
 /// Binds the admin socket, replacing a stale socket file but never another kind of file.
@@ -161,9 +205,8 @@ pub(crate) fn bind_unix(path: &std::path::Path) -> Result<UnixListener, ServerEr
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err(ServerError::Listen {
-                    addr: path.display().to_string(),
-                    message: "another server is already listening on this socket".into(),
+                return Err(ServerError::SocketInUse {
+                    path: path.to_path_buf(),
                 });
             }
             std::fs::remove_file(path).map_err(io_err)?;

@@ -5,6 +5,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use lanyard_telemetry::SvidKind;
+
 use crate::state::ServerState;
 
 /// Runs until `shutdown`.
@@ -32,9 +34,18 @@ pub(crate) async fn run(state: Arc<ServerState>, shutdown: impl Future<Output = 
 }
 
 async fn upkeep(state: &ServerState) -> Result<(), crate::ServerError> {
+    let prepared_before = state.ca.prepared().map(|a| a.cert().clone());
+    let active_before = state.ca.active().cert().clone();
     if state.ca.rotate().await? {
         state.publish_bundle().await?;
         tracing::info!("Trust bundle changed after CA rotation");
+    }
+    let prepared_after = state.ca.prepared().map(|a| a.cert().clone());
+    if prepared_after.is_some() && prepared_after != prepared_before {
+        state.metrics.ca_prepared();
+    }
+    if *state.ca.active().cert() != active_before {
+        state.metrics.ca_activated();
     }
     let current = state.server_svid.current();
     let now = state.clock.now();
@@ -48,6 +59,7 @@ async fn upkeep(state: &ServerState) -> Result<(), crate::ServerError> {
         state
             .server_svid
             .renew(&state.ca, &state.server_id, &state.config, now)?;
+        state.metrics.svid_signed(SvidKind::X509Server);
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 use lanyard_ca::{CaConfig, CaManager, Clock, DiskKeyManager, SystemClock};
 use lanyard_datastore::{AttestedAgent, Datastore, Entry, SqliteDatastore};
 use lanyard_spiffe::{BundleSource, SpiffeId, TrustDomain, X509Bundle};
+use lanyard_telemetry::{Metrics, ServerMetrics, SvidKind};
 
 use crate::authorized::EntryIndex;
 use crate::{ServerConfig, ServerError};
@@ -39,11 +40,19 @@ pub(crate) struct ServerState {
     //
     // TODO: the same change feed as for entries (issue #7) must update it across servers.
     agents: std::sync::RwLock<HashMap<SpiffeId, AttestedAgent>>,
+    /// The server's metric families (signing, entries, agents, CA rotation).
+    pub(crate) metrics: ServerMetrics,
+    /// The registry they live in, for the per-RPC families.
+    pub(crate) registry: Metrics,
 }
 
 impl ServerState {
-    /// Opens (or creates) the datastore and the CA under the data directory.
-    pub(crate) async fn open(config: &ServerConfig) -> Result<Self, ServerError> {
+    /// Opens (or creates) the datastore and the CA under the data directory; registers the
+    /// server's metric families in `registry`.
+    pub(crate) async fn open(
+        config: &ServerConfig,
+        registry: &Metrics,
+    ) -> Result<Self, ServerError> {
         create_private_dir(&config.data_dir)?;
         let lock = lock_data_dir(&config.data_dir)?;
         let db_path = config.data_dir.join("datastore.sqlite3");
@@ -72,12 +81,14 @@ impl ServerState {
             trust_domain.clone(),
             ca.authorities(),
         )));
+        let metrics = ServerMetrics::register(registry);
         let server_svid = Arc::new(crate::tls::ServerSvid::mint(
             &ca,
             &server_id,
             config,
             clock.now(),
         )?);
+        metrics.svid_signed(SvidKind::X509Server);
 
         let entries = std::sync::RwLock::new(EntryIndex::new(datastore.all_entries().await?));
         let agents = datastore
@@ -85,8 +96,14 @@ impl ServerState {
             .await?
             .into_iter()
             .map(|a| (a.id.clone(), a))
-            .collect();
+            .collect::<HashMap<_, _>>();
+        metrics.agents.set(gauge_value(agents.len()));
+        metrics
+            .entries
+            .set(gauge_value(entries.read().map(|e| e.len()).unwrap_or(0)));
         let state = Self {
+            metrics,
+            registry: registry.clone(),
             agents: std::sync::RwLock::new(agents),
             _lock: lock,
             entries,
@@ -131,6 +148,7 @@ impl ServerState {
         for e in created {
             index.insert(e);
         }
+        self.metrics.entries.set(gauge_value(index.len()));
     }
 
     /// The attested agent `id`, if any.
@@ -144,10 +162,12 @@ impl ServerState {
 
     /// Records an agent as the datastore now holds it.
     pub(crate) fn remember_agent(&self, agent: AttestedAgent) {
-        self.agents
+        let mut agents = self
+            .agents
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(agent.id.clone(), agent);
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        agents.insert(agent.id.clone(), agent);
+        self.metrics.agents.set(gauge_value(agents.len()));
     }
 
     /// The entries `agent` may hold SVIDs for.
@@ -182,6 +202,11 @@ impl BundleSource for CurrentBundle {
         let bundle = self.0.load();
         (bundle.trust_domain() == td).then(|| X509Bundle::clone(&bundle))
     }
+}
+
+/// A count as a gauge value (saturating; no server holds 2^63 of anything).
+fn gauge_value(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// Seconds since the Unix epoch; times before it (a broken clock) read as 0.

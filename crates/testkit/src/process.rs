@@ -240,6 +240,12 @@ impl Server {
 
     /// Stops the process with SIGKILL and waits for it.
     pub fn kill(self) {}
+
+    /// Sends SIGTERM and waits up to `timeout` for the process to exit; returns its exit
+    /// code (`None` when a signal ended it) and its logs.
+    pub fn terminate(self, timeout: Duration) -> (Option<i32>, String) {
+        self.process.terminate(timeout)
+    }
 }
 
 /// A running agent process; killed on drop.
@@ -280,6 +286,12 @@ impl Agent {
 
     /// Stops the process with SIGKILL and waits for it.
     pub fn kill(self) {}
+
+    /// Sends SIGTERM and waits up to `timeout` for the process to exit; returns its exit
+    /// code (`None` when a signal ended it) and its logs.
+    pub fn terminate(self, timeout: Duration) -> (Option<i32>, String) {
+        self.process.terminate(timeout)
+    }
 }
 
 /// A child process whose stderr and stdout are collected line by line.
@@ -333,6 +345,33 @@ impl Process {
             self.child.lock().expect("child lock").try_wait(),
             Ok(Some(_))
         )
+    }
+
+    fn terminate(&self, timeout: Duration) -> (Option<i32>, String) {
+        let pid = self.child.lock().expect("child lock").id();
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid fits i32"));
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("send SIGTERM");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self
+                .child
+                .lock()
+                .expect("child lock")
+                .try_wait()
+                .expect("wait")
+            {
+                // Let the reader threads drain what the process wrote last.
+                std::thread::sleep(Duration::from_millis(100));
+                return (status.code(), self.logs());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit within {timeout:?} of SIGTERM:\n{}",
+                self.name,
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn wait_for_log(&self, needle: &str, timeout: Duration) -> String {

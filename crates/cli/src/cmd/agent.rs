@@ -5,18 +5,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use lanyard_agent::{AgentConfig, TrustBootstrap};
-use lanyard_ca::KeyType;
-use lanyard_spiffe::TrustDomain;
 use lanyard_workload::addr::EndpointAddr;
 use lanyard_workload::client::{WorkloadClient, X509Context};
 
 use super::OutputFormat;
-use super::server::parse_trust_domain;
-use crate::logging::{self, LogFormat};
+use crate::config::agent::AgentFlags;
+use crate::logging;
 
 /// Where the agent serves the Workload API unless configured.
-pub(crate) const DEFAULT_AGENT_SOCKET: &str = "/tmp/lanyard-agent/public/api.sock";
+pub(crate) const DEFAULT_AGENT_SOCKET: &str = crate::config::agent::DEFAULT_SOCKET;
 
 /// `lanyard agent`.
 #[derive(clap::Args, Debug)]
@@ -29,48 +26,20 @@ pub(crate) struct AgentArgs {
 enum AgentCommand {
     /// Run the agent until SIGINT or SIGTERM.
     Run(RunArgs),
+    /// Check a configuration (file and flags, as `run` takes them) without starting anything.
+    Validate(RunArgs),
     /// Use the Workload API as a workload would.
     #[command(subcommand)]
     Api(ApiCommand),
+    /// Check that the agent's Workload API answers (exit 0) or not (1).
+    Healthcheck(super::healthcheck::AgentHealthcheckArgs),
 }
 
-/// Flags of `lanyard agent run`; each mirrors a SPIRE `agent {}` key.
+/// Flags of `lanyard agent run` and `validate`.
 #[derive(clap::Args, Debug)]
 struct RunArgs {
-    /// Trust domain of the server.
-    #[arg(long, default_value = "example.org", value_parser = parse_trust_domain)]
-    trust_domain: TrustDomain,
-    /// Directory for the agent's key, SVID and bundle.
-    #[arg(long, default_value = ".lanyard/agent")]
-    data_dir: PathBuf,
-    /// The server's agent API, host:port.
-    #[arg(long, default_value = "127.0.0.1:8081")]
-    server_address: String,
-    /// Join token for the first attestation; not needed once the agent has an SVID.
-    #[arg(long)]
-    join_token: Option<String>,
-    /// PEM file with the server's CA certificates, used to authenticate the server.
-    #[arg(long, required_unless_present = "insecure_bootstrap")]
-    trust_bundle: Option<PathBuf>,
-    /// Trust whatever server answers on the first connection (overrides the default of
-    /// requiring --trust-bundle). Only for experiments: it allows a man in the middle.
-    #[arg(long, conflicts_with = "trust_bundle")]
-    insecure_bootstrap: bool,
-    /// Unix socket of the Workload API.
-    #[arg(long, default_value = DEFAULT_AGENT_SOCKET)]
-    socket: PathBuf,
-    /// How often the agent asks the server for entry and bundle changes.
-    #[arg(long, default_value = "5s", value_parser = crate::duration::parse)]
-    sync_interval: Duration,
-    /// Key type of workload X509-SVIDs: ec-p256, ec-p384 or rsa-2048.
-    #[arg(long, default_value = "ec-p256")]
-    workload_x509_svid_key_type: KeyType,
-    /// Log level.
-    #[arg(long, default_value = "info", value_parser = ["error", "warn", "info", "debug", "trace"])]
-    log_level: String,
-    /// Log format.
-    #[arg(long, value_enum, default_value_t)]
-    log_format: LogFormat,
+    #[command(flatten)]
+    flags: AgentFlags,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -107,32 +76,26 @@ impl AgentArgs {
     pub(crate) async fn run(self) -> anyhow::Result<()> {
         match self.command {
             AgentCommand::Run(args) => args.run().await,
+            AgentCommand::Validate(args) => args.validate(),
             AgentCommand::Api(ApiCommand::Fetch(FetchCommand::X509(args))) => args.run().await,
+            AgentCommand::Healthcheck(args) => args.run().await,
         }
     }
 }
 
 impl RunArgs {
     async fn run(self) -> anyhow::Result<()> {
-        logging::init(&self.log_level, self.log_format);
-        let trust_bundle = match (self.trust_bundle, self.insecure_bootstrap) {
-            (Some(path), false) => TrustBootstrap::Pem(path),
-            (None, true) => TrustBootstrap::Insecure,
-            _ => anyhow::bail!("give exactly one of --trust-bundle PATH or --insecure-bootstrap"),
-        };
-        let config = AgentConfig {
-            trust_domain: self.trust_domain,
-            data_dir: self.data_dir,
-            server_address: self.server_address,
-            trust_bundle,
-            join_token: self.join_token,
-            socket_path: self.socket,
-            sync_interval: self.sync_interval,
-            workload_key_type: self.workload_x509_svid_key_type,
-        };
-        lanyard_agent::run(config, super::shutdown_signal())
+        let settings = self.flags.load()?;
+        logging::init_with(&settings.log)?;
+        lanyard_agent::run(settings.config, super::shutdown_signal())
             .await
             .context("agent stopped")
+    }
+
+    /// Builds the configuration exactly as `run` does, then checks it; prints each problem.
+    fn validate(self) -> anyhow::Result<()> {
+        let settings = self.flags.load()?;
+        crate::config::validate::report(&crate::config::validate::agent(&settings))
     }
 }
 

@@ -95,6 +95,8 @@ impl DemoArgs {
             socket_path: socket.clone(),
             sync_interval: Duration::from_secs(1),
             workload_key_type: KeyType::EcP256,
+            health_checks: Default::default(),
+            telemetry: Default::default(),
         };
         let (stop_agent, agent_stopped) = tokio::sync::oneshot::channel::<()>();
         let agent = tokio::spawn(lanyard_agent::run(agent_config, async {

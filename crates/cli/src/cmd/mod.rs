@@ -4,6 +4,7 @@ mod agent;
 mod bundle;
 mod demo;
 mod entry;
+mod healthcheck;
 mod server;
 mod token;
 

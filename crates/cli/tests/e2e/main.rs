@@ -9,6 +9,8 @@
 )]
 
 mod common;
+mod config_files;
 mod failures;
+mod operations;
 mod rotation;
 mod walking_skeleton;

@@ -11,9 +11,11 @@ use lanyard_proto::spire::api::server::agent::v1::{
 };
 use lanyard_proto::spire::api::types;
 use lanyard_spiffe::{Selector, SpiffeId};
+use lanyard_telemetry::SvidKind;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{Api, datastore_status};
+use crate::audit::{AuditFields, shown_id};
 use crate::caller::Peer;
 use crate::convert;
 
@@ -66,6 +68,7 @@ impl agent_server::Agent for Api {
             self.state.config.agent_ttl,
             Vec::new(),
             String::new(),
+            SvidKind::X509Agent,
         )?;
         let leaf = svid
             .cert_chain
@@ -123,6 +126,7 @@ impl agent_server::Agent for Api {
             self.state.config.agent_ttl,
             Vec::new(),
             String::new(),
+            SvidKind::X509Agent,
         )?;
         let leaf = rustls_pki_types::CertificateDer::from(
             svid.cert_chain.first().cloned().unwrap_or_default(),
@@ -148,6 +152,23 @@ impl agent_server::Agent for Api {
         request: Request<CreateJoinTokenRequest>,
     ) -> Result<Response<types::JoinToken>, Status> {
         Peer::of(&request)?.require_local()?;
+        // Never the token itself: whoever reads the log could attest with it.
+        AuditFields::note(&request, |r| {
+            let req = request.get_ref();
+            r.details.push(match req.ttl {
+                0 => "ttl=default".to_owned(),
+                ttl => format!("ttl={ttl}"),
+            });
+            let chosen = if req.token.is_empty() {
+                "generated"
+            } else {
+                "chosen by caller"
+            };
+            r.details.push(format!("token={chosen}"));
+            if let Some(id) = &req.agent_id {
+                r.spiffe_ids.push(shown_id(id));
+            }
+        });
         let req = request.into_inner();
         if req.ttl < 0 {
             return Err(Status::invalid_argument(format!(

@@ -12,6 +12,7 @@ use lanyard_proto::spire::api::types;
 use tonic::{Code, Request, Response, Status};
 
 use super::{Api, datastore_status};
+use crate::audit::{AuditFields, result_code, shown_id};
 use crate::caller::Peer;
 use crate::convert::{self, status, wire_entry};
 
@@ -25,6 +26,13 @@ impl entry_server::Entry for Api {
         request: Request<ListEntriesRequest>,
     ) -> Result<Response<ListEntriesResponse>, Status> {
         Peer::of(&request)?.require_local()?;
+        AuditFields::note(&request, |r| {
+            let filter = request.get_ref().filter.as_ref();
+            r.spiffe_ids
+                .extend(filter.and_then(|f| f.by_spiffe_id.as_ref()).map(shown_id));
+            r.parent_ids
+                .extend(filter.and_then(|f| f.by_parent_id.as_ref()).map(shown_id));
+        });
         let req = request.into_inner();
         let filter = entry_filter(req.filter.unwrap_or_default())?;
         let page_size = u32::try_from(req.page_size).map_err(|_| {
@@ -51,6 +59,7 @@ impl entry_server::Entry for Api {
         request: Request<GetEntryRequest>,
     ) -> Result<Response<types::Entry>, Status> {
         Peer::of(&request)?.require_local()?;
+        AuditFields::note(&request, |r| r.entry_ids.push(request.get_ref().id.clone()));
         let raw = request.into_inner().id;
         let id = EntryId::parse(&raw)
             .map_err(|e| Status::invalid_argument(format!("id {raw:?}: {e}")))?;
@@ -69,11 +78,16 @@ impl entry_server::Entry for Api {
         request: Request<BatchCreateEntryRequest>,
     ) -> Result<Response<BatchCreateEntryResponse>, Status> {
         let uid = match Peer::of(&request)? {
-            Peer::Local { uid } => *uid,
+            Peer::Local { uid, .. } => *uid,
             Peer::Tls { .. } => return Err(Status::permission_denied("admin socket only")),
         };
+        let audit = AuditFields::of(&request);
         let mut results = Vec::new();
         for wire in request.into_inner().entries {
+            AuditFields::add(audit.as_ref(), |r| {
+                r.spiffe_ids.extend(wire.spiffe_id.as_ref().map(shown_id));
+                r.parent_ids.extend(wire.parent_id.as_ref().map(shown_id));
+            });
             let result = match convert::new_entry(&wire, &self.state.trust_domain) {
                 Err(msg) => batch_create_entry_response::Result {
                     status: Some(status(Code::InvalidArgument, msg)),
@@ -123,6 +137,17 @@ impl entry_server::Entry for Api {
                     },
                 },
             };
+            AuditFields::add(audit.as_ref(), |r| {
+                r.results.push(result_code(result.status.as_ref()));
+                if let Some(e) = result.entry.as_ref().filter(|_| {
+                    result
+                        .status
+                        .as_ref()
+                        .is_some_and(|s| s.code == Code::Ok as i32)
+                }) {
+                    r.entry_ids.push(e.id.clone());
+                }
+            });
             results.push(result);
         }
         Ok(Response::new(BatchCreateEntryResponse { results }))
@@ -133,8 +158,10 @@ impl entry_server::Entry for Api {
         request: Request<BatchDeleteEntryRequest>,
     ) -> Result<Response<BatchDeleteEntryResponse>, Status> {
         Peer::of(&request)?.require_local()?;
+        let audit = AuditFields::of(&request);
         let mut results = Vec::new();
         for raw in request.into_inner().ids {
+            AuditFields::add(audit.as_ref(), |r| r.entry_ids.push(raw.clone()));
             let outcome = match EntryId::parse(&raw) {
                 Err(e) => status(Code::InvalidArgument, format!("id {raw:?}: {e}")),
                 Ok(id) => match self.state.datastore.delete_entry(&id).await {
@@ -147,6 +174,9 @@ impl entry_server::Entry for Api {
                     Err(e) => status(Code::Internal, format!("datastore: {e}")),
                 },
             };
+            AuditFields::add(audit.as_ref(), |r| {
+                r.results.push(result_code(Some(&outcome)))
+            });
             results.push(batch_delete_entry_response::Result {
                 status: Some(outcome),
                 id: raw,

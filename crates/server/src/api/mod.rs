@@ -11,6 +11,7 @@ use std::sync::Arc;
 use lanyard_ca::{SvidParams, parse_csr};
 use lanyard_proto::spire::api::types;
 use lanyard_spiffe::SpiffeId;
+use lanyard_telemetry::SvidKind;
 use tonic::Status;
 
 use crate::convert::wire_id;
@@ -37,6 +38,7 @@ impl Api {
         ttl: std::time::Duration,
         dns_names: Vec<String>,
         hint: String,
+        kind: SvidKind,
     ) -> Result<types::X509svid, Status> {
         let csr = parse_csr(csr).map_err(|e| Status::invalid_argument(format!("csr: {e}")))?;
         let leaf = self
@@ -49,6 +51,7 @@ impl Api {
                 dns_names,
             })
             .map_err(|e| Status::internal(format!("signing failed: {e}")))?;
+        self.state.metrics.svid_signed(kind);
         let expires_at = lanyard_spiffe::x509::not_after_of(&leaf)
             .map(unix_seconds)
             .map_err(|e| Status::internal(format!("signed certificate: {e}")))?;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use lanyard_proto::spire::api::server::svid::v1::{
     BatchNewX509svidRequest, BatchNewX509svidResponse, batch_new_x509svid_response, svid_server,
 };
+use lanyard_telemetry::SvidKind;
 use tonic::{Code, Request, Response, Status};
 
 use super::Api;
@@ -58,6 +59,7 @@ impl svid_server::Svid for Api {
                 ttl,
                 entry.dns_names.clone(),
                 entry.hint.clone(),
+                SvidKind::X509Workload,
             ) {
                 Ok(svid) => batch_new_x509svid_response::Result {
                     status: Some(status(Code::Ok, "OK")),

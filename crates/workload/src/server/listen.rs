@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Stream;
+use lanyard_telemetry::{GrpcCallLayer, RpcMetrics};
 use tokio::net::UnixListener;
 use tokio::sync::watch;
 
@@ -33,6 +34,12 @@ pub enum ServeError {
         /// What went wrong.
         reason: String,
     },
+    /// A live process accepts on the socket already (local misconfiguration: two agents).
+    #[error("socket {path} is in use by another process", path = path.display())]
+    InUse {
+        /// The socket path.
+        path: PathBuf,
+    },
     /// The gRPC server failed.
     #[error("workload API server on {path}: {source}")]
     Serve {
@@ -53,6 +60,7 @@ pub struct WorkloadListener {
     /// Device and inode of the socket file we created, so we only ever remove our own.
     file_id: (u64, u64),
     grace: Duration,
+    rpc: Option<RpcMetrics>,
 }
 
 impl WorkloadListener {
@@ -75,7 +83,15 @@ impl WorkloadListener {
             std::fs::create_dir_all(parent)
                 .map_err(|e| fail(format!("cannot create its directory: {e}")))?;
         }
-        remove_stale_socket(path).map_err(fail)?;
+        match remove_stale_socket(path) {
+            Ok(()) => {}
+            Err(Stale::InUse) => {
+                return Err(ServeError::InUse {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(Stale::Other(reason)) => return Err(fail(reason)),
+        }
 
         let listener = UnixListener::bind(path).map_err(|e| fail(e.to_string()))?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777))
@@ -86,6 +102,7 @@ impl WorkloadListener {
             path: path.to_path_buf(),
             file_id: (meta.dev(), meta.ino()),
             grace: DEFAULT_SHUTDOWN_GRACE,
+            rpc: None,
         })
     }
 
@@ -100,6 +117,14 @@ impl WorkloadListener {
     #[must_use]
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
+        self
+    }
+
+    /// Records every call in `rpc` (`lanyard_rpc_requests_total` and
+    /// `lanyard_rpc_duration_seconds`; streams are recorded when they end).
+    #[must_use]
+    pub fn metrics(mut self, rpc: RpcMetrics) -> Self {
+        self.rpc = Some(rpc);
         self
     }
 
@@ -125,6 +150,7 @@ impl WorkloadListener {
             path,
             file_id,
             grace,
+            rpc,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let (kill_tx, kill_rx) = watch::channel(false);
@@ -135,6 +161,7 @@ impl WorkloadListener {
 
         tracing::info!(socket = %path.display(), "Workload API listening");
         let serving = tonic::transport::Server::builder()
+            .layer(GrpcCallLayer::new(rpc))
             .add_service(service)
             .serve_with_incoming_shutdown(accept(listener, kill_rx), async move {
                 let _stop = server_stop.wait_for(|s| *s).await.is_ok();
@@ -177,22 +204,32 @@ pub async fn serve_unix<S: IdentitySource>(
     WorkloadListener::bind(path)?.serve(source, shutdown).await
 }
 
-/// Removes a socket file left behind by an earlier server; refuses to touch anything else.
-fn remove_stale_socket(path: &Path) -> Result<(), String> {
+/// Why the socket path cannot be taken over.
+enum Stale {
+    /// A live process accepts on it.
+    InUse,
+    /// Anything else, as a reason.
+    Other(String),
+}
+
+/// Removes a socket file left behind by an earlier server (nobody accepts on it); refuses to
+/// touch anything else.
+fn remove_stale_socket(path: &Path) -> Result<(), Stale> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(format!("cannot inspect the path: {e}")),
+        Err(e) => return Err(Stale::Other(format!("cannot inspect the path: {e}"))),
     };
     if !meta.file_type().is_socket() {
-        return Err(
+        return Err(Stale::Other(
             "a file that is not a socket is in the way; remove it or pick another path".into(),
-        );
+        ));
     }
     if std::os::unix::net::UnixStream::connect(path).is_ok() {
-        return Err("another process is already serving on this socket".into());
+        return Err(Stale::InUse);
     }
-    std::fs::remove_file(path).map_err(|e| format!("cannot remove the stale socket: {e}"))
+    std::fs::remove_file(path)
+        .map_err(|e| Stale::Other(format!("cannot remove the stale socket: {e}")))
 }
 
 /// Removes the socket file if it is still the one this server created.
@@ -276,7 +313,10 @@ mod tests {
         let path = dir.path().join("api.sock");
         let _live = std::os::unix::net::UnixListener::bind(&path).unwrap();
         let err = WorkloadListener::bind(&path).err().unwrap().to_string();
-        assert!(err.contains("already serving"), "{err}");
+        assert_eq!(
+            err,
+            format!("socket {} is in use by another process", path.display())
+        );
     }
 
     #[tokio::test]

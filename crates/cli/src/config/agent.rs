@@ -1,0 +1,455 @@
+//! `lanyard agent run|validate`: the flags, the `agent {}` block, and the merged
+//! [`AgentConfig`].
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lanyard_agent::{AgentConfig, TrustBootstrap};
+use lanyard_ca::KeyType;
+use lanyard_spiffe::TrustDomain;
+
+use super::hcl::Entry;
+use super::plugins::{self, AgentPlugins};
+use super::server::{key_type, parse_trust_domain, rule, trust_domain};
+use super::{ConfigError, Key, Scope, normalize, ops, walk};
+use crate::logging::{LogFormat, LogLevel, LogSettings};
+
+/// Where the agent serves the Workload API unless configured.
+pub(crate) const DEFAULT_SOCKET: &str = "/tmp/lanyard-agent/public/api.sock";
+/// Where the agent keeps its key, SVID and bundle unless configured.
+pub(crate) const DEFAULT_DATA_DIR: &str = ".lanyard/agent";
+const DEFAULT_SERVER_HOST: &str = "127.0.0.1";
+const DEFAULT_SERVER_PORT: u16 = 8081;
+
+/// Every key of SPIRE's `agent {}` block.
+const AGENT_KEYS: &[(&str, Key)] = &[
+    ("trust_domain", Key::Mapped),
+    ("data_dir", Key::Mapped),
+    ("server_address", Key::Mapped),
+    ("server_port", Key::Mapped),
+    ("socket_path", Key::Mapped),
+    ("trust_bundle_path", Key::Mapped),
+    ("trust_bundle_format", Key::Mapped),
+    ("insecure_bootstrap", Key::Mapped),
+    ("join_token", Key::Mapped),
+    ("join_token_file", Key::Mapped),
+    ("log_level", Key::Mapped),
+    ("log_format", Key::Mapped),
+    ("log_file", Key::Mapped),
+    ("workload_x509_svid_key_type", Key::Mapped),
+    ("experimental", Key::Mapped),
+    ("admin_socket_path", Key::Unimplemented),
+    ("allow_unauthenticated_verifiers", Key::FalseOnly),
+    ("allowed_foreign_jwt_claims", Key::Unimplemented),
+    ("authorized_delegates", Key::Unimplemented),
+    ("availability_target", Key::Unimplemented),
+    ("disable_sds_api", Key::Unimplemented),
+    ("disable_workload_api", Key::FalseOnly),
+    ("jwt_svid_cache_max_size", Key::Unimplemented),
+    ("log_selectors", Key::Unimplemented),
+    ("log_source_location", Key::FalseOnly),
+    ("profiling_enabled", Key::FalseOnly),
+    ("profiling_freq", Key::Unimplemented),
+    ("profiling_names", Key::Unimplemented),
+    ("profiling_port", Key::Unimplemented),
+    ("rebootstrap_delay", Key::Unimplemented),
+    ("rebootstrap_mode", Key::Unimplemented),
+    ("sds", Key::Unimplemented),
+    ("trust_bundle_spiffe_workload_api", Key::Unimplemented),
+    ("trust_bundle_unix_socket", Key::Unimplemented),
+    ("trust_bundle_url", Key::Unimplemented),
+    ("x509_svid_cache_max_size", Key::Unimplemented),
+];
+
+/// Keys of SPIRE's `agent { experimental {} }`.
+const EXPERIMENTAL_KEYS: &[(&str, Key)] = &[
+    ("sync_interval", Key::Mapped),
+    ("jwt_svid_cache_hit_timeout", Key::Unimplemented),
+    ("named_pipe_name", Key::Unimplemented),
+    ("admin_named_pipe_name", Key::Unimplemented),
+    ("use_sync_authorized_entries", Key::Unimplemented),
+    ("require_pq_kem", Key::FalseOnly),
+    ("ratelimit", Key::Unimplemented),
+    ("broker", Key::Unimplemented),
+    ("feature_flags", Key::Unimplemented),
+];
+
+/// Flags of `lanyard agent run` and `validate`. Each mirrors a SPIRE `agent {}` key and, when
+/// given, overrides the config file.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub(crate) struct AgentFlags {
+    /// HCL config file with SPIRE's agent {}, plugins {}, telemetry {} and health_checks {}
+    /// blocks; flags given on the command line override it.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Replace $NAME and ${NAME} in the config file with environment variables before parsing
+    /// (an unset variable is an error, unlike SPIRE's -expandEnv).
+    #[arg(long, requires = "config")]
+    pub(crate) expand_env: bool,
+    /// Trust domain of the server [default: example.org].
+    #[arg(long, value_parser = parse_trust_domain)]
+    pub(crate) trust_domain: Option<TrustDomain>,
+    /// Directory for the agent's key, SVID and bundle [default: .lanyard/agent].
+    #[arg(long)]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// The server's agent API: HOST:PORT, or HOST with --server-port [default: 127.0.0.1:8081].
+    #[arg(long)]
+    pub(crate) server_address: Option<String>,
+    /// Port of the server's agent API (SPIRE's server_port) [default: 8081].
+    #[arg(long)]
+    pub(crate) server_port: Option<u16>,
+    /// Join token for the first attestation; not needed once the agent has an SVID.
+    #[arg(long, conflicts_with = "join_token_file")]
+    pub(crate) join_token: Option<String>,
+    /// File holding the join token.
+    #[arg(long)]
+    pub(crate) join_token_file: Option<PathBuf>,
+    /// PEM file with the server's CA certificates, used to authenticate the server (SPIRE's
+    /// trust_bundle_path). One of this or --insecure-bootstrap is required.
+    #[arg(
+        long,
+        visible_alias = "trust-bundle-path",
+        conflicts_with = "insecure_bootstrap"
+    )]
+    pub(crate) trust_bundle: Option<PathBuf>,
+    /// Format of the trust bundle file; only pem is implemented [default: pem].
+    #[arg(long, value_parser = ["pem"])]
+    pub(crate) trust_bundle_format: Option<String>,
+    /// Trust whatever server answers on the first connection (overrides the default of
+    /// requiring a trust bundle). Only for experiments: it allows a man in the middle.
+    #[arg(long)]
+    pub(crate) insecure_bootstrap: bool,
+    /// Unix socket of the Workload API [default: /tmp/lanyard-agent/public/api.sock].
+    #[arg(long, visible_alias = "socket-path")]
+    pub(crate) socket: Option<PathBuf>,
+    /// How often the agent asks the server for entry and bundle changes (SPIRE's
+    /// experimental.sync_interval) [default: 5s].
+    #[arg(long, value_parser = crate::duration::parse)]
+    pub(crate) sync_interval: Option<Duration>,
+    /// Key type of workload X509-SVIDs: ec-p256, ec-p384 or rsa-2048 [default: ec-p256].
+    #[arg(long)]
+    pub(crate) workload_x509_svid_key_type: Option<KeyType>,
+    /// Log level: debug, info, warn or error, any case [default: info].
+    #[arg(long, value_parser = clap::value_parser!(LogLevel))]
+    pub(crate) log_level: Option<LogLevel>,
+    /// Log format: text or json [default: text].
+    #[arg(long, value_parser = clap::value_parser!(LogFormat))]
+    pub(crate) log_format: Option<LogFormat>,
+    /// Append logs to this file (created 0600) instead of writing them to stderr.
+    #[arg(long)]
+    pub(crate) log_file: Option<PathBuf>,
+}
+
+/// What `agent run` starts with.
+#[derive(Debug)]
+pub(crate) struct AgentSettings {
+    /// The agent's configuration.
+    pub(crate) config: AgentConfig,
+    /// How the process logs.
+    pub(crate) log: LogSettings,
+}
+
+/// The `agent {}` block and the plugins, as written in the file.
+#[derive(Debug, Default)]
+struct AgentFile {
+    trust_domain: Option<TrustDomain>,
+    data_dir: Option<PathBuf>,
+    server_address: Option<(String, usize)>,
+    server_port: Option<u16>,
+    socket_path: Option<PathBuf>,
+    trust_bundle_path: Option<PathBuf>,
+    insecure_bootstrap: Option<(bool, usize)>,
+    join_token: Option<(String, usize)>,
+    join_token_file: Option<(PathBuf, usize)>,
+    sync_interval: Option<Duration>,
+    workload_key_type: Option<KeyType>,
+    log_level: Option<LogLevel>,
+    log_format: Option<LogFormat>,
+    log_file: Option<PathBuf>,
+    plugins: AgentPlugins,
+    health_checks: Option<lanyard_telemetry::HealthChecks>,
+    telemetry: Option<lanyard_telemetry::Telemetry>,
+}
+
+impl AgentFlags {
+    /// Reads the config file (if any) and merges it under the flags.
+    ///
+    /// # Errors
+    ///
+    /// The first problem in the file, settings that contradict each other, an unreadable
+    /// join token file.
+    pub(crate) fn load(&self) -> Result<AgentSettings, ConfigError> {
+        let file = match &self.config {
+            Some(path) => read(&super::read_file(path, self.expand_env)?)?,
+            None => AgentFile::default(),
+        };
+        self.merge(file)
+    }
+
+    /// As [`load`](Self::load), with the file's text given and the environment in `lookup`.
+    #[cfg(test)]
+    pub(crate) fn load_text(
+        &self,
+        text: &str,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<AgentSettings, ConfigError> {
+        self.merge(read(&super::parse_text(text, self.expand_env, lookup)?)?)
+    }
+
+    fn merge(&self, file: AgentFile) -> Result<AgentSettings, ConfigError> {
+        let trust_domain = match self.trust_domain.clone().or(file.trust_domain) {
+            Some(td) => td,
+            None => parse_trust_domain("example.org").map_err(ConfigError::Conflict)?,
+        };
+        let data_dir = self
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        check_key_directory(&file.plugins, &data_dir)?;
+        let server_address = self.server_address(file.server_address.as_ref(), file.server_port)?;
+        let trust_bundle = self.trust_bundle(file.trust_bundle_path, file.insecure_bootstrap)?;
+
+        let join_token = match (&self.join_token, &self.join_token_file) {
+            (Some(token), _) => Some(token.clone()),
+            (None, Some(path)) => Some(read_token(path)?),
+            (None, None) => match (file.join_token, file.join_token_file) {
+                (Some(_), Some((_, line))) => {
+                    return Err(ConfigError::Conflict(format!(
+                        "join_token and join_token_file (line {line}) are both set: give one"
+                    )));
+                }
+                (Some((token, _)), None) => Some(token),
+                (None, Some((path, _))) => Some(read_token(&path)?),
+                (None, None) => None,
+            },
+        };
+
+        let mut config = AgentConfig::new(trust_domain, data_dir, server_address, trust_bundle);
+        config.join_token = join_token;
+        config.socket_path = self
+            .socket
+            .clone()
+            .or(file.socket_path)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
+        if let Some(interval) = self.sync_interval.or(file.sync_interval) {
+            config.sync_interval = interval;
+        }
+        if let Some(kt) = self.workload_x509_svid_key_type.or(file.workload_key_type) {
+            config.workload_key_type = kt;
+        }
+        if let Some(h) = file.health_checks {
+            config.health_checks = h;
+        }
+        if let Some(t) = file.telemetry {
+            config.telemetry = t;
+        }
+        let log = LogSettings {
+            level: self.log_level.or(file.log_level).unwrap_or_default(),
+            format: self.log_format.or(file.log_format).unwrap_or_default(),
+            file: self.log_file.clone().or(file.log_file),
+        };
+        Ok(AgentSettings { config, log })
+    }
+
+    /// `host:port` from SPIRE's separate `server_address` and `server_port`, or from a
+    /// `--server-address HOST:PORT` flag; each part from the flags first, then the file.
+    fn server_address(
+        &self,
+        file_address: Option<&(String, usize)>,
+        file_port: Option<u16>,
+    ) -> Result<String, ConfigError> {
+        let flag = self.server_address.as_deref().map(split_host_port);
+        if let (Some((_, Some(in_address))), Some(port)) = (flag, self.server_port)
+            && in_address != port
+        {
+            return Err(ConfigError::Conflict(format!(
+                "--server-address has port {in_address} and --server-port {port}: give the port once"
+            )));
+        }
+        let file = file_address.map(|(a, line)| (split_host_port(a), *line));
+        if let (Some(((_, Some(in_address)), line)), Some(port)) = (file, file_port)
+            && in_address != port
+        {
+            return Err(ConfigError::Conflict(format!(
+                "server_address at line {line} has port {in_address} and server_port is {port}: \
+                 give the port once"
+            )));
+        }
+        let host = flag
+            .map(|(h, _)| h)
+            .or(file.map(|((h, _), _)| h))
+            .unwrap_or(DEFAULT_SERVER_HOST);
+        let port = self
+            .server_port
+            .or(flag.and_then(|(_, p)| p))
+            .or(file_port)
+            .or(file.and_then(|((_, p), _)| p))
+            .unwrap_or(DEFAULT_SERVER_PORT);
+        Ok(if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        })
+    }
+
+    /// The bootstrap source: the flags' choice replaces the file's.
+    fn trust_bundle(
+        &self,
+        file_path: Option<PathBuf>,
+        file_insecure: Option<(bool, usize)>,
+    ) -> Result<TrustBootstrap, ConfigError> {
+        match (&self.trust_bundle, self.insecure_bootstrap) {
+            (Some(path), _) => return Ok(TrustBootstrap::Pem(path.clone())),
+            (None, true) => return Ok(TrustBootstrap::Insecure),
+            (None, false) => {}
+        }
+        match (file_path, file_insecure) {
+            (Some(_), Some((true, line))) => Err(ConfigError::Conflict(format!(
+                "trust_bundle_path and insecure_bootstrap = true (line {line}) are both set: \
+                 give exactly one"
+            ))),
+            (Some(path), _) => Ok(TrustBootstrap::Pem(path)),
+            (None, Some((true, _))) => Ok(TrustBootstrap::Insecure),
+            (None, _) => Err(ConfigError::Conflict(
+                "the agent needs to authenticate the server: set trust_bundle_path \
+                 (--trust-bundle PATH) or, for experiments only, insecure_bootstrap = true \
+                 (--insecure-bootstrap)"
+                    .into(),
+            )),
+        }
+    }
+}
+
+/// Splits `host[:port]`; a bare IPv6 address (several colons, no brackets) has no port.
+fn split_host_port(s: &str) -> (&str, Option<u16>) {
+    if let Some(rest) = s.strip_prefix('[')
+        && let Some((host, tail)) = rest.split_once(']')
+    {
+        return (host, tail.strip_prefix(':').and_then(|p| p.parse().ok()));
+    }
+    match s.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => match port.parse() {
+            Ok(p) => (host, Some(p)),
+            Err(_) => (s, None),
+        },
+        _ => (s, None),
+    }
+}
+
+fn read_token(path: &Path) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+        what: "join token file",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(text.trim().to_owned())
+}
+
+fn read(entries: &[Entry]) -> Result<AgentFile, ConfigError> {
+    let mut file = AgentFile::default();
+    let top = Scope {
+        block: "the agent config file",
+        kind: "agent",
+        prefix: "",
+        keys: &[
+            ("agent", Key::Mapped),
+            ("plugins", Key::Mapped),
+            ("telemetry", Key::Mapped),
+            ("health_checks", Key::Mapped),
+        ],
+    };
+    walk(entries, &top, |entry| {
+        match entry.key.as_str() {
+            "agent" => read_agent(entry.object()?, &mut file)?,
+            "plugins" => file.plugins = plugins::agent(entry)?,
+            "telemetry" => file.telemetry = Some(ops::telemetry(entry)?),
+            _ => file.health_checks = Some(ops::health_checks(entry)?),
+        }
+        Ok(())
+    })?;
+    Ok(file)
+}
+
+fn read_agent(entries: &[Entry], file: &mut AgentFile) -> Result<(), ConfigError> {
+    let scope = Scope {
+        block: "agent {}",
+        kind: "agent",
+        prefix: "",
+        keys: AGENT_KEYS,
+    };
+    walk(entries, &scope, |e| {
+        match e.key.as_str() {
+            "trust_domain" => file.trust_domain = Some(trust_domain(e)?),
+            "data_dir" => file.data_dir = Some(e.path()?),
+            "server_address" => {
+                let s = e.str()?;
+                if s.is_empty() {
+                    return Err(e.invalid("give the server's DNS name or IP address"));
+                }
+                file.server_address = Some((s.to_owned(), e.line));
+            }
+            "server_port" => file.server_port = Some(e.port()?),
+            "socket_path" => file.socket_path = Some(e.path()?),
+            "trust_bundle_path" => file.trust_bundle_path = Some(e.path()?),
+            "trust_bundle_format" => match e.str()? {
+                "pem" => {}
+                "spiffe" => {
+                    return Err(ConfigError::Unsupported {
+                        what: "trust_bundle_format \"spiffe\"".into(),
+                        line: e.line,
+                        rule: "Lanyard reads PEM bundles only for now; use \"pem\"".into(),
+                    });
+                }
+                _ => return Err(e.invalid("the formats are pem and spiffe")),
+            },
+            "insecure_bootstrap" => file.insecure_bootstrap = Some((e.bool()?, e.line)),
+            "join_token" => file.join_token = Some((e.str()?.to_owned(), e.line)),
+            "join_token_file" => file.join_token_file = Some((e.path()?, e.line)),
+            "log_level" => file.log_level = Some(e.str()?.parse().map_err(|r| rule(e, r))?),
+            "log_format" => file.log_format = Some(e.str()?.parse().map_err(|r| rule(e, r))?),
+            "log_file" => file.log_file = Some(e.path()?),
+            "workload_x509_svid_key_type" => file.workload_key_type = Some(key_type(e)?),
+            _ => read_experimental(e.object()?, file)?,
+        }
+        Ok(())
+    })
+}
+
+fn read_experimental(entries: &[Entry], file: &mut AgentFile) -> Result<(), ConfigError> {
+    let scope = Scope {
+        block: "agent { experimental {} }",
+        kind: "agent",
+        prefix: "experimental.",
+        keys: EXPERIMENTAL_KEYS,
+    };
+    walk(entries, &scope, |e| {
+        file.sync_interval = Some(e.duration()?);
+        Ok(())
+    })
+}
+
+/// The agent keeps its key in `data_dir`; a `KeyManager "disk"` directory elsewhere cannot be
+/// honoured yet.
+fn check_key_directory(plugins: &AgentPlugins, data_dir: &Path) -> Result<(), ConfigError> {
+    if let Some((dir, line)) = &plugins.key_directory
+        && normalize(dir) != normalize(data_dir)
+    {
+        return Err(ConfigError::Unsupported {
+            what: format!(
+                "KeyManager \"disk\" directory {:?}",
+                dir.display().to_string()
+            ),
+            line: *line,
+            rule: format!(
+                "Lanyard keeps the agent's key in data_dir; set directory to {:?} or leave it out",
+                data_dir.display().to_string()
+            ),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "agent_tests.rs"]
+mod tests;

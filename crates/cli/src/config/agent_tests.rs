@@ -1,0 +1,188 @@
+//! `agent {}` files: SPIRE-shaped samples load, and each kind of mistake is named with its line.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+fn load(text: &str) -> Result<AgentSettings, ConfigError> {
+    AgentFlags::default().load_text(text, |_| None)
+}
+
+fn error(text: &str) -> String {
+    load(text).unwrap_err().to_string()
+}
+
+/// An agent file written from the keys SPIRE documents, in SPIRE's layout.
+const SPIRE_STYLE: &str = r#"
+agent {
+    data_dir = "/var/lib/lanyard-agent"
+    log_level = "info"
+    server_address = "lanyard-server.internal"
+    server_port = "8081"
+    socket_path = "/run/lanyard/agent.sock"
+    trust_bundle_path = "/etc/lanyard/bootstrap.pem"
+    trust_bundle_format = "pem"
+    trust_domain = "prod.example"
+    join_token = "abc123"
+    workload_x509_svid_key_type = "ec-p384"
+    experimental {
+        sync_interval = "10s"
+    }
+}
+
+plugins {
+    NodeAttestor "join_token" {
+        plugin_data {}
+    }
+    KeyManager "disk" {
+        plugin_data {
+            directory = "/var/lib/lanyard-agent"
+        }
+    }
+    WorkloadAttestor "unix" {
+        plugin_data {
+            discover_workload_path = false
+        }
+    }
+}
+
+telemetry {
+    Prometheus {
+        port = 9989
+    }
+}
+"#;
+
+#[test]
+fn loads_a_spire_style_agent_file() {
+    let s = load(SPIRE_STYLE).unwrap();
+    let c = &s.config;
+    assert_eq!(c.trust_domain.to_string(), "prod.example");
+    assert_eq!(c.server_address, "lanyard-server.internal:8081");
+    assert_eq!(c.socket_path, Path::new("/run/lanyard/agent.sock"));
+    assert_eq!(
+        c.trust_bundle,
+        TrustBootstrap::Pem("/etc/lanyard/bootstrap.pem".into())
+    );
+    assert_eq!(c.join_token.as_deref(), Some("abc123"));
+    assert_eq!(c.sync_interval, Duration::from_secs(10));
+    assert_eq!(c.workload_key_type, KeyType::EcP384);
+    assert_eq!(c.telemetry.prometheus.as_ref().unwrap().host, "localhost");
+    c.validate().unwrap();
+}
+
+#[test]
+fn the_sample_config_loads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conf/agent.conf");
+    let flags = AgentFlags {
+        config: Some(path),
+        ..Default::default()
+    };
+    let s = flags.load().unwrap();
+    assert_eq!(s.config.server_address, "127.0.0.1:8081");
+    assert_eq!(
+        s.config.trust_bundle,
+        TrustBootstrap::Pem("./bootstrap.pem".into())
+    );
+    s.config.validate().unwrap();
+}
+
+#[test]
+fn flags_override_the_file() {
+    let flags = AgentFlags {
+        server_address: Some("10.1.1.1:9000".into()),
+        insecure_bootstrap: true,
+        sync_interval: Some(Duration::from_millis(500)),
+        ..Default::default()
+    };
+    let s = flags.load_text(SPIRE_STYLE, |_| None).unwrap();
+    assert_eq!(s.config.server_address, "10.1.1.1:9000");
+    assert_eq!(s.config.trust_bundle, TrustBootstrap::Insecure);
+    assert_eq!(s.config.sync_interval, Duration::from_millis(500));
+    // Not given on the command line: from the file.
+    assert_eq!(s.config.join_token.as_deref(), Some("abc123"));
+}
+
+#[test]
+fn server_port_flag_combines_with_the_file_host() {
+    let flags = AgentFlags {
+        server_port: Some(7000),
+        insecure_bootstrap: true,
+        ..Default::default()
+    };
+    let s = flags
+        .load_text("agent {\n server_address = \"::1\"\n}\n", |_| None)
+        .unwrap();
+    assert_eq!(s.config.server_address, "[::1]:7000");
+}
+
+#[test]
+fn a_trust_source_is_required_and_only_one() {
+    let err = error("agent {\n trust_domain = \"example.org\"\n}\n");
+    assert!(err.contains("set trust_bundle_path"), "{err}");
+    let err = error("agent {\n trust_bundle_path = \"b.pem\"\n insecure_bootstrap = true\n}\n");
+    assert!(err.contains("give exactly one"), "{err}");
+}
+
+#[test]
+fn unknown_and_unimplemented_keys_are_named() {
+    assert_eq!(
+        error("agent {\n  server_adress = \"x\"\n}\n"),
+        "unknown key \"server_adress\" at line 2 in agent {} (did you mean \"server_address\"?)"
+    );
+    assert_eq!(
+        error("agent {\n  trust_bundle_url = \"https://x\"\n}\n"),
+        "\"trust_bundle_url\" (line 2) is a SPIRE agent key that Lanyard does not implement yet"
+    );
+    assert_eq!(
+        error("agent {\n  experimental {\n    named_pipe_name = \"x\"\n  }\n}\n"),
+        "\"experimental.named_pipe_name\" (line 3) is a SPIRE agent key that Lanyard does not \
+         implement yet"
+    );
+}
+
+#[test]
+fn unimplemented_agent_plugins_say_so() {
+    let err = error("plugins {\n  WorkloadAttestor \"k8s\" {\n    plugin_data {}\n  }\n}\n");
+    assert_eq!(
+        err,
+        "WorkloadAttestor \"k8s\" (line 2) is a SPIRE plugin that Lanyard does not implement \
+         yet: use WorkloadAttestor \"unix\""
+    );
+    let err = error(
+        "plugins {\n WorkloadAttestor \"unix\" {\n  plugin_data {\n   discover_workload_path = \
+         true\n  }\n }\n}\n",
+    );
+    assert!(
+        err.starts_with("\"plugin_data.discover_workload_path\" (line 4) is a SPIRE"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_disabled_plugin_is_left_out() {
+    load(
+        "agent {\n insecure_bootstrap = true\n}\nplugins {\n WorkloadAttestor \"docker\" {\n  \
+         enabled = false\n }\n}\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn join_token_file_is_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("token");
+    std::fs::write(&path, "tok-123\n").unwrap();
+    let text = format!(
+        "agent {{\n insecure_bootstrap = true\n join_token_file = {:?}\n}}\n",
+        path.display().to_string()
+    );
+    assert_eq!(
+        load(&text).unwrap().config.join_token.as_deref(),
+        Some("tok-123")
+    );
+    std::fs::remove_file(&path).unwrap();
+    let err = load(&text).unwrap_err().to_string();
+    assert!(err.starts_with("cannot read the join token file"), "{err}");
+}

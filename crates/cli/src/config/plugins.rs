@@ -1,0 +1,372 @@
+//! The `plugins {}` block: SPIRE's plugin types and names, what Lanyard's built-in pieces
+//! stand for, and the plugin settings they can honour.
+//!
+//! Lanyard has no plugin system: the SQLite datastore, the on-disk key store, join-token
+//! attestation and the unix workload attestor are built in and always on. A `plugins {}`
+//! block is read to check that it asks for exactly those, with settings they can honour; a
+//! file without one gets the built-ins.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use super::hcl::Entry;
+use super::{ConfigError, Key, Scope, walk};
+
+/// SPIRE's server plugin types and the names each type has.
+const SERVER_CATALOG: &[(&str, &[&str])] = &[
+    ("DataStore", &["sql"]),
+    (
+        "KeyManager",
+        &[
+            "disk",
+            "memory",
+            "aws_kms",
+            "gcp_kms",
+            "azure_key_vault",
+            "hashicorp_vault",
+        ],
+    ),
+    (
+        "NodeAttestor",
+        &[
+            "join_token",
+            "x509pop",
+            "sshpop",
+            "tpm_devid",
+            "aws_iid",
+            "gcp_iit",
+            "azure_msi",
+            "azure_imds",
+            "k8s_psat",
+            "http_challenge",
+        ],
+    ),
+    (
+        "UpstreamAuthority",
+        &[
+            "disk",
+            "awssecret",
+            "aws_pca",
+            "gcp_cas",
+            "vault",
+            "cert-manager",
+            "ejbca",
+            "spire",
+        ],
+    ),
+    ("Notifier", &["gcs_bundle", "k8sbundle"]),
+    (
+        "BundlePublisher",
+        &[
+            "aws_s3",
+            "gcp_cloudstorage",
+            "azure_blob",
+            "k8s_configmap",
+            "aws_rolesanywhere_trustanchor",
+        ],
+    ),
+    ("CredentialComposer", &["uniqueid"]),
+];
+
+/// SPIRE's agent plugin types and the names each type has.
+const AGENT_CATALOG: &[(&str, &[&str])] = &[
+    ("KeyManager", &["disk", "memory"]),
+    (
+        "NodeAttestor",
+        &[
+            "join_token",
+            "x509pop",
+            "sshpop",
+            "tpm_devid",
+            "aws_iid",
+            "gcp_iit",
+            "azure_msi",
+            "azure_imds",
+            "k8s_psat",
+            "http_challenge",
+        ],
+    ),
+    (
+        "WorkloadAttestor",
+        &["unix", "k8s", "docker", "systemd", "windows", "slurm"],
+    ),
+    ("SVIDStore", &["aws_secretsmanager", "gcp_secretmanager"]),
+];
+
+/// Keys of every plugin block, outside `plugin_data`.
+const PLUGIN_KEYS: &[(&str, Key)] = &[
+    ("plugin_data", Key::Mapped),
+    ("enabled", Key::Mapped),
+    ("plugin_cmd", Key::Unimplemented),
+    ("plugin_args", Key::Unimplemented),
+    ("plugin_checksum", Key::Unimplemented),
+    ("plugin_data_file", Key::Unimplemented),
+];
+
+const SQL_KEYS: &[(&str, Key)] = &[
+    ("database_type", Key::Mapped),
+    ("connection_string", Key::Mapped),
+    ("ro_connection_string", Key::Unimplemented),
+    ("root_ca_path", Key::Unimplemented),
+    ("client_cert_path", Key::Unimplemented),
+    ("client_key_path", Key::Unimplemented),
+    ("conn_max_lifetime", Key::Unimplemented),
+    ("max_open_conns", Key::Unimplemented),
+    ("max_idle_conns", Key::Unimplemented),
+    ("disable_migration", Key::FalseOnly),
+    ("log_sql", Key::FalseOnly),
+];
+
+/// What a server's `plugins {}` asks of the built-ins, checked against `data_dir` once the
+/// flags are merged in.
+#[derive(Debug, Default)]
+pub(crate) struct ServerPlugins {
+    /// `DataStore "sql" { plugin_data { connection_string } }` and its line.
+    pub(crate) sqlite_path: Option<(PathBuf, usize)>,
+    /// `KeyManager "disk" { plugin_data { keys_path } }` and its line.
+    pub(crate) keys_path: Option<(PathBuf, usize)>,
+}
+
+/// What an agent's `plugins {}` asks of the built-ins.
+#[derive(Debug, Default)]
+pub(crate) struct AgentPlugins {
+    /// `KeyManager "disk" { plugin_data { directory } }` and its line.
+    pub(crate) key_directory: Option<(PathBuf, usize)>,
+}
+
+/// Reads a server's `plugins {}`.
+///
+/// # Errors
+///
+/// Plugins Lanyard does not implement, unknown plugins and settings the built-ins cannot
+/// honour.
+pub(crate) fn server(block: &Entry) -> Result<ServerPlugins, ConfigError> {
+    let mut out = ServerPlugins::default();
+    for plugin in plugin_blocks(block, SERVER_CATALOG)? {
+        let Some(data) = plugin.data else { continue };
+        match (plugin.ty, plugin.name) {
+            ("DataStore", "sql") => out.sqlite_path = sql(data, plugin.line)?,
+            ("KeyManager", "disk") => {
+                let scope = data_scope("KeyManager \"disk\"", &[("keys_path", Key::Mapped)]);
+                walk(data, &scope, |e| {
+                    out.keys_path = Some((e.path()?, e.line));
+                    Ok(())
+                })?;
+            }
+            ("KeyManager", "memory") => {
+                return Err(ConfigError::Unsupported {
+                    what: "KeyManager \"memory\"".into(),
+                    line: plugin.line,
+                    rule: "Lanyard keeps the CA keys on disk under data_dir, so that a restart \
+                           keeps the CA; use KeyManager \"disk\""
+                        .into(),
+                });
+            }
+            ("NodeAttestor", "join_token") => no_settings(data, "NodeAttestor \"join_token\"")?,
+            (ty, name) => return Err(not_implemented(ty, name, plugin.line)),
+        }
+    }
+    Ok(out)
+}
+
+/// Reads an agent's `plugins {}`.
+///
+/// # Errors
+///
+/// As [`server`].
+pub(crate) fn agent(block: &Entry) -> Result<AgentPlugins, ConfigError> {
+    let mut out = AgentPlugins::default();
+    for plugin in plugin_blocks(block, AGENT_CATALOG)? {
+        let Some(data) = plugin.data else { continue };
+        match (plugin.ty, plugin.name) {
+            ("KeyManager", "disk") => {
+                let scope = data_scope("KeyManager \"disk\"", &[("directory", Key::Mapped)]);
+                walk(data, &scope, |e| {
+                    out.key_directory = Some((e.path()?, e.line));
+                    Ok(())
+                })?;
+            }
+            ("KeyManager", "memory") => {
+                return Err(ConfigError::Unsupported {
+                    what: "KeyManager \"memory\"".into(),
+                    line: plugin.line,
+                    rule: "Lanyard keeps the agent's key in data_dir, so that a restarted agent \
+                           need not attest again; use KeyManager \"disk\""
+                        .into(),
+                });
+            }
+            ("NodeAttestor", "join_token") => no_settings(data, "NodeAttestor \"join_token\"")?,
+            ("WorkloadAttestor", "unix") => {
+                let scope = data_scope(
+                    "WorkloadAttestor \"unix\"",
+                    &[
+                        ("discover_workload_path", Key::FalseOnly),
+                        ("workload_size_limit", Key::Unimplemented),
+                    ],
+                );
+                walk(data, &scope, |_| Ok(()))?;
+            }
+            (ty, name) => return Err(not_implemented(ty, name, plugin.line)),
+        }
+    }
+    Ok(out)
+}
+
+/// One `Type "name" { .. }` block.
+struct Plugin<'a> {
+    ty: &'a str,
+    name: &'a str,
+    line: usize,
+    /// `plugin_data`, empty when absent; `None` when `enabled = false`.
+    data: Option<&'a [Entry]>,
+}
+
+fn plugin_blocks<'a>(
+    block: &'a Entry,
+    catalog: &'static [(&'static str, &'static [&'static str])],
+) -> Result<Vec<Plugin<'a>>, ConfigError> {
+    let mut seen: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut out = Vec::new();
+    for entry in block.object()? {
+        let Some((ty, names)) = catalog.iter().find(|(ty, _)| *ty == entry.key) else {
+            return Err(ConfigError::UnknownKey {
+                key: entry.key.clone(),
+                line: entry.line,
+                block: "plugins {}".into(),
+                suggestion: super::closest(&entry.key, catalog.iter().map(|(ty, _)| *ty)),
+            });
+        };
+        let (Some(name), 1, super::hcl::Value::Object(body)) =
+            (entry.labels.first(), entry.labels.len(), &entry.value)
+        else {
+            return Err(ConfigError::Conflict(format!(
+                "plugin {} at line {} must be written {} \"name\" {{ plugin_data {{ .. }} }}",
+                entry.key, entry.line, entry.key
+            )));
+        };
+        if !names.contains(&name.as_str()) {
+            return Err(ConfigError::UnknownPlugin {
+                plugin_type: entry.key.clone(),
+                name: name.clone(),
+                line: entry.line,
+                known: format!("SPIRE's {} plugins are {}", entry.key, names.join(", ")),
+            });
+        }
+        if let Some(first) = seen.insert((ty, name), entry.line) {
+            return Err(ConfigError::DuplicateBlock {
+                name: format!("{ty} {name:?}"),
+                line: entry.line,
+                first,
+            });
+        }
+
+        let block_name = format!("{ty} {name:?}");
+        let scope = Scope {
+            block: &block_name,
+            kind: "plugin",
+            prefix: "",
+            keys: PLUGIN_KEYS,
+        };
+        let mut data: &[Entry] = &[];
+        let mut enabled = true;
+        walk(body, &scope, |e| {
+            match e.key.as_str() {
+                "enabled" => enabled = e.bool()?,
+                _ => data = e.object()?,
+            }
+            Ok(())
+        })?;
+        out.push(Plugin {
+            ty,
+            name,
+            line: entry.line,
+            data: enabled.then_some(data),
+        });
+    }
+    Ok(out)
+}
+
+fn data_scope<'k>(block: &'k str, keys: &'k [(&'static str, Key)]) -> Scope<'k> {
+    Scope {
+        block,
+        kind: block,
+        prefix: "plugin_data.",
+        keys,
+    }
+}
+
+fn no_settings(data: &[Entry], block: &str) -> Result<(), ConfigError> {
+    walk(data, &data_scope(block, &[]), |_| Ok(()))
+}
+
+fn sql(data: &[Entry], line: usize) -> Result<Option<(PathBuf, usize)>, ConfigError> {
+    let mut database_type = None;
+    let mut connection = None;
+    walk(data, &data_scope("DataStore \"sql\"", SQL_KEYS), |e| {
+        match e.key.as_str() {
+            "database_type" => {
+                let kind = e.str()?;
+                match kind {
+                    "sqlite3" => {}
+                    "postgres" | "mysql" | "aws_postgres" | "aws_mysql" => {
+                        return Err(ConfigError::Unsupported {
+                            what: format!("database_type {kind:?}"),
+                            line: e.line,
+                            rule: "Lanyard's datastore is SQLite only for now; use \"sqlite3\""
+                                .into(),
+                        });
+                    }
+                    _ => {
+                        return Err(e.invalid("SPIRE's database types are sqlite3, postgres, mysql"));
+                    }
+                }
+                database_type = Some(kind);
+            }
+            _ => connection = Some((sqlite_path(e)?, e.line)),
+        }
+        Ok(())
+    })?;
+    if database_type.is_none() {
+        return Err(ConfigError::Conflict(format!(
+            "DataStore \"sql\" at line {line} has no plugin_data.database_type: set it to \"sqlite3\""
+        )));
+    }
+    Ok(connection)
+}
+
+/// A SQLite connection string: a path, or `file:` and a path, without URI parameters.
+fn sqlite_path(e: &Entry) -> Result<PathBuf, ConfigError> {
+    let s = e.str()?;
+    let path = s.strip_prefix("file:").unwrap_or(s);
+    if path.contains('?') {
+        return Err(ConfigError::Unsupported {
+            what: "connection_string parameters".into(),
+            line: e.line,
+            rule: format!(
+                "Lanyard opens SQLite with its own settings; give only the path in {s:?}"
+            ),
+        });
+    }
+    if path.is_empty() || path == ":memory:" {
+        return Err(
+            e.invalid("give the path of the SQLite file, such as \"./.data/datastore.sqlite3\"")
+        );
+    }
+    Ok(PathBuf::from(path))
+}
+
+fn not_implemented(ty: &str, name: &str, line: usize) -> ConfigError {
+    let instead = match ty {
+        "NodeAttestor" => ": use NodeAttestor \"join_token\"",
+        "UpstreamAuthority" => ": leave it out and the server's CA is self-signed",
+        "WorkloadAttestor" => ": use WorkloadAttestor \"unix\"",
+        "KeyManager" => ": use KeyManager \"disk\"",
+        _ => "",
+    };
+    ConfigError::PluginNotImplemented {
+        plugin_type: ty.to_owned(),
+        name: name.to_owned(),
+        line,
+        instead: instead.to_owned(),
+    }
+}

@@ -1,0 +1,383 @@
+//! `lanyard server run|validate`: the flags, the `server {}` block, and the merged
+//! [`ServerConfig`].
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lanyard_ca::KeyType;
+use lanyard_server::ServerConfig;
+use lanyard_spiffe::TrustDomain;
+
+use super::hcl::Entry;
+use super::plugins::{self, ServerPlugins};
+use super::{ConfigError, Key, Scope, normalize, ops, walk};
+use crate::logging::{LogFormat, LogLevel, LogSettings};
+
+/// Where the server keeps its state unless configured.
+pub(crate) const DEFAULT_DATA_DIR: &str = ".lanyard/server";
+
+/// Every key of SPIRE's `server {}` block.
+const SERVER_KEYS: &[(&str, Key)] = &[
+    ("trust_domain", Key::Mapped),
+    ("bind_address", Key::Mapped),
+    ("bind_port", Key::Mapped),
+    ("socket_path", Key::Mapped),
+    ("data_dir", Key::Mapped),
+    ("log_level", Key::Mapped),
+    ("log_format", Key::Mapped),
+    ("log_file", Key::Mapped),
+    ("ca_key_type", Key::Mapped),
+    ("ca_ttl", Key::Mapped),
+    ("default_x509_svid_ttl", Key::Mapped),
+    ("agent_ttl", Key::Mapped),
+    ("audit_log_enabled", Key::Mapped),
+    ("admin_ids", Key::Unimplemented),
+    ("ca_subject", Key::Unimplemented),
+    ("default_jwt_svid_ttl", Key::Unimplemented),
+    ("disable_jwt_svids", Key::Unimplemented),
+    ("experimental", Key::Unimplemented),
+    ("federation", Key::Unimplemented),
+    ("jwt_issuer", Key::Unimplemented),
+    ("jwt_key_type", Key::Unimplemented),
+    ("log_source_location", Key::FalseOnly),
+    ("max_attested_node_info_staleness", Key::Unimplemented),
+    ("profiling_enabled", Key::FalseOnly),
+    ("profiling_freq", Key::Unimplemented),
+    ("profiling_names", Key::Unimplemented),
+    ("profiling_port", Key::Unimplemented),
+    ("proxy_protocol_trusted_cidrs", Key::Unimplemented),
+    ("prune_attested_nodes_batch_size", Key::Unimplemented),
+    ("prune_attested_nodes_expired_for", Key::Unimplemented),
+    ("prune_tofu_nodes", Key::FalseOnly),
+    ("ratelimit", Key::Unimplemented),
+];
+
+/// Flags of `lanyard server run` and `validate`. Each mirrors a SPIRE `server {}` key and,
+/// when given, overrides the config file.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub(crate) struct ServerFlags {
+    /// HCL config file with SPIRE's server {}, plugins {}, telemetry {} and health_checks {}
+    /// blocks; flags given on the command line override it.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Replace $NAME and ${NAME} in the config file with environment variables before parsing
+    /// (an unset variable is an error, unlike SPIRE's -expandEnv).
+    #[arg(long, requires = "config")]
+    pub(crate) expand_env: bool,
+    /// Trust domain this server signs for [default: example.org].
+    #[arg(long, value_parser = parse_trust_domain)]
+    pub(crate) trust_domain: Option<TrustDomain>,
+    /// Directory for the datastore and the CA keys [default: .lanyard/server].
+    #[arg(long)]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Address of the agent API (TLS), IP:PORT. SPIRE binds 0.0.0.0; Lanyard stays on
+    /// loopback unless told otherwise [default: 127.0.0.1:8081].
+    #[arg(long, value_parser = parse_bind, conflicts_with_all = ["bind_address", "bind_port"])]
+    pub(crate) bind: Option<SocketAddr>,
+    /// IP address of the agent API (SPIRE's bind_address) [default: 127.0.0.1].
+    #[arg(long)]
+    pub(crate) bind_address: Option<IpAddr>,
+    /// Port of the agent API (SPIRE's bind_port); 0 picks a free one [default: 8081].
+    #[arg(long)]
+    pub(crate) bind_port: Option<u16>,
+    /// Unix socket of the admin API [default: /tmp/lanyard-server/private/api.sock].
+    #[arg(long, visible_alias = "socket-path")]
+    pub(crate) socket: Option<PathBuf>,
+    /// Key type of the X.509 CA: ec-p256, ec-p384, rsa-2048 or rsa-4096 [default: ec-p256].
+    #[arg(long)]
+    pub(crate) ca_key_type: Option<KeyType>,
+    /// Lifetime of each X.509 CA [default: 24h].
+    #[arg(long, value_parser = crate::duration::parse)]
+    pub(crate) ca_ttl: Option<Duration>,
+    /// X509-SVID lifetime for entries that do not set one [default: 1h].
+    #[arg(long, value_parser = crate::duration::parse)]
+    pub(crate) default_x509_svid_ttl: Option<Duration>,
+    /// Lifetime of agent SVIDs [default: the default X509-SVID TTL].
+    #[arg(long, value_parser = crate::duration::parse)]
+    pub(crate) agent_ttl: Option<Duration>,
+    /// Lifetime of join tokens generated without --ttl; flag only, SPIRE has no such key
+    /// [default: 600s].
+    #[arg(long, value_parser = crate::duration::parse)]
+    pub(crate) join_token_ttl: Option<Duration>,
+    /// One structured log line per admin API call (SPIRE's audit_log_enabled)
+    /// [default: false].
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub(crate) audit_log_enabled: Option<bool>,
+    /// Log level: debug, info, warn or error, any case [default: info].
+    #[arg(long, value_parser = clap::value_parser!(LogLevel))]
+    pub(crate) log_level: Option<LogLevel>,
+    /// Log format: text or json [default: text].
+    #[arg(long, value_parser = clap::value_parser!(LogFormat))]
+    pub(crate) log_format: Option<LogFormat>,
+    /// Append logs to this file (created 0600) instead of writing them to stderr.
+    #[arg(long)]
+    pub(crate) log_file: Option<PathBuf>,
+}
+
+/// What `server run` starts with.
+#[derive(Debug)]
+pub(crate) struct ServerSettings {
+    /// The server's configuration.
+    pub(crate) config: ServerConfig,
+    /// How the process logs.
+    pub(crate) log: LogSettings,
+}
+
+/// The `server {}` block and the plugins, as written in the file.
+#[derive(Debug, Default)]
+struct ServerFile {
+    trust_domain: Option<TrustDomain>,
+    data_dir: Option<PathBuf>,
+    bind_address: Option<IpAddr>,
+    bind_port: Option<u16>,
+    socket_path: Option<PathBuf>,
+    ca_key_type: Option<KeyType>,
+    ca_ttl: Option<Duration>,
+    default_x509_svid_ttl: Option<Duration>,
+    agent_ttl: Option<Duration>,
+    audit_log_enabled: Option<bool>,
+    log_level: Option<LogLevel>,
+    log_format: Option<LogFormat>,
+    log_file: Option<PathBuf>,
+    plugins: ServerPlugins,
+    health_checks: Option<lanyard_telemetry::HealthChecks>,
+    telemetry: Option<lanyard_telemetry::Telemetry>,
+}
+
+impl ServerFlags {
+    /// Reads the config file (if any) and merges it under the flags.
+    ///
+    /// # Errors
+    ///
+    /// The first problem in the file, or settings that contradict each other.
+    pub(crate) fn load(&self) -> Result<ServerSettings, ConfigError> {
+        let file = match &self.config {
+            Some(path) => read(&super::read_file(path, self.expand_env)?)?,
+            None => ServerFile::default(),
+        };
+        self.merge(file)
+    }
+
+    /// As [`load`](Self::load), with the file's text given and the environment in `lookup`.
+    #[cfg(test)]
+    pub(crate) fn load_text(
+        &self,
+        text: &str,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<ServerSettings, ConfigError> {
+        self.merge(read(&super::parse_text(text, self.expand_env, lookup)?)?)
+    }
+
+    fn merge(&self, file: ServerFile) -> Result<ServerSettings, ConfigError> {
+        let trust_domain = match self.trust_domain.clone().or(file.trust_domain) {
+            Some(td) => td,
+            None => parse_trust_domain("example.org").map_err(ConfigError::Conflict)?,
+        };
+        let data_dir = self
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        check_plugin_paths(&file.plugins, &data_dir)?;
+
+        let mut config = ServerConfig::with_defaults(trust_domain, data_dir);
+        let ip = self
+            .bind
+            .map(|b| b.ip())
+            .or(self.bind_address)
+            .or(file.bind_address)
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let port = self
+            .bind
+            .map(|b| b.port())
+            .or(self.bind_port)
+            .or(file.bind_port)
+            .unwrap_or(config.bind.port());
+        config.bind = SocketAddr::new(ip, port);
+        if let Some(socket) = self.socket.clone().or(file.socket_path) {
+            config.socket_path = socket;
+        }
+        if let Some(kt) = self.ca_key_type.or(file.ca_key_type) {
+            config.ca_key_type = kt;
+        }
+        if let Some(ttl) = self.ca_ttl.or(file.ca_ttl) {
+            config.ca_ttl = ttl;
+        }
+        if let Some(ttl) = self.default_x509_svid_ttl.or(file.default_x509_svid_ttl) {
+            config.default_x509_svid_ttl = ttl;
+        }
+        // SPIRE: agent_ttl defaults to default_x509_svid_ttl, wherever that one came from.
+        config.agent_ttl = self
+            .agent_ttl
+            .or(file.agent_ttl)
+            .unwrap_or(config.default_x509_svid_ttl);
+        if let Some(ttl) = self.join_token_ttl {
+            config.join_token_ttl = ttl;
+        }
+        config.audit_log_enabled = self
+            .audit_log_enabled
+            .or(file.audit_log_enabled)
+            .unwrap_or(false);
+        if let Some(h) = file.health_checks {
+            config.health_checks = h;
+        }
+        if let Some(t) = file.telemetry {
+            config.telemetry = t;
+        }
+
+        let log = LogSettings {
+            level: self.log_level.or(file.log_level).unwrap_or_default(),
+            format: self.log_format.or(file.log_format).unwrap_or_default(),
+            file: self.log_file.clone().or(file.log_file),
+        };
+        Ok(ServerSettings { config, log })
+    }
+}
+
+/// Reads a server file's top-level blocks.
+fn read(entries: &[Entry]) -> Result<ServerFile, ConfigError> {
+    let mut file = ServerFile::default();
+    let top = Scope {
+        block: "the server config file",
+        kind: "server",
+        prefix: "",
+        keys: &[
+            ("server", Key::Mapped),
+            ("plugins", Key::Mapped),
+            ("telemetry", Key::Mapped),
+            ("health_checks", Key::Mapped),
+        ],
+    };
+    walk(entries, &top, |entry| {
+        match entry.key.as_str() {
+            "server" => read_server(entry.object()?, &mut file)?,
+            "plugins" => file.plugins = plugins::server(entry)?,
+            "telemetry" => file.telemetry = Some(ops::telemetry(entry)?),
+            _ => file.health_checks = Some(ops::health_checks(entry)?),
+        }
+        Ok(())
+    })?;
+    Ok(file)
+}
+
+fn read_server(entries: &[Entry], file: &mut ServerFile) -> Result<(), ConfigError> {
+    let scope = Scope {
+        block: "server {}",
+        kind: "server",
+        prefix: "",
+        keys: SERVER_KEYS,
+    };
+    walk(entries, &scope, |e| {
+        match e.key.as_str() {
+            "trust_domain" => file.trust_domain = Some(trust_domain(e)?),
+            "bind_address" => file.bind_address = Some(bind_address(e)?),
+            "bind_port" => file.bind_port = Some(e.port()?),
+            "socket_path" => file.socket_path = Some(e.path()?),
+            "data_dir" => file.data_dir = Some(e.path()?),
+            "log_level" => file.log_level = Some(e.str()?.parse().map_err(|r| rule(e, r))?),
+            "log_format" => file.log_format = Some(e.str()?.parse().map_err(|r| rule(e, r))?),
+            "log_file" => file.log_file = Some(e.path()?),
+            "ca_key_type" => file.ca_key_type = Some(key_type(e)?),
+            "ca_ttl" => file.ca_ttl = Some(e.duration()?),
+            "default_x509_svid_ttl" => file.default_x509_svid_ttl = Some(e.duration()?),
+            "agent_ttl" => file.agent_ttl = Some(e.duration()?),
+            _ => file.audit_log_enabled = Some(e.bool()?),
+        }
+        Ok(())
+    })
+}
+
+/// Parses a bare trust domain name (flag or file).
+pub(crate) fn parse_trust_domain(s: &str) -> Result<TrustDomain, String> {
+    if s.starts_with("spiffe://") {
+        return Err(format!(
+            "{s:?} is a SPIFFE ID: give the bare trust domain name, such as example.org"
+        ));
+    }
+    TrustDomain::new(s).map_err(|e| e.to_string())
+}
+
+/// Parses `--bind`: an IP literal and a port.
+fn parse_bind(s: &str) -> Result<SocketAddr, String> {
+    s.parse().map_err(|_| {
+        format!("{s:?} is not an address to listen on: use IP:PORT, such as 127.0.0.1:8081")
+    })
+}
+
+/// `trust_domain` in a file.
+pub(super) fn trust_domain(e: &Entry) -> Result<TrustDomain, ConfigError> {
+    let s = e.str()?;
+    parse_trust_domain(s).map_err(|r| rule(e, r))
+}
+
+/// A key type in a file.
+pub(super) fn key_type(e: &Entry) -> Result<KeyType, ConfigError> {
+    e.str()?
+        .parse()
+        .map_err(|_| e.invalid("key types are ec-p256, ec-p384, rsa-2048 and rsa-4096"))
+}
+
+/// An [`ConfigError::InvalidValue`] from a parser's message, dropping the parser's own quote
+/// of the value.
+pub(super) fn rule(e: &Entry, message: String) -> ConfigError {
+    let value = e.shown();
+    let rule = message
+        .strip_prefix(&format!("{value} is not "))
+        .map_or(message.clone(), |rest| format!("not {rest}"));
+    e.invalid(rule)
+}
+
+/// `bind_address`: an IP literal, or `localhost` for the loopback address.
+fn bind_address(e: &Entry) -> Result<IpAddr, ConfigError> {
+    let s = e.str()?;
+    if s == "localhost" {
+        return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    s.parse().map_err(|_| ConfigError::Unsupported {
+        what: format!("bind_address {s:?}"),
+        line: e.line,
+        rule: "Lanyard listens on an IP address, not a name: give one such as 127.0.0.1 or 0.0.0.0"
+            .into(),
+    })
+}
+
+/// The built-in SQLite file and key directory live in `data_dir`; a plugin setting that
+/// points elsewhere cannot be honoured yet.
+fn check_plugin_paths(plugins: &ServerPlugins, data_dir: &Path) -> Result<(), ConfigError> {
+    let wanted = [
+        (
+            "DataStore \"sql\" connection_string",
+            &plugins.sqlite_path,
+            "datastore.sqlite3",
+            "the SQLite file",
+        ),
+        (
+            "KeyManager \"disk\" keys_path",
+            &plugins.keys_path,
+            "keys",
+            "the CA keys (a directory)",
+        ),
+    ];
+    for (what, given, name, purpose) in wanted {
+        if let Some((path, line)) = given {
+            let expected = data_dir.join(name);
+            if normalize(path) != normalize(&expected) {
+                return Err(ConfigError::Unsupported {
+                    what: format!("{what} {:?}", path.display().to_string()),
+                    line: *line,
+                    rule: format!(
+                        "Lanyard keeps {purpose} at <data_dir>/{name}; set it to {:?} or leave \
+                         it out",
+                        expected.display().to_string()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;

@@ -1,0 +1,338 @@
+//! `server {}` files: SPIRE-shaped samples load, and each kind of mistake is named with its line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::*;
+
+fn load(text: &str) -> Result<ServerSettings, ConfigError> {
+    ServerFlags::default().load_text(text, |_| None)
+}
+
+fn error(text: &str) -> String {
+    load(text).unwrap_err().to_string()
+}
+
+/// A server file written from the keys SPIRE documents, in SPIRE's layout.
+const SPIRE_STYLE: &str = r#"
+server {
+    bind_address = "0.0.0.0"
+    bind_port = "8081"
+    socket_path = "/run/lanyard/server.sock"
+    trust_domain = "prod.example"
+    data_dir = "/var/lib/lanyard"
+    log_level = "WARN"
+    log_format = "json"
+    log_file = "/var/log/lanyard-server.log"
+    ca_key_type = "ec-p384"
+    ca_ttl = 172800
+    default_x509_svid_ttl = "2h"
+    agent_ttl = "4h"
+    audit_log_enabled = true
+    log_source_location = false
+}
+
+plugins {
+    DataStore "sql" {
+        plugin_data {
+            database_type = "sqlite3"
+            connection_string = "/var/lib/lanyard/datastore.sqlite3"
+        }
+    }
+    NodeAttestor "join_token" {
+        plugin_data {}
+    }
+    KeyManager "disk" {
+        plugin_data = {
+            keys_path = "/var/lib/lanyard/keys"
+        }
+    }
+}
+
+telemetry {
+    Prometheus {
+        host = "127.0.0.1"
+        port = 9988
+    }
+}
+
+health_checks {
+    listener_enabled = true
+    bind_address = "127.0.0.1"
+    bind_port = "8080"
+    live_path = "/live"
+    ready_path = "/ready"
+}
+"#;
+
+#[test]
+fn loads_a_spire_style_server_file() {
+    let s = load(SPIRE_STYLE).unwrap();
+    let c = &s.config;
+    assert_eq!(c.trust_domain.to_string(), "prod.example");
+    assert_eq!(c.bind, "0.0.0.0:8081".parse::<SocketAddr>().unwrap());
+    assert_eq!(c.socket_path, Path::new("/run/lanyard/server.sock"));
+    assert_eq!(c.data_dir, Path::new("/var/lib/lanyard"));
+    assert_eq!(c.ca_key_type, lanyard_ca::KeyType::EcP384);
+    assert_eq!(c.ca_ttl, Duration::from_secs(48 * 3600));
+    assert_eq!(c.default_x509_svid_ttl, Duration::from_secs(2 * 3600));
+    assert_eq!(c.agent_ttl, Duration::from_secs(4 * 3600));
+    assert!(c.audit_log_enabled);
+    assert_eq!(c.telemetry.prometheus.as_ref().unwrap().port, 9988);
+    assert!(c.health_checks.listener_enabled);
+    assert_eq!(c.health_checks.bind_port, 8080);
+    assert_eq!(s.log.level, LogLevel::Warn);
+    assert_eq!(s.log.format, LogFormat::Json);
+    assert_eq!(
+        s.log.file.as_deref(),
+        Some(Path::new("/var/log/lanyard-server.log"))
+    );
+    c.validate().unwrap();
+}
+
+#[test]
+fn no_file_means_lanyard_defaults() {
+    let s = ServerFlags::default().load().unwrap();
+    assert_eq!(
+        s.config.bind,
+        "127.0.0.1:8081".parse::<SocketAddr>().unwrap()
+    );
+    assert_eq!(s.config.data_dir, Path::new(DEFAULT_DATA_DIR));
+    assert_eq!(s.config.agent_ttl, s.config.default_x509_svid_ttl);
+    assert_eq!(s.config.join_token_ttl, Duration::from_secs(600));
+    assert_eq!(s.log, LogSettings::default());
+}
+
+#[test]
+fn the_sample_config_loads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conf/server.conf");
+    let flags = ServerFlags {
+        config: Some(path),
+        ..Default::default()
+    };
+    let s = flags.load().unwrap();
+    assert_eq!(s.config.trust_domain.to_string(), "example.org");
+    assert_eq!(s.config.data_dir, Path::new("./.data/server"));
+    assert_eq!(s.log.level, LogLevel::Debug);
+    s.config.validate().unwrap();
+}
+
+#[test]
+fn flags_override_the_file_and_the_file_overrides_defaults() {
+    let flags = ServerFlags {
+        trust_domain: Some(parse_trust_domain("flag.example").unwrap()),
+        bind_port: Some(0),
+        log_level: Some(LogLevel::Error),
+        audit_log_enabled: Some(false),
+        ..Default::default()
+    };
+    let s = flags
+        .load_text(
+            "server {\n trust_domain = \"file.example\"\n bind_address = \"10.0.0.1\"\n \
+             bind_port = 9000\n log_level = \"DEBUG\"\n audit_log_enabled = true\n \
+             default_x509_svid_ttl = \"30m\"\n}\n",
+            |_| None,
+        )
+        .unwrap();
+    assert_eq!(s.config.trust_domain.to_string(), "flag.example");
+    assert_eq!(s.config.bind, "10.0.0.1:0".parse::<SocketAddr>().unwrap());
+    assert_eq!(s.log.level, LogLevel::Error);
+    assert!(!s.config.audit_log_enabled);
+    // From the file, over the default; agent_ttl follows it as in SPIRE.
+    assert_eq!(s.config.default_x509_svid_ttl, Duration::from_secs(1800));
+    assert_eq!(s.config.agent_ttl, Duration::from_secs(1800));
+}
+
+#[test]
+fn unknown_key_is_named_with_its_line_and_a_suggestion() {
+    assert_eq!(
+        error("server {\n  trust_domain = \"example.org\"\n  trust_domian = \"x\"\n}\n"),
+        "unknown key \"trust_domian\" at line 3 in server {} (did you mean \"trust_domain\"?)"
+    );
+    assert_eq!(
+        error("server {\n  colour = \"blue\"\n}\n"),
+        "unknown key \"colour\" at line 2 in server {}"
+    );
+}
+
+#[test]
+fn unimplemented_spire_key_says_so() {
+    assert_eq!(
+        error("server {\n\n  jwt_issuer = \"https://oidc.example\"\n}\n"),
+        "\"jwt_issuer\" (line 3) is a SPIRE server key that Lanyard does not implement yet"
+    );
+    assert_eq!(
+        error("server {\n  federation {\n    bundle_endpoint {}\n  }\n}\n"),
+        "\"federation\" (line 2) is a SPIRE server key that Lanyard does not implement yet"
+    );
+    assert_eq!(
+        error("server {\n  profiling_enabled = true\n}\n"),
+        "\"profiling_enabled\" (line 2) is a SPIRE server key that Lanyard does not implement yet"
+    );
+}
+
+#[test]
+fn unimplemented_plugins_say_so() {
+    assert_eq!(
+        error("plugins {\n  NodeAttestor \"x509pop\" {\n    plugin_data {}\n  }\n}\n"),
+        "NodeAttestor \"x509pop\" (line 2) is a SPIRE plugin that Lanyard does not implement \
+         yet: use NodeAttestor \"join_token\""
+    );
+    let err = error("plugins {\n UpstreamAuthority \"disk\" {\n  plugin_data {}\n }\n}\n");
+    assert!(
+        err.starts_with("UpstreamAuthority \"disk\" (line 2) is a SPIRE plugin"),
+        "{err}"
+    );
+    let err = error("plugins {\n KeyManager \"memory\" {\n  plugin_data = {}\n }\n}\n");
+    assert!(
+        err.starts_with("KeyManager \"memory\" (line 2) is not supported yet"),
+        "{err}"
+    );
+    let err = error(
+        "plugins {\n DataStore \"sql\" {\n  plugin_data {\n   database_type = \"postgres\"\n  \
+         }\n }\n}\n",
+    );
+    assert!(
+        err.starts_with("database_type \"postgres\" (line 4) is not supported yet"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_plugins_are_named() {
+    let err = error("plugins {\n NodeAttestor \"magic\" {}\n}\n");
+    assert!(
+        err.starts_with("unknown plugin NodeAttestor \"magic\" at line 2"),
+        "{err}"
+    );
+    let err = error("plugins {\n Datastore \"sql\" {}\n}\n");
+    assert_eq!(
+        err,
+        "unknown key \"Datastore\" at line 2 in plugins {} (did you mean \"DataStore\"?)"
+    );
+}
+
+#[test]
+fn plugin_paths_outside_data_dir_are_refused() {
+    let err = error(
+        "server {\n data_dir = \"./d\"\n}\nplugins {\n DataStore \"sql\" {\n  plugin_data {\n   \
+         database_type = \"sqlite3\"\n   connection_string = \"/elsewhere/db.sqlite3\"\n  }\n \
+         }\n}\n",
+    );
+    assert!(
+        err.contains(
+            "(line 8) is not supported yet: Lanyard keeps the SQLite file at \
+                      <data_dir>/datastore.sqlite3; set it to \"./d/datastore.sqlite3\""
+        ),
+        "{err}"
+    );
+    // The same file, spelled differently, is fine.
+    load(
+        "server {\n data_dir = \"./d\"\n}\nplugins {\n DataStore \"sql\" {\n  plugin_data {\n   \
+         database_type = \"sqlite3\"\n   connection_string = \"d/../d/datastore.sqlite3\"\n  \
+         }\n }\n}\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn wrong_type_is_named() {
+    assert_eq!(
+        error("server {\n  audit_log_enabled = \"yes\"\n}\n"),
+        "\"audit_log_enabled\" at line 2 must be true or false, not a string"
+    );
+    assert_eq!(
+        error("server {\n  data_dir = 5\n}\n"),
+        "\"data_dir\" at line 2 must be a string, not a whole number"
+    );
+}
+
+#[test]
+fn bad_duration_is_named() {
+    let err = error("server {\n  ca_ttl = \"a day\"\n}\n");
+    assert!(
+        err.starts_with("ca_ttl = \"a day\" at line 2: use seconds (3600) or a unit"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_trust_domain_is_named() {
+    let err = error("server {\n  trust_domain = \"Example.org\"\n}\n");
+    assert!(
+        err.starts_with("trust_domain = \"Example.org\" at line 2: "),
+        "{err}"
+    );
+    assert!(err.contains("upper case is not allowed"), "{err}");
+    let err = error("server {\n  trust_domain = \"spiffe://example.org\"\n}\n");
+    assert!(err.contains("give the bare trust domain name"), "{err}");
+}
+
+#[test]
+fn bad_log_level_is_named() {
+    let err = error("server {\n  log_level = \"LOUD\"\n}\n");
+    assert!(
+        err.starts_with("log_level = \"LOUD\" at line 2: not a log level"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unset_variable_under_expand_env_is_named() {
+    let flags = ServerFlags {
+        expand_env: true,
+        ..Default::default()
+    };
+    let text = "server {\n  trust_domain = \"${TD}\"\n  data_dir = \"${DATA}\"\n}\n";
+    let err = flags
+        .load_text(text, |n| (n == "TD").then(|| "env.example".into()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("environment variable DATA (line 3) is not set"),
+        "{err}"
+    );
+    let s = flags
+        .load_text(text, |n| {
+            Some(if n == "TD" { "env.example" } else { "/srv/d" }.into())
+        })
+        .unwrap();
+    assert_eq!(s.config.trust_domain.to_string(), "env.example");
+    assert_eq!(s.config.data_dir, PathBuf::from("/srv/d"));
+}
+
+#[test]
+fn duplicate_blocks_and_keys_are_refused() {
+    assert_eq!(
+        error("server {}\n\nserver {}\n"),
+        "duplicate block server {} at line 3: it was already given at line 1"
+    );
+    // The parser refuses a repeated attribute itself, with its line.
+    let err = error("server {\n ca_ttl = 60\n ca_ttl = 90\n}\n");
+    assert!(err.starts_with("HCL syntax error at line 3"), "{err}");
+    assert!(err.contains("redefined attribute"), "{err}");
+    assert_eq!(
+        error("server {\n ratelimit {}\n ratelimit {}\n}\n"),
+        "duplicate key \"ratelimit\" at line 3 in server {}: it was already set at line 2"
+    );
+    let err = error("plugins {\n KeyManager \"disk\" {}\n KeyManager \"disk\" {}\n}\n");
+    assert_eq!(
+        err,
+        "duplicate block KeyManager \"disk\" at line 3: it was already given at line 2"
+    );
+}
+
+#[test]
+fn syntax_error_has_its_line() {
+    let err = error("server {\n  trust_domain = \"example.org\"\n  ca_ttl = = 5\n}\n");
+    assert!(err.starts_with("HCL syntax error at line 3"), "{err}");
+}
+
+#[test]
+fn agent_block_in_a_server_file_is_unknown() {
+    assert_eq!(
+        error("agent {}\n"),
+        "unknown key \"agent\" at line 1 in the server config file"
+    );
+}

@@ -1,0 +1,183 @@
+//! SPIRE-style config files through the real binary: `server validate` accepts a good file and
+//! names the problems of a bad one, and `server run --config` starts from a file alone.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use lanyard_testkit::Lanyard;
+
+use crate::common::*;
+
+/// A server file in SPIRE's layout whose state lives in `dir`, on a random loopback port.
+fn server_file(dir: &Path, extra_server_keys: &str) -> String {
+    let data = dir.join("data");
+    format!(
+        r#"
+server {{
+    bind_address = "127.0.0.1"
+    bind_port = 0
+    socket_path = "{socket}"
+    trust_domain = "example.org"
+    data_dir = "{data}"
+    log_level = "DEBUG"
+    log_format = "json"
+    {extra_server_keys}
+}}
+
+plugins {{
+    DataStore "sql" {{
+        plugin_data {{
+            database_type = "sqlite3"
+            connection_string = "{data}/datastore.sqlite3"
+        }}
+    }}
+    NodeAttestor "join_token" {{
+        plugin_data {{}}
+    }}
+    KeyManager "disk" {{
+        plugin_data {{
+            keys_path = "{data}/keys"
+        }}
+    }}
+}}
+"#,
+        socket = dir.join("admin.sock").display(),
+        data = data.display(),
+    )
+}
+
+fn write(l: &Lanyard, name: &str, text: &str) -> String {
+    let path = l.path(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn validate_accepts_a_good_file() {
+    let l = lanyard();
+    let conf = write(&l, "server.conf", &server_file(l.dir(), ""));
+    let out = l.cli(&["server", "validate", "--config", &conf]);
+    assert!(out.success, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.stdout.trim(), "configuration is valid");
+    assert!(
+        !l.dir().join("data").exists(),
+        "validate must not create the data directory"
+    );
+}
+
+#[test]
+fn validate_names_an_unknown_key_and_its_line() {
+    let l = lanyard();
+    let conf = write(
+        &l,
+        "bad.conf",
+        "server {\n  trust_domain = \"example.org\"\n  trust_domian = \"x\"\n}\n",
+    );
+    let out = l.cli(&["server", "validate", "--config", &conf]);
+    assert!(!out.success);
+    assert!(
+        out.stderr.contains(
+            "unknown key \"trust_domian\" at line 3 in server {} (did you mean \"trust_domain\"?)"
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn validate_reports_ttls_the_ca_would_cut_short() {
+    let l = lanyard();
+    let conf = write(
+        &l,
+        "ttl.conf",
+        &server_file(l.dir(), "default_x509_svid_ttl = \"5h\""),
+    );
+    let out = l.cli(&["server", "validate", "--config", &conf]);
+    assert!(!out.success);
+    assert!(
+        out.stderr
+            .contains("default_x509_svid_ttl 18000s would be cut short"),
+        "{}",
+        out.stderr
+    );
+    // A flag overrides the file, and then the configuration is valid.
+    let out = l.cli(&[
+        "server",
+        "validate",
+        "--config",
+        &conf,
+        "--default-x509-svid-ttl",
+        "1h",
+    ]);
+    assert!(out.success, "{}", out.stderr);
+}
+
+#[test]
+fn validate_refuses_an_unset_variable_under_expand_env() {
+    let l = lanyard();
+    let conf = write(
+        &l,
+        "env.conf",
+        "server {\n  trust_domain = \"${LANYARD_TEST_UNSET_TD}\"\n}\n",
+    );
+    let out = l.cli(&["server", "validate", "--config", &conf, "--expand-env"]);
+    assert!(!out.success);
+    assert!(
+        out.stderr
+            .contains("environment variable LANYARD_TEST_UNSET_TD (line 2) is not set"),
+        "{}",
+        out.stderr
+    );
+    let out = l.cli_with_env(
+        &["server", "validate", "--config", &conf, "--expand-env"],
+        &[("LANYARD_TEST_UNSET_TD", "env.example")],
+    );
+    assert!(out.success, "{}", out.stderr);
+}
+
+#[test]
+fn server_runs_from_a_config_file() {
+    let l = lanyard();
+    let conf = write(&l, "server.conf", &server_file(l.dir(), ""));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lanyard"))
+        .args(["server", "run", "--config", &conf])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let started = loop {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) if line.contains("Server started") => break line,
+            Ok(line) => seen.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("no \"Server started\" line:\n{}", seen.join("\n"));
+            }
+        }
+    };
+    // JSON lines, as the file asks.
+    assert!(started.starts_with('{'), "{started}");
+
+    // The admin socket is where the file put it.
+    let socket = l.dir().join("admin.sock").display().to_string();
+    let out = l.cli(&["server", "bundle", "show", "--socket", &socket]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(out.success, "{}", out.stderr);
+    assert!(out.stdout.contains("BEGIN CERTIFICATE"), "{}", out.stdout);
+    assert!(l.dir().join("data/datastore.sqlite3").exists());
+}
