@@ -10,7 +10,11 @@ mod spiffe_id;
 mod trust_domain;
 
 #[cfg(test)]
+mod crosscheck_tests;
+#[cfg(test)]
 mod proptests;
+#[cfg(test)]
+pub(crate) mod table_tests;
 
 pub use error::{IdError, Shown, ShownChar};
 pub use spiffe_id::SpiffeId;

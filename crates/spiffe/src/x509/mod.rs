@@ -14,6 +14,10 @@ mod svid;
 mod verify;
 
 #[cfg(test)]
+mod crosscheck_tests;
+#[cfg(test)]
+pub(crate) mod table_tests;
+#[cfg(test)]
 pub(crate) mod test_certs;
 
 pub use bundle::{BundleSource, X509Bundle, X509BundleSet};

@@ -4,8 +4,8 @@
 use std::time::{Duration, SystemTime};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, CustomExtension, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 
@@ -60,6 +60,8 @@ pub(crate) struct LeafSpec {
     pub not_before: SystemTime,
     pub not_after: SystemTime,
     pub serial: Option<Vec<u8>>,
+    /// Extensions written as given (e.g. a hand-encoded keyUsage that is not critical).
+    pub custom: Vec<CustomExtension>,
 }
 
 impl LeafSpec {
@@ -81,6 +83,7 @@ impl LeafSpec {
             not_before: now - Duration::from_secs(60),
             not_after: now + Duration::from_secs(3600),
             serial: None,
+            custom: vec![],
         }
     }
 }
@@ -108,6 +111,29 @@ impl TestCa {
     pub(crate) fn with_uri(td: &str, kind: KeyKind, uri: &str) -> Self {
         let key = kind.generate();
         let params = ca_params(td, uri, true, true);
+        let cert = params.self_signed(&key).unwrap().der().clone();
+        TestCa {
+            cert,
+            td: td.to_owned(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// A self-signed root for `td` carrying a critical name constraints extension that permits
+    /// the URI subtree `td` (X509-SVID §4.2 allows it; rustls-webpki refuses URI constraints).
+    pub(crate) fn with_uri_name_constraint(td: &str, kind: KeyKind) -> Self {
+        let key = kind.generate();
+        let mut params = ca_params(td, &format!("spiffe://{td}"), true, true);
+        // NameConstraints ::= SEQUENCE { permittedSubtrees [0] SEQUENCE OF GeneralSubtree },
+        // GeneralSubtree ::= SEQUENCE { base GeneralName }, here uniformResourceIdentifier [6].
+        let host = td.as_bytes();
+        let base = [&[0x86, host.len() as u8][..], host].concat();
+        let subtree = [&[0x30, base.len() as u8][..], &base].concat();
+        let permitted = [&[0xa0, subtree.len() as u8][..], &subtree].concat();
+        let content = [&[0x30, permitted.len() as u8][..], &permitted].concat();
+        let mut ext = CustomExtension::from_oid_content(&[2, 5, 29, 30], content);
+        ext.set_criticality(true);
+        params.custom_extensions = vec![ext];
         let cert = params.self_signed(&key).unwrap().der().clone();
         TestCa {
             cert,
@@ -165,6 +191,7 @@ impl TestCa {
         params.not_before = spec.not_before.into();
         params.not_after = spec.not_after.into();
         params.serial_number = spec.serial.as_deref().map(SerialNumber::from_slice);
+        params.custom_extensions = spec.custom.clone();
         let cert = params.signed_by(&key, &self.issuer).unwrap().der().clone();
         TestLeaf {
             cert,

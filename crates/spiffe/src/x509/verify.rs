@@ -8,8 +8,8 @@ use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls_pki_types::{CertificateDer, UnixTime};
 use webpki::{EndEntityCert, ExtendedKeyUsageValidator, KeyPurposeId, KeyPurposeIdIter, KeyUsage};
 
-use super::cert::{check_leaf, parse_cert};
-use super::{BundleSource, X509Error};
+use super::cert::{check_leaf, check_signing_cert, parse_cert};
+use super::{BundleSource, MAX_CHAIN_CERTS, X509Error};
 use crate::id::SpiffeId;
 
 /// Signature algorithms accepted in certificate chains: those of the aws-lc-rs provider.
@@ -26,7 +26,10 @@ static ALGORITHMS: LazyLock<WebPkiSupportedAlgorithms> = LazyLock::new(|| {
 /// 3. RFC 5280 path validation (rustls-webpki) at `now`, with the rest of the chain as
 ///    intermediates. Extended key usage may be absent; when present it must allow server or
 ///    client authentication.
+/// 4. Every intermediate on the validated path must be a CA with keyCertSign (X509-SVID §4.3,
+///    RFC 5280 §6.1.4 (n)); rustls-webpki does not look at key usage, so it is checked here.
 ///
+/// Chains longer than [`MAX_CHAIN_CERTS`] are refused before any signature is checked.
 /// Intermediate and root certificates' URI SANs are not run through the SPIFFE ID parser.
 ///
 /// # Errors
@@ -42,6 +45,11 @@ pub fn verify_chain(
     let Some((leaf_der, intermediates)) = chain.split_first() else {
         return Err(X509Error::EmptyChain);
     };
+    if chain.len() > MAX_CHAIN_CERTS {
+        return Err(X509Error::TooManyCertificates {
+            max: MAX_CHAIN_CERTS,
+        });
+    }
     let id = check_leaf(&parse_cert(leaf_der, 0)?)?;
 
     let td = id.trust_domain();
@@ -72,7 +80,7 @@ pub fn verify_chain(
         reason,
     };
     let end_entity = EndEntityCert::try_from(leaf_der).map_err(path_error)?;
-    end_entity
+    let path = end_entity
         .verify_for_usage(
             ALGORITHMS.all,
             &anchors,
@@ -83,6 +91,16 @@ pub fn verify_chain(
             None,
         )
         .map_err(path_error)?;
+
+    for cert in path.intermediate_certificates() {
+        let der = cert.der();
+        // Report the position in the chain as given (1 = the certificate after the leaf).
+        let index = chain
+            .iter()
+            .position(|c| c.as_ref() == der.as_ref())
+            .unwrap_or(0);
+        check_signing_cert(&parse_cert(&der, index)?, index)?;
+    }
     Ok(id)
 }
 
