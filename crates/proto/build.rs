@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "spire/api/types/bundle.proto",
         "spire/api/types/entry.proto",
         "spire/api/types/federateswith.proto",
+        "spire/api/types/jwtsvid.proto",
         "spire/api/types/jointoken.proto",
         "spire/api/types/selector.proto",
         "spire/api/types/spiffeid.proto",

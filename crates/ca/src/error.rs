@@ -9,7 +9,7 @@ use crate::key::KeyError;
 ///
 /// The variants fall into three groups, kept apart so callers can map them: faults in what a
 /// caller or peer sent (`MalformedCsr` .. `InvalidTtl`), local state that is wrong or unusable
-/// (`AuthorityNotValid` .. `Journal`), and failures that point at a bug or a broken crypto
+/// (`AuthorityNotValid` .. `Journal`, `Jwt`), and failures that point at a bug or a broken crypto
 /// library (`Encoding`, `Random`).
 #[derive(Debug, thiserror::Error)]
 pub enum CaError {
@@ -47,6 +47,12 @@ pub enum CaError {
         "dns name '{0}' is invalid: expected dot-separated labels of 1-63 characters of a-z A-Z 0-9 - _ (an optional leading '*' label), at most 253 bytes"
     )]
     InvalidDnsName(String),
+    /// A JWT-SVID was requested without an audience, or with an empty audience value
+    /// (JWT-SVID §3.2: `aud` MUST be present).
+    #[error(
+        "audience {0:?} is empty or holds an empty value: a JWT-SVID needs at least one non-empty audience"
+    )]
+    EmptyAudience(Vec<String>),
     /// A zero TTL was requested.
     #[error("ttl of {what} is zero: it must be at least one second")]
     InvalidTtl {
@@ -77,6 +83,14 @@ pub enum CaError {
         /// Hex serial of the authority certificate.
         serial: String,
     },
+    /// The private key under a JWT key id is not the one the journal published for its `kid`.
+    #[error("private key '{key_id}' does not match the public key published for jwt kid '{kid}'")]
+    JwtKeyMismatch {
+        /// The published key ID.
+        kid: String,
+        /// The key manager id.
+        key_id: String,
+    },
     /// The stored CA journal cannot be decoded or is inconsistent.
     #[error("ca journal is corrupt: {0}")]
     CorruptJournal(String),
@@ -89,6 +103,9 @@ pub enum CaError {
     /// The journal store failed.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// Loading a JWT signing key or signing a JWT-SVID failed.
+    #[error("jwt signing failed: {0}")]
+    Jwt(#[from] lanyard_spiffe::jwt::JwtError),
     /// Encoding or signing a certificate or request failed.
     #[error("encoding a certificate failed: {0}")]
     Encoding(#[from] rcgen::Error),

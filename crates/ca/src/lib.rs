@@ -1,15 +1,15 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 //! Lanyard's certificate authority: key types and key managers, PKCS#10 requests, a self-signed
-//! X.509 CA that mints X509-SVIDs, and the CA manager that rotates authorities on SPIRE's
-//! prepared / active / old schedule and persists them through a journal.
+//! X.509 CA that mints X509-SVIDs, JWT signing keys that mint JWT-SVIDs, and the CA manager that
+//! rotates both on SPIRE's prepared / active / old schedule and persists them through a journal.
 //!
 //! This crate does no network I/O and owns no database: the only I/O it performs is the
 //! [`DiskKeyManager`]'s key files. Journal persistence goes through the [`JournalStore`] trait,
 //! which the datastore implements. Time comes from a [`Clock`] or an explicit `SystemTime`, so
 //! rotation can be tested by moving a [`ManualClock`]. It does not validate peers (that is
-//! `lanyard-spiffe`), does not talk to upstream authorities, does not sign JWT-SVIDs, and does not
-//! encrypt keys at rest (file modes protect them, as with SPIRE's disk key manager).
+//! `lanyard-spiffe`), does not talk to upstream authorities, and does not encrypt keys at rest
+//! (file modes protect them, as with SPIRE's disk key manager).
 //!
 //! All cryptography is aws-lc-rs, through rcgen and x509-parser.
 
@@ -20,6 +20,7 @@ pub mod disk;
 mod encoding;
 pub mod error;
 pub mod journal;
+pub mod jwt;
 pub mod key;
 pub mod manager;
 pub mod schedule;
@@ -36,6 +37,7 @@ pub use disk::DiskKeyManager;
 pub use encoding::public_key_from_spki;
 pub use error::CaError;
 pub use journal::{JournalError, JournalStore, MemoryJournalStore};
+pub use jwt::{JWT_KEY_IDS, JwtAuthority, SignedJwtSvid};
 pub use key::{
     KeyError, KeyManager, KeyType, MemoryKeyManager, SigningKey, generate_key_pair,
     key_pair_from_pkcs8, validate_key_id,

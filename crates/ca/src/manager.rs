@@ -1,18 +1,21 @@
-//! The CA manager: keeps a prepared, an active and an old X.509 authority, rotates them on
-//! schedule (see [`crate::schedule`]), and persists them through a [`JournalStore`].
+//! The CA manager: keeps a prepared, an active and an old X.509 authority and JWT signing key,
+//! rotates them on schedule (see [`crate::schedule`]), and persists them through a
+//! [`JournalStore`].
 
 use std::borrow::Borrow;
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use lanyard_spiffe::TrustDomain;
+use lanyard_spiffe::jwt::JwtSvidClaims;
+use lanyard_spiffe::{JwtBundle, SpiffeId, TrustDomain};
 use rustls_pki_types::CertificateDer;
 
 use crate::authority::X509Authority;
 use crate::clock::Clock;
 use crate::error::{CaError, fmt_time};
-use crate::journal::{self, JournalStore};
+use crate::journal::{self, Journal, JournalStore};
+use crate::jwt::{JwtAuthority, JwtDraft, JwtSlots, SignedJwtSvid, whole_seconds};
 use crate::key::{KeyManager, KeyType};
 use crate::slots::{Draft, Minter, Slots};
 use crate::svid::SvidParams;
@@ -21,12 +24,18 @@ use crate::svid::SvidParams;
 pub const X509_KEY_IDS: [&str; 2] = ["x509-CA-A", "x509-CA-B"];
 
 /// CA settings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CaConfig {
-    /// Lifetime of each authority certificate (SPIRE's `ca_ttl`, default 24 h).
+    /// Lifetime of each authority certificate and JWT signing key (SPIRE's `ca_ttl`, default
+    /// 24 h).
     pub ca_ttl: Duration,
-    /// Key type of new authorities. A change takes effect at the next rotation.
+    /// Key type of new X.509 authorities. A change takes effect at the next rotation.
     pub key_type: KeyType,
+    /// Key type of new JWT signing keys (SPIRE's `jwt_key_type`, default ec-p256): RSA keys
+    /// sign RS256, EC P-256 ES256, EC P-384 ES384. A change takes effect at the next rotation.
+    pub jwt_key_type: KeyType,
+    /// The `iss` claim of JWT-SVIDs (SPIRE's `jwt_issuer`); none by default.
+    pub jwt_issuer: Option<String>,
 }
 
 impl Default for CaConfig {
@@ -34,16 +43,19 @@ impl Default for CaConfig {
         Self {
             ca_ttl: Duration::from_secs(24 * 3600),
             key_type: KeyType::EcP256,
+            jwt_key_type: KeyType::EcP256,
+            jwt_issuer: None,
         }
     }
 }
 
-/// Owner of the trust domain's X.509 authorities and their rotation.
+/// Owner of the trust domain's X.509 authorities and JWT signing keys and their rotation.
 pub struct CaManager {
     minter: Minter,
     journal: Arc<dyn JournalStore>,
     clock: Arc<dyn Clock>,
     slots: RwLock<Slots>,
+    jwt: RwLock<JwtSlots>,
     rotation: tokio::sync::Mutex<()>,
 }
 
@@ -75,21 +87,30 @@ impl CaManager {
         };
         let now = clock.now();
 
-        let (mut draft, mut dirty) = match journal.load_journal().await? {
-            Some(blob) => minter.restore(&journal::decode(&blob)?, now)?,
-            None => (Draft::default(), true),
-        };
+        let ((mut draft, mut dirty), (mut jwt_draft, jwt_dirty)) =
+            match journal.load_journal().await? {
+                Some(blob) => {
+                    let saved = journal::decode(&blob)?;
+                    (
+                        minter.restore(&saved.x509, now)?,
+                        minter.restore_jwt(&saved.jwt, now)?,
+                    )
+                }
+                None => ((Draft::default(), true), (JwtDraft::default(), true)),
+            };
+        dirty |= jwt_dirty;
         dirty |= minter.advance(&mut draft, now)?;
+        dirty |= minter.advance_jwt(&mut jwt_draft, now)?;
         let slots = draft.finish()?;
+        let jwt = jwt_draft.finish()?;
         if dirty {
-            journal
-                .save_journal(&journal::encode(&slots.records())?)
-                .await?;
+            journal.save_journal(&encode(&slots, &jwt)?).await?;
         }
         tracing::info!(
             trust_domain = %minter.td,
             serial = slots.active.authority.serial_hex(),
             not_after = %fmt_time(slots.active.authority.not_after()),
+            jwt.kid = %jwt.active.info.kid(),
             "CA ready"
         );
 
@@ -98,15 +119,17 @@ impl CaManager {
             journal,
             clock,
             slots: RwLock::new(slots),
+            jwt: RwLock::new(jwt),
             rotation: tokio::sync::Mutex::new(()),
         })
     }
 
-    /// Applies whatever the schedule calls for at `clock.now()`: drops expired old or prepared
-    /// authorities, prepares a successor, activates it (the active one becomes old), or replaces
-    /// an expired active one. Saves the journal before changing what callers see. Returns
-    /// whether the set of bundle certificates changed (so the caller should republish
-    /// [`CaManager::authorities`]).
+    /// Applies whatever the schedule calls for at `clock.now()`, to the X.509 authorities and
+    /// the JWT keys alike: drops expired old or prepared ones, prepares a successor, activates
+    /// it (the active one becomes old), or replaces an expired active one. Saves the journal
+    /// before changing what callers see. Returns whether the bundle changed (its certificates
+    /// or its JWT keys), so the caller should republish [`CaManager::authorities`] and
+    /// [`CaManager::jwt_authorities`].
     ///
     /// # Errors
     ///
@@ -120,18 +143,26 @@ impl CaManager {
         let _serialized = self.rotation.lock().await;
         let now = self.clock.now();
         let current = self.snapshot();
+        let current_jwt = self.jwt_snapshot();
 
         let mut draft = Draft::from(current.clone());
-        if !self.minter.advance(&mut draft, now)? {
+        let mut jwt_draft = JwtDraft::from(current_jwt.clone());
+        let x509_changed = self.minter.advance(&mut draft, now)?;
+        let jwt_changed = self.minter.advance_jwt(&mut jwt_draft, now)?;
+        if !x509_changed && !jwt_changed {
             return Ok(false);
         }
         let next = draft.finish()?;
+        let next_jwt = jwt_draft.finish()?;
         self.journal
-            .save_journal(&journal::encode(&next.records())?)
+            .save_journal(&encode(&next, &next_jwt)?)
             .await?;
 
-        let changed = current.certs() != next.certs();
+        let kids =
+            |s: &JwtSlots| -> Vec<String> { s.records().into_iter().map(|r| r.kid).collect() };
+        let changed = current.certs() != next.certs() || kids(&current_jwt) != kids(&next_jwt);
         *self.slots.write().unwrap_or_else(PoisonError::into_inner) = next;
+        *self.jwt.write().unwrap_or_else(PoisonError::into_inner) = next_jwt;
         Ok(changed)
     }
 
@@ -171,6 +202,91 @@ impl CaManager {
         self.active().sign_x509_svid(params, self.clock.now())
     }
 
+    /// The JWT signing keys that belong in the bundle at `clock.now()`, oldest first: the old
+    /// key while unexpired, the active one, and the prepared one (published before it signs
+    /// anything, so validators know it before they meet its tokens).
+    pub fn jwt_authorities(&self) -> Vec<JwtAuthority> {
+        self.jwt_snapshot().published(self.clock.now())
+    }
+
+    /// [`CaManager::jwt_authorities`] as a JWT bundle of this trust domain.
+    pub fn jwt_bundle(&self) -> JwtBundle {
+        let mut bundle = JwtBundle::new(self.minter.td.clone());
+        for key in self.jwt_authorities() {
+            bundle.insert(key.kid(), key.public_key().clone());
+        }
+        bundle
+    }
+
+    /// The JWT key that signs now.
+    pub fn active_jwt_authority(&self) -> JwtAuthority {
+        self.jwt_snapshot().active.info
+    }
+
+    /// Signs a JWT-SVID for `spiffe_id` with the active JWT key: header `alg`, `kid`,
+    /// `typ: JWT`; claims `sub`, `aud`, `iat` (= `now`), `exp` (= `now + ttl`, capped at the
+    /// key's expiry so no token outlives the key that validates it) and `iss` when
+    /// [`CaConfig::jwt_issuer`] is set.
+    ///
+    /// # Errors
+    ///
+    /// [`CaError::ForeignSpiffeId`] for an ID of another trust domain, [`CaError::EmptyAudience`]
+    /// (JWT-SVID §3.2 requires `aud`), [`CaError::InvalidTtl`] for a ttl under one second,
+    /// [`CaError::AuthorityNotValid`] when the active key is expired at `now`, and
+    /// [`CaError::Jwt`] if signing fails.
+    pub fn sign_jwt_svid(
+        &self,
+        spiffe_id: &SpiffeId,
+        audience: &[String],
+        ttl: Duration,
+        now: SystemTime,
+    ) -> Result<SignedJwtSvid, CaError> {
+        if spiffe_id.trust_domain() != self.minter.td {
+            return Err(CaError::ForeignSpiffeId {
+                id: spiffe_id.to_string(),
+                trust_domain: self.minter.td.to_string(),
+            });
+        }
+        if audience.is_empty() || audience.iter().any(String::is_empty) {
+            return Err(CaError::EmptyAudience(audience.to_vec()));
+        }
+        if ttl < Duration::from_secs(1) {
+            return Err(CaError::InvalidTtl { what: "jwt-svid" });
+        }
+
+        let slots = self.jwt_snapshot();
+        let key = &slots.active.info;
+        let issued_at = whole_seconds(now);
+        if issued_at >= key.not_after() || now < key.not_before() {
+            return Err(CaError::AuthorityNotValid {
+                serial: format!("jwt kid {}", key.kid()),
+                now,
+                not_before: key.not_before(),
+                not_after: key.not_after(),
+            });
+        }
+        let expires_at = whole_seconds(issued_at.checked_add(ttl).unwrap_or(key.not_after()))
+            .min(key.not_after());
+
+        let mut extra = serde_json::Map::new();
+        if let Some(iss) = &self.minter.config.jwt_issuer {
+            extra.insert("iss".into(), iss.clone().into());
+        }
+        let token = slots.signer()?.sign(&JwtSvidClaims {
+            subject: spiffe_id.clone(),
+            audience: audience.to_vec(),
+            issued_at,
+            expiry: expires_at,
+            extra,
+        })?;
+        Ok(SignedJwtSvid {
+            token,
+            kid: key.kid().to_owned(),
+            issued_at,
+            expires_at,
+        })
+    }
+
     /// The trust domain this CA serves.
     pub fn trust_domain(&self) -> &TrustDomain {
         &self.minter.td
@@ -187,6 +303,20 @@ impl CaManager {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
+
+    fn jwt_snapshot(&self) -> JwtSlots {
+        self.jwt
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+fn encode(slots: &Slots, jwt: &JwtSlots) -> Result<Vec<u8>, CaError> {
+    journal::encode(&Journal {
+        x509: slots.records(),
+        jwt: jwt.records(),
+    })
 }
 
 impl fmt::Debug for CaManager {

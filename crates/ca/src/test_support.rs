@@ -137,9 +137,13 @@ impl Harness {
     }
 
     pub(crate) async fn load(&self) -> Result<CaManager, CaError> {
+        self.load_with(CaConfig::default()).await
+    }
+
+    pub(crate) async fn load_with(&self, config: CaConfig) -> Result<CaManager, CaError> {
         CaManager::load_or_create(
             td(),
-            CaConfig::default(),
+            config,
             Arc::clone(&self.km),
             self.journal.clone(),
             self.clock.clone(),
@@ -158,7 +162,11 @@ impl Harness {
 
     pub(crate) fn statuses(&self) -> Vec<(Status, String)> {
         let records = journal::decode(&self.journal.blob().unwrap()).unwrap();
-        records.into_iter().map(|r| (r.status, r.key_id)).collect()
+        records
+            .x509
+            .into_iter()
+            .map(|r| (r.status, r.key_id))
+            .collect()
     }
 }
 

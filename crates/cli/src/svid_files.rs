@@ -59,7 +59,7 @@ pub(crate) fn write(
 }
 
 /// Writes through a temporary file and a rename, so readers never see half a key.
-fn write_file(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
+pub(crate) fn write_file(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
     let mut file = std::fs::OpenOptions::new()

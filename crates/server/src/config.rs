@@ -23,10 +23,17 @@ pub struct ServerConfig {
     pub socket_path: PathBuf,
     /// Key type of the X.509 CA.
     pub ca_key_type: KeyType,
+    /// Key type of the JWT signing keys (SPIRE's `jwt_key_type`).
+    pub jwt_key_type: KeyType,
+    /// The `iss` claim of JWT-SVIDs (SPIRE's `jwt_issuer`); none unless set.
+    pub jwt_issuer: Option<String>,
     /// Lifetime of each X.509 CA.
     pub ca_ttl: Duration,
     /// X509-SVID lifetime when an entry does not set one; also the server's own SVID lifetime.
     pub default_x509_svid_ttl: Duration,
+    /// JWT-SVID lifetime when a request or entry does not set one (SPIRE's
+    /// `default_jwt_svid_ttl`, 5 minutes).
+    pub default_jwt_svid_ttl: Duration,
     /// Lifetime of agent SVIDs.
     pub agent_ttl: Duration,
     /// Lifetime of join tokens created without an explicit TTL.
@@ -53,8 +60,11 @@ impl ServerConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 8081)),
             socket_path: PathBuf::from(DEFAULT_SOCKET),
             ca_key_type: KeyType::EcP256,
+            jwt_key_type: KeyType::EcP256,
+            jwt_issuer: None,
             ca_ttl: Duration::from_secs(24 * 3600),
             default_x509_svid_ttl: Duration::from_secs(3600),
+            default_jwt_svid_ttl: Duration::from_secs(300),
             agent_ttl: Duration::from_secs(3600),
             join_token_ttl: Duration::from_secs(600),
             health_checks: HealthChecks::default(),
@@ -72,6 +82,7 @@ impl ServerConfig {
         for (name, ttl) in [
             ("ca_ttl", self.ca_ttl),
             ("default_x509_svid_ttl", self.default_x509_svid_ttl),
+            ("default_jwt_svid_ttl", self.default_jwt_svid_ttl),
             ("agent_ttl", self.agent_ttl),
             ("join_token_ttl", self.join_token_ttl),
         ] {
@@ -91,6 +102,8 @@ impl ServerConfig {
                 humanize(self.ca_ttl)
             )));
         }
+        // JWT-SVIDs are left out: they are capped at their key's expiry instead, and a 5-minute
+        // default must not stop the short ca_ttl values that tests use.
         for (name, ttl) in [
             ("default_x509_svid_ttl", self.default_x509_svid_ttl),
             ("agent_ttl", self.agent_ttl),
@@ -105,7 +118,28 @@ impl ServerConfig {
                 )));
             }
         }
+        if self
+            .jwt_issuer
+            .as_deref()
+            .is_some_and(|iss| iss.is_empty() || iss.chars().any(char::is_control))
+        {
+            return Err(ServerError::Config(format!(
+                "jwt_issuer {:?} is empty or holds control characters: give a URL such as \
+                 https://oidc.example.org, or leave it out",
+                self.jwt_issuer.as_deref().unwrap_or_default()
+            )));
+        }
         Ok(())
+    }
+
+    /// The CA settings this configuration implies.
+    pub fn ca_config(&self) -> lanyard_ca::CaConfig {
+        lanyard_ca::CaConfig {
+            ca_ttl: self.ca_ttl,
+            key_type: self.ca_key_type,
+            jwt_key_type: self.jwt_key_type,
+            jwt_issuer: self.jwt_issuer.clone(),
+        }
     }
 }
 
@@ -142,6 +176,25 @@ mod tests {
             err.contains("largest default_x509_svid_ttl that works is 14400s"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn jwt_defaults_follow_spire() {
+        let c = config();
+        assert_eq!(c.default_jwt_svid_ttl, Duration::from_secs(300));
+        assert_eq!(c.jwt_key_type, KeyType::EcP256);
+        assert_eq!(c.ca_config().jwt_issuer, None);
+    }
+
+    #[test]
+    fn refuses_empty_jwt_issuer_and_zero_jwt_ttl() {
+        let mut c = config();
+        c.jwt_issuer = Some(String::new());
+        assert!(c.validate().unwrap_err().to_string().contains("jwt_issuer"));
+        let mut c = config();
+        c.default_jwt_svid_ttl = Duration::ZERO;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("default_jwt_svid_ttl"), "{err}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The Lanyard server: owns a trust domain, signs SVIDs, and serves two gRPC endpoints.
 //!
-//! - The **admin API** on a unix socket (SPIRE's `entry.v1`, `agent.v1` CreateJoinToken and
-//!   `bundle.v1` GetBundle). Whoever can open the socket is an administrator, as with SPIRE's
+//! - The **admin API** on a unix socket (SPIRE's `entry.v1`, `agent.v1` CreateJoinToken,
+//!   `bundle.v1` GetBundle and `svid.v1` MintX509SVID / MintJWTSVID). Whoever can open the socket is an administrator, as with SPIRE's
 //!   private socket; file permissions are the access control.
 //! - The **agent API** on TCP with TLS (ALPN `h2`). The server presents its own X509-SVID
 //!   `spiffe://<td>/spire/server`. Only `AttestAgent` is open to callers without a certificate;

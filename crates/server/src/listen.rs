@@ -69,7 +69,8 @@ pub(crate) async fn serve_admin(
         .layer(calls)
         .add_service(EntryServer::new(api.clone()))
         .add_service(AgentServer::new(api.clone()))
-        .add_service(BundleServer::new(api))
+        .add_service(BundleServer::new(api.clone()))
+        .add_service(SvidServer::new(api))
         .add_service(health)
         .serve_with_incoming_shutdown(ReceiverStream::new(rx), stopped(stop.clone()));
     let served = drain_within_grace(served, stop, "admin API").await;

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use lanyard_ca::{CaConfig, CaManager, Clock, DiskKeyManager, SystemClock};
+use lanyard_ca::{CaManager, Clock, DiskKeyManager, SystemClock};
 use lanyard_datastore::{AttestedAgent, Datastore, Entry, SqliteDatastore};
 use lanyard_spiffe::{BundleSource, SpiffeId, TrustDomain, X509Bundle};
 use lanyard_telemetry::{Metrics, ServerMetrics, SvidKind};
@@ -64,10 +64,7 @@ impl ServerState {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let ca = CaManager::load_or_create(
             &config.trust_domain,
-            CaConfig {
-                ca_ttl: config.ca_ttl,
-                key_type: config.ca_key_type,
-            },
+            config.ca_config(),
             keys,
             datastore.clone(),
             clock.clone(),

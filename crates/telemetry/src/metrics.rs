@@ -175,6 +175,10 @@ pub enum SvidKind {
     X509Agent,
     /// The server's own X509-SVID.
     X509Server,
+    /// An X509-SVID minted by an operator (`svid.v1 MintX509SVID`).
+    X509Minted,
+    /// A JWT-SVID minted by an operator (`svid.v1 MintJWTSVID`).
+    JwtMinted,
 }
 
 impl SvidKind {
@@ -184,6 +188,8 @@ impl SvidKind {
             SvidKind::X509Workload => "x509_workload",
             SvidKind::X509Agent => "x509_agent",
             SvidKind::X509Server => "x509_server",
+            SvidKind::X509Minted => "x509_minted",
+            SvidKind::JwtMinted => "jwt_minted",
         }
     }
 }

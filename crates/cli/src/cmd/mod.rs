@@ -5,6 +5,7 @@ mod bundle;
 mod demo;
 mod entry;
 mod healthcheck;
+mod mint;
 mod server;
 mod token;
 

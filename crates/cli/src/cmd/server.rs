@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use super::{bundle, entry, token};
+use super::{bundle, entry, mint, token};
 use crate::config::server::ServerFlags;
 use crate::logging;
 
@@ -30,6 +30,12 @@ enum ServerCommand {
     /// Show the trust bundle.
     #[command(subcommand)]
     Bundle(bundle::BundleCommand),
+    /// Mint X509-SVIDs for operators.
+    #[command(subcommand)]
+    X509(mint::X509Command),
+    /// Mint JWT-SVIDs for operators.
+    #[command(subcommand)]
+    Jwt(mint::JwtCommand),
     /// Check that the server answers on its admin socket and is ready (exit 0) or not (1).
     Healthcheck(super::healthcheck::ServerHealthcheckArgs),
 }
@@ -49,6 +55,8 @@ impl ServerArgs {
             ServerCommand::Entry(cmd) => cmd.run().await,
             ServerCommand::Token(cmd) => cmd.run().await,
             ServerCommand::Bundle(cmd) => cmd.run().await,
+            ServerCommand::X509(cmd) => cmd.run().await,
+            ServerCommand::Jwt(cmd) => cmd.run().await,
             ServerCommand::Healthcheck(args) => args.run().await,
         }
     }

@@ -32,14 +32,14 @@ const SERVER_KEYS: &[(&str, Key)] = &[
     ("default_x509_svid_ttl", Key::Mapped),
     ("agent_ttl", Key::Mapped),
     ("audit_log_enabled", Key::Mapped),
+    ("default_jwt_svid_ttl", Key::Mapped),
+    ("jwt_issuer", Key::Mapped),
+    ("jwt_key_type", Key::Mapped),
     ("admin_ids", Key::Unimplemented),
     ("ca_subject", Key::Unimplemented),
-    ("default_jwt_svid_ttl", Key::Unimplemented),
     ("disable_jwt_svids", Key::Unimplemented),
     ("experimental", Key::Unimplemented),
     ("federation", Key::Unimplemented),
-    ("jwt_issuer", Key::Unimplemented),
-    ("jwt_key_type", Key::Unimplemented),
     ("log_source_location", Key::FalseOnly),
     ("max_attested_node_info_staleness", Key::Unimplemented),
     ("profiling_enabled", Key::FalseOnly),
@@ -93,6 +93,16 @@ pub(crate) struct ServerFlags {
     /// X509-SVID lifetime for entries that do not set one [default: 1h].
     #[arg(long, value_parser = crate::duration::parse)]
     pub(crate) default_x509_svid_ttl: Option<Duration>,
+    /// JWT-SVID lifetime when a request does not set one [default: 5m].
+    #[arg(long, value_parser = crate::duration::parse)]
+    pub(crate) default_jwt_svid_ttl: Option<Duration>,
+    /// The iss claim of JWT-SVIDs, such as https://oidc.example.org [default: none].
+    #[arg(long)]
+    pub(crate) jwt_issuer: Option<String>,
+    /// Key type of the JWT signing keys: ec-p256 (ES256), ec-p384 (ES384), rsa-2048 or
+    /// rsa-4096 (RS256) [default: ec-p256].
+    #[arg(long)]
+    pub(crate) jwt_key_type: Option<KeyType>,
     /// Lifetime of agent SVIDs [default: the default X509-SVID TTL].
     #[arg(long, value_parser = crate::duration::parse)]
     pub(crate) agent_ttl: Option<Duration>,
@@ -136,6 +146,9 @@ struct ServerFile {
     ca_ttl: Option<Duration>,
     default_x509_svid_ttl: Option<Duration>,
     agent_ttl: Option<Duration>,
+    default_jwt_svid_ttl: Option<Duration>,
+    jwt_issuer: Option<String>,
+    jwt_key_type: Option<KeyType>,
     audit_log_enabled: Option<bool>,
     log_level: Option<LogLevel>,
     log_format: Option<LogFormat>,
@@ -206,6 +219,15 @@ impl ServerFlags {
         }
         if let Some(ttl) = self.default_x509_svid_ttl.or(file.default_x509_svid_ttl) {
             config.default_x509_svid_ttl = ttl;
+        }
+        if let Some(ttl) = self.default_jwt_svid_ttl.or(file.default_jwt_svid_ttl) {
+            config.default_jwt_svid_ttl = ttl;
+        }
+        if let Some(iss) = self.jwt_issuer.clone().or(file.jwt_issuer) {
+            config.jwt_issuer = Some(iss);
+        }
+        if let Some(kt) = self.jwt_key_type.or(file.jwt_key_type) {
+            config.jwt_key_type = kt;
         }
         // SPIRE: agent_ttl defaults to default_x509_svid_ttl, wherever that one came from.
         config.agent_ttl = self
@@ -282,6 +304,9 @@ fn read_server(entries: &[Entry], file: &mut ServerFile) -> Result<(), ConfigErr
             "ca_ttl" => file.ca_ttl = Some(e.duration()?),
             "default_x509_svid_ttl" => file.default_x509_svid_ttl = Some(e.duration()?),
             "agent_ttl" => file.agent_ttl = Some(e.duration()?),
+            "default_jwt_svid_ttl" => file.default_jwt_svid_ttl = Some(e.duration()?),
+            "jwt_issuer" => file.jwt_issuer = Some(e.str()?.to_owned()),
+            "jwt_key_type" => file.jwt_key_type = Some(key_type(e)?),
             _ => file.audit_log_enabled = Some(e.bool()?),
         }
         Ok(())

@@ -29,6 +29,9 @@ server {
     ca_ttl = 172800
     default_x509_svid_ttl = "2h"
     agent_ttl = "4h"
+    default_jwt_svid_ttl = "10m"
+    jwt_issuer = "https://oidc.prod.example"
+    jwt_key_type = "rsa-2048"
     audit_log_enabled = true
     log_source_location = false
 }
@@ -78,6 +81,9 @@ fn loads_a_spire_style_server_file() {
     assert_eq!(c.ca_ttl, Duration::from_secs(48 * 3600));
     assert_eq!(c.default_x509_svid_ttl, Duration::from_secs(2 * 3600));
     assert_eq!(c.agent_ttl, Duration::from_secs(4 * 3600));
+    assert_eq!(c.default_jwt_svid_ttl, Duration::from_secs(600));
+    assert_eq!(c.jwt_issuer.as_deref(), Some("https://oidc.prod.example"));
+    assert_eq!(c.jwt_key_type, lanyard_ca::KeyType::Rsa2048);
     assert!(c.audit_log_enabled);
     assert_eq!(c.telemetry.prometheus.as_ref().unwrap().port, 9988);
     assert!(c.health_checks.listener_enabled);
@@ -116,6 +122,31 @@ fn the_sample_config_loads() {
     assert_eq!(s.config.data_dir, Path::new("./.data/server"));
     assert_eq!(s.log.level, LogLevel::Debug);
     s.config.validate().unwrap();
+}
+
+#[test]
+fn jwt_flags_override_the_file() {
+    let flags = ServerFlags {
+        jwt_key_type: Some(lanyard_ca::KeyType::EcP384),
+        jwt_issuer: Some("https://flag.example".into()),
+        ..Default::default()
+    };
+    let s = flags
+        .load_text(
+            "server {\n jwt_key_type = \"rsa-4096\"\n jwt_issuer = \"https://file.example\"\n \
+             default_jwt_svid_ttl = 120\n}\n",
+            |_| None,
+        )
+        .unwrap();
+    assert_eq!(s.config.jwt_key_type, lanyard_ca::KeyType::EcP384);
+    assert_eq!(s.config.jwt_issuer.as_deref(), Some("https://flag.example"));
+    assert_eq!(s.config.default_jwt_svid_ttl, Duration::from_secs(120));
+
+    let err = flags
+        .load_text("server {\n jwt_key_type = \"ed25519\"\n}\n", |_| None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("jwt_key_type"), "{err}");
 }
 
 #[test]
@@ -159,8 +190,8 @@ fn unknown_key_is_named_with_its_line_and_a_suggestion() {
 #[test]
 fn unimplemented_spire_key_says_so() {
     assert_eq!(
-        error("server {\n\n  jwt_issuer = \"https://oidc.example\"\n}\n"),
-        "\"jwt_issuer\" (line 3) is a SPIRE server key that Lanyard does not implement yet"
+        error("server {\n\n  ca_subject {}\n}\n"),
+        "\"ca_subject\" (line 3) is a SPIRE server key that Lanyard does not implement yet"
     );
     assert_eq!(
         error("server {\n  federation {\n    bundle_endpoint {}\n  }\n}\n"),

@@ -11,6 +11,7 @@
 mod common;
 mod config_files;
 mod failures;
+mod mint;
 mod operations;
 mod rotation;
 mod walking_skeleton;

@@ -1,4 +1,5 @@
-//! `spire.api.server.bundle.v1.Bundle`: the trust domain's own bundle.
+//! `spire.api.server.bundle.v1.Bundle`: the trust domain's own bundle, X.509 authorities and
+//! JWT keys.
 
 use lanyard_proto::spire::api::server::bundle::v1::{GetBundleRequest, bundle_server};
 use lanyard_proto::spire::api::types;
@@ -6,6 +7,7 @@ use tonic::{Request, Response, Status};
 
 use super::{Api, datastore_status};
 use crate::caller::Peer;
+use crate::state::unix_seconds;
 
 #[tonic::async_trait]
 impl bundle_server::Bundle for Api {
@@ -34,7 +36,22 @@ impl bundle_server::Bundle for Api {
                     tainted: false,
                 })
                 .collect(),
-            jwt_authorities: Vec::new(),
+            // TODO: JWT keys come from this server's CA, not the datastore, and changes to
+            // them alone do not raise the sequence number; they rotate together with the
+            // X.509 authorities, whose changes do. Store them with the bundle when several
+            // servers share a datastore (issue #7).
+            jwt_authorities: self
+                .state
+                .ca
+                .jwt_authorities()
+                .iter()
+                .map(|k| types::JwtKey {
+                    public_key: k.public_key().to_spki_der(),
+                    key_id: k.kid().to_owned(),
+                    expires_at: unix_seconds(k.not_after()),
+                    tainted: false,
+                })
+                .collect(),
             refresh_hint: stored.refresh_hint,
             sequence_number: stored.sequence,
         }))

@@ -41,16 +41,29 @@ impl Api {
         kind: SvidKind,
     ) -> Result<types::X509svid, Status> {
         let csr = parse_csr(csr).map_err(|e| Status::invalid_argument(format!("csr: {e}")))?;
+        self.sign_x509(id, csr.public_key_der, ttl, dns_names, hint, kind)
+    }
+
+    /// Signs an X509-SVID for `id` with a public key whose possession was already proven.
+    fn sign_x509(
+        &self,
+        id: &SpiffeId,
+        public_key_der: Vec<u8>,
+        ttl: std::time::Duration,
+        dns_names: Vec<String>,
+        hint: String,
+        kind: SvidKind,
+    ) -> Result<types::X509svid, Status> {
         let leaf = self
             .state
             .ca
             .sign_x509_svid(&SvidParams {
                 spiffe_id: id.clone(),
-                public_key_der: csr.public_key_der,
+                public_key_der,
                 ttl,
                 dns_names,
             })
-            .map_err(|e| Status::internal(format!("signing failed: {e}")))?;
+            .map_err(ca_status)?;
         self.state.metrics.svid_signed(kind);
         let expires_at = lanyard_spiffe::x509::not_after_of(&leaf)
             .map(unix_seconds)
@@ -63,6 +76,27 @@ impl Api {
             expires_at,
             hint,
         })
+    }
+}
+
+/// Maps a CA failure to a gRPC status: faults in the request are `InvalidArgument`, the rest
+/// (the CA's own state, signing) `Internal`.
+fn ca_status(e: lanyard_ca::CaError) -> Status {
+    use lanyard_ca::CaError as E;
+    match e {
+        E::MalformedCsr(_)
+        | E::CsrSignatureAlgorithm(_)
+        | E::CsrSignature(_)
+        | E::UnsupportedPublicKey(_)
+        | E::ForeignSpiffeId { .. }
+        | E::RootSpiffeId(_)
+        | E::InvalidDnsName(_)
+        | E::EmptyAudience(_)
+        | E::InvalidTtl { .. } => Status::invalid_argument(e.to_string()),
+        other => {
+            tracing::warn!(error = %other, "Signing failed");
+            Status::internal(format!("signing failed: {other}"))
+        }
     }
 }
 

@@ -1,23 +1,109 @@
-//! `spire.api.server.svid.v1.SVID`: agents get X509-SVIDs signed for their entries.
+//! `spire.api.server.svid.v1.SVID`: agents get X509-SVIDs signed for their entries; operators
+//! on the admin socket mint X509-SVIDs and JWT-SVIDs directly.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use lanyard_ca::parse_csr;
 use lanyard_proto::spire::api::server::svid::v1::{
-    BatchNewX509svidRequest, BatchNewX509svidResponse, batch_new_x509svid_response, svid_server,
+    BatchNewX509svidRequest, BatchNewX509svidResponse, MintJwtsvidRequest, MintJwtsvidResponse,
+    MintX509svidRequest, MintX509svidResponse, batch_new_x509svid_response, svid_server,
 };
+use lanyard_proto::spire::api::types;
+use lanyard_spiffe::SpiffeId;
 use lanyard_telemetry::SvidKind;
 use tonic::{Code, Request, Response, Status};
 
-use super::Api;
+use super::{Api, ca_status};
+use crate::audit::AuditFields;
 use crate::caller::Peer;
-use crate::convert::status;
+use crate::convert::{self, status, wire_id};
+use crate::state::unix_seconds;
 
 /// More CSRs than this in one request are refused; agents send one batch per sync.
 const MAX_BATCH: usize = 10_000;
 
 #[tonic::async_trait]
 impl svid_server::Svid for Api {
+    async fn mint_x509svid(
+        &self,
+        request: Request<MintX509svidRequest>,
+    ) -> Result<Response<MintX509svidResponse>, Status> {
+        Peer::of(&request)?.require_local()?;
+        let audit = AuditFields::of(&request);
+        let req = request.into_inner();
+        let csr = parse_csr(&req.csr).map_err(|e| Status::invalid_argument(format!("csr: {e}")))?;
+        let id = match csr.uri_sans.as_slice() {
+            [one] => SpiffeId::parse(one).map_err(|e| {
+                Status::invalid_argument(format!("csr URI SAN {one:?} is not a SPIFFE ID: {e}"))
+            })?,
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "csr has {} URI SANs: exactly one, the SPIFFE ID to sign for, is required",
+                    other.len()
+                )));
+            }
+        };
+        AuditFields::add(audit.as_ref(), |r| {
+            r.spiffe_ids.push(id.to_string());
+            r.details.push(format!("ttl={}", req.ttl));
+        });
+        let ttl = ttl_or("ttl", req.ttl, self.state.config.default_x509_svid_ttl)?;
+
+        // The operator chose the DNS names, unlike an agent's CSR, whose names are ignored.
+        let svid = self.sign_x509(
+            &id,
+            csr.public_key_der,
+            ttl,
+            csr.dns_names,
+            String::new(),
+            SvidKind::X509Minted,
+        )?;
+        tracing::info!(spiffe_id = %id, expires_at = svid.expires_at, "Minted X509-SVID");
+        Ok(Response::new(MintX509svidResponse { svid: Some(svid) }))
+    }
+
+    async fn mint_jwtsvid(
+        &self,
+        request: Request<MintJwtsvidRequest>,
+    ) -> Result<Response<MintJwtsvidResponse>, Status> {
+        Peer::of(&request)?.require_local()?;
+        let audit = AuditFields::of(&request);
+        let req = request.into_inner();
+        let id = convert::spiffe_id("id", req.id.as_ref()).map_err(Status::invalid_argument)?;
+        AuditFields::add(audit.as_ref(), |r| {
+            r.spiffe_ids.push(id.to_string());
+            r.details.push(format!("ttl={}", req.ttl));
+        });
+        if id.is_root() {
+            return Err(Status::invalid_argument(format!(
+                "id {id} has no path: a JWT-SVID must identify a workload, not the trust domain"
+            )));
+        }
+        let ttl = ttl_or("ttl", req.ttl, self.state.config.default_jwt_svid_ttl)?;
+        let signed = self
+            .state
+            .ca
+            .sign_jwt_svid(&id, &req.audience, ttl, self.state.clock.now())
+            .map_err(ca_status)?;
+        self.state.metrics.svid_signed(SvidKind::JwtMinted);
+        tracing::info!(
+            spiffe_id = %id,
+            kid = %signed.kid,
+            expires_at = unix_seconds(signed.expires_at),
+            "Minted JWT-SVID"
+        );
+        Ok(Response::new(MintJwtsvidResponse {
+            svid: Some(types::Jwtsvid {
+                token: signed.token,
+                id: Some(wire_id(&id)),
+                expires_at: unix_seconds(signed.expires_at),
+                issued_at: unix_seconds(signed.issued_at),
+                hint: String::new(),
+            }),
+        }))
+    }
+
     async fn batch_new_x509svid(
         &self,
         request: Request<BatchNewX509svidRequest>,
@@ -73,5 +159,16 @@ impl svid_server::Svid for Api {
             results.push(result);
         }
         Ok(Response::new(BatchNewX509svidResponse { results }))
+    }
+}
+
+/// A request TTL in seconds: 0 picks `default` (as SPIRE does), negative values are refused.
+fn ttl_or(field: &str, seconds: i32, default: Duration) -> Result<Duration, Status> {
+    match u64::try_from(seconds) {
+        Ok(0) => Ok(default),
+        Ok(secs) => Ok(Duration::from_secs(secs)),
+        Err(_) => Err(Status::invalid_argument(format!(
+            "{field} is {seconds}: it must be positive, or 0 for the server's default"
+        ))),
     }
 }

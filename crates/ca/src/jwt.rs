@@ -1,0 +1,388 @@
+//! The JWT signing authority: a signing key per slot (prepared / active / old), rotated on the
+//! same schedule and with the same lifetime (`ca_ttl`) as the X.509 authorities, each with a
+//! random `kid`. Public keys are published in the JWT bundle from the moment a key is prepared
+//! until it expires, so every JWT-SVID validates for as long as it lives.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use lanyard_spiffe::jwt::{EcCurve, JwtAlgorithm, JwtPublicKey, JwtSigner, JwtSigningKey};
+
+use crate::authority::BACKDATE;
+use crate::error::{CaError, fmt_time};
+use crate::journal::{JwtRecord, Status};
+use crate::key::validate_key_id;
+use crate::schedule::{activate_at, prepare_at};
+use crate::slots::Minter;
+
+/// The two key manager ids JWT signing keys alternate between.
+pub const JWT_KEY_IDS: [&str; 2] = ["JWT-Signer-A", "JWT-Signer-B"];
+
+/// Bytes of randomness in a `kid` (32 base64url characters).
+const KID_BYTES: usize = 24;
+
+/// One published JWT signing key: what a JWT bundle holds under its `kid`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JwtAuthority {
+    kid: String,
+    public_key: JwtPublicKey,
+    not_before: SystemTime,
+    not_after: SystemTime,
+}
+
+impl JwtAuthority {
+    /// The key ID written into the header of every token this key signs.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The public key.
+    pub fn public_key(&self) -> &JwtPublicKey {
+        &self.public_key
+    }
+
+    /// When the key was created.
+    pub fn not_before(&self) -> SystemTime {
+        self.not_before
+    }
+
+    /// When the key expires; no token it signs outlives this.
+    pub fn not_after(&self) -> SystemTime {
+        self.not_after
+    }
+}
+
+/// A JWT-SVID signed by the CA manager.
+#[derive(Clone, Debug)]
+pub struct SignedJwtSvid {
+    /// The compact JWS.
+    pub token: String,
+    /// The `kid` of the key that signed it.
+    pub kid: String,
+    /// `iat`, whole seconds.
+    pub issued_at: SystemTime,
+    /// `exp`, whole seconds; never after the signing key's expiry.
+    pub expires_at: SystemTime,
+}
+
+/// The JWS algorithm Lanyard signs with for a key: RS256 for RSA, ES256 / ES384 / ES512 for EC
+/// P-256 / P-384 / P-521 (JWT-SVID §2.1 allows these; RFC 7518 §3.4 ties each curve to its hash).
+pub fn algorithm_for(public: &JwtPublicKey) -> JwtAlgorithm {
+    match public.ec_coordinates() {
+        Some((EcCurve::P256, _, _)) => JwtAlgorithm::ES256,
+        Some((EcCurve::P384, _, _)) => JwtAlgorithm::ES384,
+        Some((EcCurve::P521, _, _)) => JwtAlgorithm::ES512,
+        None => JwtAlgorithm::RS256,
+    }
+}
+
+/// A JWT key in a slot, with the key manager id that holds its private key. Old keys have no
+/// signer: their key id may already hold a successor.
+#[derive(Clone)]
+pub(crate) struct JwtKey {
+    pub(crate) info: JwtAuthority,
+    pub(crate) key_id: String,
+    pub(crate) signer: Option<Arc<JwtSigner>>,
+}
+
+impl JwtKey {
+    fn record(&self, status: Status) -> JwtRecord {
+        JwtRecord {
+            status,
+            key_id: self.key_id.clone(),
+            kid: self.info.kid.clone(),
+            public_key_der: self.info.public_key.to_spki_der(),
+            not_before: unix_secs(self.info.not_before),
+            not_after: unix_secs(self.info.not_after),
+        }
+    }
+
+    fn retire(&self) -> JwtKey {
+        JwtKey {
+            signer: None,
+            ..self.clone()
+        }
+    }
+}
+
+/// The published JWT keys.
+#[derive(Clone)]
+pub(crate) struct JwtSlots {
+    pub(crate) prepared: Option<JwtKey>,
+    pub(crate) active: JwtKey,
+    pub(crate) old: Option<JwtKey>,
+}
+
+impl JwtSlots {
+    pub(crate) fn records(&self) -> Vec<JwtRecord> {
+        let mut records = Vec::with_capacity(3);
+        if let Some(old) = &self.old {
+            records.push(old.record(Status::Old));
+        }
+        records.push(self.active.record(Status::Active));
+        if let Some(prepared) = &self.prepared {
+            records.push(prepared.record(Status::Prepared));
+        }
+        records
+    }
+
+    /// Old (while unexpired at `now`), active and prepared, oldest first.
+    pub(crate) fn published(&self, now: SystemTime) -> Vec<JwtAuthority> {
+        let old = self.old.as_ref().filter(|o| now < o.info.not_after);
+        old.into_iter()
+            .chain(Some(&self.active))
+            .chain(self.prepared.as_ref())
+            .map(|k| k.info.clone())
+            .collect()
+    }
+
+    /// The active key's signer; only a slot bug leaves it empty.
+    pub(crate) fn signer(&self) -> Result<&Arc<JwtSigner>, CaError> {
+        self.active.signer.as_ref().ok_or_else(|| {
+            CaError::CorruptJournal(format!(
+                "active jwt key {} has no private key",
+                self.active.info.kid
+            ))
+        })
+    }
+}
+
+/// JWT keys under construction (restore, rotation), where the active slot may be empty.
+#[derive(Clone, Default)]
+pub(crate) struct JwtDraft {
+    pub(crate) prepared: Option<JwtKey>,
+    pub(crate) active: Option<JwtKey>,
+    pub(crate) old: Option<JwtKey>,
+}
+
+impl From<JwtSlots> for JwtDraft {
+    fn from(s: JwtSlots) -> Self {
+        Self {
+            prepared: s.prepared,
+            active: Some(s.active),
+            old: s.old,
+        }
+    }
+}
+
+impl JwtDraft {
+    pub(crate) fn finish(self) -> Result<JwtSlots, CaError> {
+        let active = self
+            .active
+            .ok_or_else(|| CaError::CorruptJournal("no active jwt key after rotation".into()))?;
+        Ok(JwtSlots {
+            prepared: self.prepared,
+            active,
+            old: self.old,
+        })
+    }
+}
+
+impl Minter {
+    /// Turns journal records into a draft, dropping expired keys and keys missing from the key
+    /// manager. Returns whether anything was dropped.
+    pub(crate) fn restore_jwt(
+        &self,
+        records: &[JwtRecord],
+        now: SystemTime,
+    ) -> Result<(JwtDraft, bool), CaError> {
+        let mut draft = JwtDraft::default();
+        let mut dropped = false;
+        for record in records {
+            validate_key_id(&record.key_id).map_err(|e| CaError::CorruptJournal(e.to_string()))?;
+            let not_after = UNIX_EPOCH + Duration::from_secs(record.not_after);
+            if now >= not_after {
+                dropped = true;
+                continue;
+            }
+            let public_key = JwtPublicKey::from_spki_der(&record.public_key_der).map_err(|e| {
+                CaError::CorruptJournal(format!("public key of jwt kid '{}': {e}", record.kid))
+            })?;
+            let info = JwtAuthority {
+                kid: record.kid.clone(),
+                public_key,
+                not_before: UNIX_EPOCH + Duration::from_secs(record.not_before),
+                not_after,
+            };
+            let signer = if record.status == Status::Old {
+                None
+            } else {
+                let Some(key) = self.km.get_key(&record.key_id)? else {
+                    tracing::warn!(
+                        key.id = %record.key_id,
+                        kid = %record.kid,
+                        "Key of a {:?} JWT authority is missing from the key manager; dropping it",
+                        record.status
+                    );
+                    dropped = true;
+                    continue;
+                };
+                let key = JwtSigningKey::from_pkcs8(&key.serialize_der())?;
+                if *key.public_key() != info.public_key {
+                    return Err(CaError::JwtKeyMismatch {
+                        kid: record.kid.clone(),
+                        key_id: record.key_id.clone(),
+                    });
+                }
+                let alg = algorithm_for(key.public_key());
+                Some(Arc::new(JwtSigner::new(key, record.kid.clone(), alg)?))
+            };
+
+            let slot = match record.status {
+                Status::Old => &mut draft.old,
+                Status::Active => &mut draft.active,
+                Status::Prepared => &mut draft.prepared,
+            };
+            if slot.is_some() {
+                return Err(CaError::CorruptJournal(format!(
+                    "more than one {:?} jwt key",
+                    record.status
+                )));
+            }
+            *slot = Some(JwtKey {
+                info,
+                key_id: record.key_id.clone(),
+                signer,
+            });
+        }
+
+        let clash =
+            matches!((&draft.active, &draft.prepared), (Some(a), Some(p)) if a.key_id == p.key_id);
+        if clash {
+            return Err(CaError::CorruptJournal(
+                "active and prepared jwt keys share a key id".to_owned(),
+            ));
+        }
+        Ok((draft, dropped))
+    }
+
+    /// Applies every step the schedule calls for at `now` (the X.509 schedule of
+    /// [`crate::schedule`], applied to the key's creation and expiry). Returns whether anything
+    /// changed.
+    pub(crate) fn advance_jwt(
+        &self,
+        draft: &mut JwtDraft,
+        now: SystemTime,
+    ) -> Result<bool, CaError> {
+        let mut changed = false;
+        let expired = |k: &Option<JwtKey>| k.as_ref().is_some_and(|k| now >= k.info.not_after);
+        if expired(&draft.old) {
+            draft.old = None;
+            changed = true;
+        }
+        if expired(&draft.prepared) {
+            draft.prepared = None;
+            changed = true;
+        }
+        if expired(&draft.active) {
+            tracing::warn!("Active JWT key expired before it was rotated; was the server down?");
+            draft.active = None;
+        }
+
+        let active = match (draft.active.take(), draft.prepared.take()) {
+            (Some(active), prepared) => {
+                draft.prepared = prepared;
+                active
+            }
+            (None, Some(prepared)) => {
+                changed = true;
+                prepared
+            }
+            (None, None) => {
+                changed = true;
+                self.mint_jwt(JWT_KEY_IDS[0], now)?
+            }
+        };
+
+        let (nb, na) = (active.info.not_before, active.info.not_after);
+        if draft.prepared.is_none() && now >= prepare_at(nb, na) {
+            draft.prepared = Some(self.mint_jwt(other_jwt_key_id(&active.key_id), now)?);
+            changed = true;
+        }
+
+        match draft.prepared.take() {
+            Some(next) if now >= activate_at(nb, na) => {
+                tracing::info!(
+                    kid = %next.info.kid,
+                    previous = %active.info.kid,
+                    "Activated JWT key"
+                );
+                draft.old = Some(active.retire());
+                draft.active = Some(next);
+                changed = true;
+            }
+            prepared => {
+                draft.prepared = prepared;
+                draft.active = Some(active);
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Generates a key of `jwt_key_type` under `key_id` with a fresh random `kid`, valid from
+    /// `now` − [`BACKDATE`] to `now + ca_ttl`.
+    pub(crate) fn mint_jwt(&self, key_id: &str, now: SystemTime) -> Result<JwtKey, CaError> {
+        if self.config.ca_ttl < Duration::from_secs(1) {
+            return Err(CaError::InvalidTtl { what: "ca" });
+        }
+        let pair = self.km.generate_key(key_id, self.config.jwt_key_type)?;
+        let key = JwtSigningKey::from_pkcs8(&pair.serialize_der())?;
+        let alg = algorithm_for(key.public_key());
+        let kid = random_kid()?;
+        // Back-dated like the X.509 authorities, so both follow exactly the same schedule and
+        // rotate together, as SPIRE's do.
+        let not_before = whole_seconds(now.checked_sub(BACKDATE).unwrap_or(now));
+        let not_after = now
+            .checked_add(self.config.ca_ttl)
+            .map(whole_seconds)
+            .ok_or(CaError::InvalidTime(now))?;
+        let info = JwtAuthority {
+            kid: kid.clone(),
+            public_key: key.public_key().clone(),
+            not_before,
+            not_after,
+        };
+        tracing::info!(
+            key.id = key_id,
+            kid = %kid,
+            alg = %alg,
+            not_after = %fmt_time(not_after),
+            "Created JWT key"
+        );
+        Ok(JwtKey {
+            info,
+            key_id: key_id.to_owned(),
+            signer: Some(Arc::new(JwtSigner::new(key, kid, alg)?)),
+        })
+    }
+}
+
+fn other_jwt_key_id(id: &str) -> &'static str {
+    if id == JWT_KEY_IDS[0] {
+        JWT_KEY_IDS[1]
+    } else {
+        JWT_KEY_IDS[0]
+    }
+}
+
+fn random_kid() -> Result<String, CaError> {
+    let mut bytes = [0u8; KID_BYTES];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| CaError::Random)?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Seconds since the epoch; times before it count as 0.
+pub(crate) fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// `t` truncated to whole seconds, as JWT times and the journal carry them.
+pub(crate) fn whole_seconds(t: SystemTime) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(unix_secs(t))
+}
+
+#[cfg(test)]
+#[path = "jwt_tests.rs"]
+mod tests;
