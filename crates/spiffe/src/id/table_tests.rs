@@ -600,6 +600,26 @@ fn membership_is_exact_trust_domain_equality() {
     }
 }
 
+/// A caller's own rule: IDs of `a.org` under `/billing`.
+fn billing() -> Authorizer {
+    Authorizer::Predicate(crate::tls::Predicate::new(
+        "an ID of a.org under /billing",
+        |id: &SpiffeId| {
+            id.trust_domain().name() == "a.org"
+                && (id.path() == "/billing" || id.path().starts_with("/billing/"))
+        },
+    ))
+}
+
+#[test]
+fn predicate_refusals_say_what_the_rule_expects() {
+    let err = billing().authorize(&id("spiffe://a.org/web")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "peer SPIFFE ID 'spiffe://a.org/web' is not authorized: expected an ID of a.org under /billing"
+    );
+}
+
 #[test]
 fn matching_table() {
     let a = id("spiffe://a.org/a");
@@ -629,6 +649,9 @@ fn matching_table() {
             false,
         ),
         (Authorizer::OneOf(vec![]), "spiffe://a.org/a", false),
+        (billing(), "spiffe://a.org/billing/api", true),
+        (billing(), "spiffe://a.org/billingx", false),
+        (billing(), "spiffe://b.org/billing/api", false),
     ];
     for (policy, s, allowed) in cases {
         let result = policy.authorize(&id(s));

@@ -39,7 +39,47 @@ pub enum Authorizer {
     MemberOf(TrustDomain),
     /// One of these IDs.
     OneOf(Vec<SpiffeId>),
+    /// Whatever the caller's own rule allows (a path prefix, a lookup in a policy table).
+    Predicate(Predicate),
 }
+
+/// A caller-supplied authorization rule with a description for refusal messages.
+///
+/// Two predicates are equal only when they are the same rule (the same allocation): closures
+/// cannot be compared.
+#[derive(Clone)]
+pub struct Predicate {
+    describe: String,
+    allow: Arc<dyn Fn(&SpiffeId) -> bool + Send + Sync>,
+}
+
+impl Predicate {
+    /// A rule that allows the IDs for which `allow` returns true; `describe` says in words what
+    /// it expects (`"an ID under /billing"`), for the error a refused peer gets.
+    pub fn new(
+        describe: impl Into<String>,
+        allow: impl Fn(&SpiffeId) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            describe: describe.into(),
+            allow: Arc::new(allow),
+        }
+    }
+}
+
+impl fmt::Debug for Predicate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Predicate").field(&self.describe).finish()
+    }
+}
+
+impl PartialEq for Predicate {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.allow, &other.allow)
+    }
+}
+
+impl Eq for Predicate {}
 
 impl Authorizer {
     /// Checks `id` against this policy.
@@ -53,6 +93,7 @@ impl Authorizer {
             Authorizer::Exact(expected) => id == expected,
             Authorizer::MemberOf(td) => id.is_member_of(td),
             Authorizer::OneOf(ids) => ids.contains(id),
+            Authorizer::Predicate(rule) => (rule.allow)(id),
         };
         if allowed {
             return Ok(());
@@ -62,6 +103,7 @@ impl Authorizer {
             Authorizer::Exact(expected) => format!("exactly '{expected}'"),
             Authorizer::MemberOf(td) => format!("a member of trust domain '{td}'"),
             Authorizer::OneOf(ids) => format!("one of {} allowed IDs", ids.len()),
+            Authorizer::Predicate(rule) => rule.describe.clone(),
         };
         Err(AuthorizeError {
             id: id.clone(),
