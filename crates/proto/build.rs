@@ -19,6 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "spire/api/server/bundle/v1/bundle.proto",
         "spire/api/server/entry/v1/entry.proto",
         "spire/api/server/svid/v1/svid.proto",
+        "spire/api/server/localauthority/v1/localauthority.proto",
         "grpc/health/v1/health.proto",
     ];
     println!("cargo:rerun-if-changed=proto");

@@ -1,4 +1,6 @@
-//! Is the agent alive, is it ready: the [`Probe`] behind the HTTP health listener.
+//! Is the agent alive, is it ready: the [`Probe`] behind the HTTP health listener and the
+//! gRPC health service on the Workload API socket ([`lanyard_telemetry::HealthService`]:
+//! `""` and `lanyard.agent` are readiness, `liveness` and `lanyard.agent.liveness` liveness).
 //!
 //! - **live**: the agent's own Workload API answers: the probe connects to the socket as a
 //!   workload would and asks for X509-SVIDs. Any gRPC answer counts, `PermissionDenied`

@@ -43,7 +43,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use lanyard_ca::{Clock, SystemClock};
-use lanyard_telemetry::{AgentMetrics, Endpoints, Metrics};
+use lanyard_telemetry::{AGENT_SERVICE, AgentMetrics, Endpoints, HealthService, Metrics};
 use lanyard_workload::server::{ServeError, WorkloadListener};
 use tokio_util::sync::CancellationToken;
 
@@ -60,7 +60,7 @@ use crate::config::ServerAddress;
 use crate::published::Published;
 use crate::report::ErrorChain;
 use crate::source::AgentSource;
-use crate::store::StateStore;
+use crate::store::{DirLock, StateStore};
 use crate::sync::{SyncParts, Syncer};
 use crate::tls::{AgentCert, ServerTrust, TrustOrigin, client_config};
 
@@ -122,7 +122,8 @@ async fn run_with_clock(
     clock: Arc<dyn Clock>,
 ) -> Result<(), AgentError> {
     config.validate()?;
-    let store = Arc::new(StateStore::open(&config.data_dir)?);
+    // Checks that create nothing come first, so that a start that cannot work leaves no files.
+    check_trust_bundle(&config)?;
     // One registry per agent instance, never a global one.
     let registry = Metrics::new();
     let metrics = AgentMetrics::register(&registry);
@@ -131,11 +132,28 @@ async fn run_with_clock(
     // the join token is spent. Until the first sync, workloads are told they have no identity.
     // The health and metrics listeners too: they report an agent that cannot attest.
     let endpoints = Endpoints::bind(&config.health_checks, &config.telemetry).await?;
-    let listener = WorkloadListener::bind(&config.socket_path)?.metrics(registry.rpc());
+    let created_dir = !config.data_dir.exists();
+    let _lock = DirLock::acquire(&config.data_dir)?;
+    let probe = Arc::new(health::AgentProbe::new(config.socket_path.clone()));
+    let opened = StateStore::open(&config.data_dir).map_err(AgentError::from);
+    let bound = opened.and_then(|store| {
+        let listener = WorkloadListener::bind(&config.socket_path)?
+            .metrics(registry.rpc())
+            .health(HealthService::new(probe.clone(), AGENT_SERVICE));
+        Ok((Arc::new(store), listener))
+    });
+    let (store, listener) = match bound {
+        Ok(bound) => bound,
+        Err(e) => {
+            if created_dir {
+                remove_created_dir(&config.data_dir);
+            }
+            return Err(e);
+        }
+    };
     let published = Arc::new(Published::new(Snapshot::empty(config.trust_domain.clone())));
     let source = Arc::new(AgentSource::new(Arc::clone(&published), Arc::clone(&clock)));
     let cancel = CancellationToken::new();
-    let probe = Arc::new(health::AgentProbe::new(config.socket_path.clone()));
     let telemetry =
         tokio::spawn(endpoints.serve(registry, probe.clone(), cancel.clone().cancelled_owned()));
     let mut serving = pin!(listener.serve(source, cancel.clone().cancelled_owned()));
@@ -186,6 +204,26 @@ async fn run_with_clock(
     }
     tracing::info!("Agent stopped");
     served
+}
+
+/// Fails when the agent will have to attest (no stored SVID) and the bootstrap bundle file
+/// cannot be read, before anything is created on disk.
+fn check_trust_bundle(config: &AgentConfig) -> Result<(), AgentError> {
+    if let TrustBootstrap::Pem(path) = &config.trust_bundle
+        && !config.data_dir.join(store::SVID_FILE).exists()
+    {
+        config::read_pem_bundle(&config.trust_domain, path)?;
+    }
+    Ok(())
+}
+
+/// Undoes the data directory a failed start created: its lock file and the directory, if
+/// nothing else was put there.
+fn remove_created_dir(dir: &std::path::Path) {
+    let _ = std::fs::remove_file(dir.join(store::LOCK_FILE));
+    if let Err(e) = std::fs::remove_dir(dir) {
+        tracing::debug!(dir = %dir.display(), error = %e, "Left the data directory in place");
+    }
 }
 
 /// Gets the agent its identity and wires the sync loop to it.
@@ -350,6 +388,101 @@ mod tests {
         assert_eq!(live, 200, "the Workload API answers");
         assert_eq!(ready, 503, "no identity yet");
         answers.unwrap();
+    }
+
+    #[tokio::test]
+    async fn grpc_health_on_the_workload_socket_agrees_with_ready() {
+        use lanyard_proto::grpc::health::v1::{
+            HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let silent_server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let socket = tmp.path().join("api.sock");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let agent = run(config(tmp.path(), &silent_server, &socket), async {
+            let _ = stopped.await;
+        });
+        let probes = async {
+            let channel = lanyard_workload::client::unix_channel(&socket)
+                .await
+                .unwrap();
+            let mut health = HealthClient::new(channel);
+            let mut answers = Vec::new();
+            for service in [
+                "",
+                "lanyard.agent",
+                "lanyard.agent.liveness",
+                "lanyard.server",
+            ] {
+                let answer = health
+                    .check(HealthCheckRequest {
+                        service: service.into(),
+                    })
+                    .await
+                    .map(|r| r.into_inner().status)
+                    .map_err(|s| s.code());
+                answers.push(answer);
+            }
+            stop.send(()).unwrap();
+            answers
+        };
+        let (ran, answers) = tokio::join!(agent, probes);
+        ran.unwrap();
+        let not_serving = Ok(ServingStatus::NotServing as i32);
+        assert_eq!(answers[0], not_serving, "attestation pending");
+        assert_eq!(answers[1], not_serving, "attestation pending");
+        assert_eq!(answers[2], Ok(ServingStatus::Serving as i32), "alive");
+        assert_eq!(answers[3], Err(tonic::Code::NotFound), "not a server");
+    }
+
+    #[tokio::test]
+    async fn a_second_agent_on_the_same_data_dir_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let silent_server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let first_socket = tmp.path().join("first.sock");
+        let second_socket = tmp.path().join("second.sock");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let first = run(config(tmp.path(), &silent_server, &first_socket), async {
+            let _ = stopped.await;
+        });
+        let second = async {
+            let err = run(
+                config(tmp.path(), &silent_server, &second_socket),
+                std::future::pending(),
+            )
+            .await
+            .unwrap_err();
+            stop.send(()).unwrap();
+            err
+        };
+        let (ran, err) = tokio::join!(first, second);
+        ran.unwrap();
+        assert!(
+            matches!(err, AgentError::Store(StoreError::InUse { .. })),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("is in use by another lanyard agent"),
+            "{err}"
+        );
+        assert!(
+            !second_socket.exists(),
+            "the refused agent created no socket"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_trust_bundle_fails_before_the_data_dir_is_created() {
+        let tmp = tempfile::tempdir().unwrap();
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let socket = tmp.path().join("api.sock");
+        let mut config = config(tmp.path(), &server, &socket);
+        config.trust_bundle = TrustBootstrap::Pem(tmp.path().join("missing.pem"));
+        let err = run(config, std::future::pending()).await.unwrap_err();
+        assert!(matches!(err, AgentError::Config(_)), "{err}");
+        assert!(!tmp.path().join("agent").exists(), "no data directory");
+        assert!(!socket.exists(), "no socket");
     }
 
     #[tokio::test]

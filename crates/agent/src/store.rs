@@ -83,6 +83,76 @@ pub enum StoreError {
     /// The key manager failed (its message names the key and file).
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// Another agent holds the data directory's lock (local misconfiguration: two agents).
+    #[error(
+        "data directory {dir} is in use by another lanyard agent: give each agent its own \
+         data_dir",
+        dir = dir.display()
+    )]
+    InUse {
+        /// The data directory.
+        dir: PathBuf,
+    },
+}
+
+/// The lock file in the data directory, held while an agent runs.
+pub(crate) const LOCK_FILE: &str = "agent.lock";
+
+/// An exclusive lock on `<data dir>/agent.lock`, held for the agent's lifetime so that two
+/// agents never rotate the same keys or overwrite each other's SVID files. The kernel releases
+/// it when the process ends, so a crash leaves no stale lock.
+pub(crate) struct DirLock {
+    _flock: nix::fcntl::Flock<File>,
+}
+
+impl DirLock {
+    /// Creates `dir` (mode 0700) if missing and takes its lock without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::InUse`] when another process holds the lock; [`StoreError::Io`] when the
+    /// directory or the lock file cannot be created.
+    pub(crate) fn acquire(dir: &Path) -> Result<Self, StoreError> {
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| StoreError::Io {
+                op: "creating",
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        if let Ok(meta) = fs::metadata(dir) {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = meta.permissions().mode() & 0o7777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    data_dir = %dir.display(),
+                    mode = format!("{mode:04o}"),
+                    "The data directory holds the agent's keys but other users can access it: \
+                     chmod 700 it"
+                );
+            }
+        }
+        let path = dir.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|source| StoreError::Io {
+                op: "opening",
+                path: path.clone(),
+                source,
+            })?;
+        let flock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+            .map_err(|_| StoreError::InUse {
+                dir: dir.to_path_buf(),
+            })?;
+        Ok(Self { _flock: flock })
+    }
 }
 
 impl StateStore {

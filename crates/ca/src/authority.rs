@@ -18,6 +18,7 @@ use crate::encoding::{
     SharedKey, authority_trust_domain, cert_time, random_serial, subject, system_time,
 };
 use crate::error::CaError;
+use crate::upstream::UpstreamChain;
 
 /// How far `notBefore` is back-dated, to tolerate clock skew between signer and verifier.
 pub const BACKDATE: Duration = Duration::from_secs(10);
@@ -37,6 +38,8 @@ pub struct X509Authority {
     serial: String,
     not_before: SystemTime,
     not_after: SystemTime,
+    /// Set when an upstream authority signed the certificate.
+    upstream: Option<UpstreamChain>,
 }
 
 impl X509Authority {
@@ -127,7 +130,40 @@ impl X509Authority {
             serial,
             not_before,
             not_after,
+            upstream: None,
         })
+    }
+
+    /// Records the chain of an authority an upstream signed (see [`crate::upstream`]).
+    pub(crate) fn with_upstream(mut self, upstream: Option<UpstreamChain>) -> Self {
+        self.upstream = upstream;
+        self
+    }
+
+    /// The upstream chain, if an upstream authority signed this one.
+    pub fn upstream(&self) -> Option<&UpstreamChain> {
+        self.upstream.as_ref()
+    }
+
+    /// The certificates that follow a leaf this authority signed in an X509-SVID chain: none for
+    /// a self-signed authority (validators hold it in their bundle), else this certificate and
+    /// the upstream intermediates.
+    pub fn chain(&self) -> Vec<CertificateDer<'static>> {
+        match &self.upstream {
+            None => Vec::new(),
+            Some(up) => std::iter::once(self.cert.clone())
+                .chain(up.intermediates.iter().cloned())
+                .collect(),
+        }
+    }
+
+    /// What the trust bundle must hold for leaves of this authority to validate: the upstream
+    /// roots, or this certificate when it is self-signed.
+    pub fn bundle_certs(&self) -> Vec<CertificateDer<'static>> {
+        match &self.upstream {
+            None => vec![self.cert.clone()],
+            Some(up) => up.roots.clone(),
+        }
     }
 
     /// The authority certificate (DER).

@@ -59,6 +59,74 @@ pub enum CaError {
         /// What the TTL was for ("x509-svid", "ca").
         what: &'static str,
     },
+    /// A LocalAuthority request named no authority.
+    #[error("no authority id given: name the {kind} authority to {action}")]
+    MissingAuthorityId {
+        /// `x509` or `jwt`.
+        kind: &'static str,
+        /// `activate`, `taint` or `revoke`.
+        action: &'static str,
+    },
+    /// Activation was asked for while no authority is prepared.
+    #[error("no {kind} authority is prepared: prepare one before activating")]
+    NoPreparedAuthority {
+        /// `x509` or `jwt`.
+        kind: &'static str,
+    },
+    /// Activation named an authority other than the prepared one.
+    #[error(
+        "cannot activate {kind} authority '{id}': it is not the prepared authority ('{prepared}'); only the prepared authority can be activated"
+    )]
+    NotPreparedAuthority {
+        /// `x509` or `jwt`.
+        kind: &'static str,
+        /// The id asked for.
+        id: String,
+        /// The prepared authority's id.
+        prepared: String,
+    },
+    /// Taint or revoke named an authority that is not the old one (active, prepared or
+    /// unknown).
+    #[error(
+        "cannot {action} {kind} authority '{id}' ({role}): only the old authority, replaced by activating a new one, can be tainted or revoked"
+    )]
+    NotOldAuthority {
+        /// `x509` or `jwt`.
+        kind: &'static str,
+        /// `taint` or `revoke`.
+        action: &'static str,
+        /// The id asked for.
+        id: String,
+        /// What the id is now: `the active authority`, `the prepared authority`, `unknown`.
+        role: &'static str,
+    },
+    /// Taint named an authority that is already tainted.
+    #[error("cannot taint {kind} authority '{id}': it is already tainted")]
+    AlreadyTainted {
+        /// `x509` or `jwt`.
+        kind: &'static str,
+        /// The id asked for.
+        id: String,
+    },
+    /// Taint named a local authority that an upstream authority signed: the bundle holds the
+    /// upstream roots, not this authority, so only the upstream authority can be tainted.
+    #[error(
+        "cannot taint x509 authority '{id}': an upstream authority signed it, so the bundle holds the upstream roots; taint the upstream authority instead"
+    )]
+    UpstreamSignedAuthority {
+        /// The id asked for.
+        id: String,
+    },
+    /// Revoke named an authority that is not tainted.
+    #[error(
+        "cannot revoke {kind} authority '{id}': it is not tainted; only a tainted authority can be revoked, so taint it first"
+    )]
+    NotTainted {
+        /// `x509` or `jwt`.
+        kind: &'static str,
+        /// The id asked for.
+        id: String,
+    },
     /// The authority cannot sign at this time (not yet valid or expired).
     #[error(
         "authority {serial} is not valid at {now}: it is valid from {not_before} until {not_after}",
@@ -100,6 +168,9 @@ pub enum CaError {
     /// The key manager failed.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// The upstream authority cannot sign.
+    #[error(transparent)]
+    Upstream(#[from] crate::upstream::UpstreamError),
     /// The journal store failed.
     #[error(transparent)]
     Journal(#[from] JournalError),

@@ -85,6 +85,8 @@ pub(crate) struct JwtKey {
     pub(crate) info: JwtAuthority,
     pub(crate) key_id: String,
     pub(crate) signer: Option<Arc<JwtSigner>>,
+    /// Marked for replacement through the LocalAuthority API; only an old key can be.
+    pub(crate) tainted: bool,
 }
 
 impl JwtKey {
@@ -96,10 +98,11 @@ impl JwtKey {
             public_key_der: self.info.public_key.to_spki_der(),
             not_before: unix_secs(self.info.not_before),
             not_after: unix_secs(self.info.not_after),
+            tainted: self.tainted,
         }
     }
 
-    fn retire(&self) -> JwtKey {
+    pub(crate) fn retire(&self) -> JwtKey {
         JwtKey {
             signer: None,
             ..self.clone()
@@ -245,6 +248,7 @@ impl Minter {
                 info,
                 key_id: record.key_id.clone(),
                 signer,
+                tainted: record.tainted && record.status == Status::Old,
             });
         }
 
@@ -355,11 +359,12 @@ impl Minter {
             info,
             key_id: key_id.to_owned(),
             signer: Some(Arc::new(JwtSigner::new(key, kid, alg)?)),
+            tainted: false,
         })
     }
 }
 
-fn other_jwt_key_id(id: &str) -> &'static str {
+pub(crate) fn other_jwt_key_id(id: &str) -> &'static str {
     if id == JWT_KEY_IDS[0] {
         JWT_KEY_IDS[1]
     } else {

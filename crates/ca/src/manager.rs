@@ -20,6 +20,10 @@ use crate::key::{KeyManager, KeyType};
 use crate::slots::{Draft, Minter, Slots};
 use crate::svid::SvidParams;
 
+#[path = "local_authority.rs"]
+mod local_authority;
+pub use local_authority::{AuthorityState, AuthorityStates, x509_authority_id};
+
 /// The two key ids X.509 authorities alternate between.
 pub const X509_KEY_IDS: [&str; 2] = ["x509-CA-A", "x509-CA-B"];
 
@@ -80,10 +84,30 @@ impl CaManager {
         journal: Arc<dyn JournalStore>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, CaError> {
+        Self::load_or_create_with_upstream(td, config, km, None, journal, clock).await
+    }
+
+    /// As [`CaManager::load_or_create`], with new authorities signed by `upstream` (when given)
+    /// instead of self-signed. Authorities already in the journal keep the chain they were
+    /// minted with until they are rotated out.
+    ///
+    /// # Errors
+    ///
+    /// As [`CaManager::load_or_create`], and [`CaError::Upstream`] when a new authority is due
+    /// and the upstream cannot sign it.
+    pub async fn load_or_create_with_upstream(
+        td: impl Borrow<TrustDomain>,
+        config: CaConfig,
+        km: Arc<dyn KeyManager>,
+        upstream: Option<Arc<dyn crate::UpstreamAuthority>>,
+        journal: Arc<dyn JournalStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, CaError> {
         let minter = Minter {
             td: td.borrow().clone(),
             config,
             km,
+            upstream,
         };
         let now = clock.now();
 
@@ -177,18 +201,24 @@ impl CaManager {
     }
 
     /// The certificates that belong in the trust bundle at `clock.now()`, oldest first: the old
-    /// authority while unexpired, the active one, and the prepared one.
+    /// authority while unexpired, the active one, and the prepared one. An authority an upstream
+    /// signed is represented by the upstream roots instead (each root once).
     pub fn authorities(&self) -> Vec<CertificateDer<'static>> {
         let now = self.clock.now();
         let slots = self.snapshot();
         let mut certs = Vec::with_capacity(3);
         if let Some(old) = slots.old.as_ref().filter(|o| now < o.not_after) {
-            certs.push(old.cert.clone());
+            match &old.upstream {
+                Some(up) => certs.extend(up.roots.iter().cloned()),
+                None => certs.push(old.cert.clone()),
+            }
         }
-        certs.push(slots.active.authority.cert().clone());
+        certs.extend(slots.active.authority.bundle_certs());
         if let Some(prepared) = &slots.prepared {
-            certs.push(prepared.authority.cert().clone());
+            certs.extend(prepared.authority.bundle_certs());
         }
+        let mut seen = std::collections::HashSet::new();
+        certs.retain(|c| seen.insert(c.clone()));
         certs
     }
 
@@ -200,6 +230,21 @@ impl CaManager {
     /// See [`X509Authority::sign_x509_svid`].
     pub fn sign_x509_svid(&self, params: &SvidParams) -> Result<CertificateDer<'static>, CaError> {
         self.active().sign_x509_svid(params, self.clock.now())
+    }
+
+    /// As [`CaManager::sign_x509_svid`], returning the whole X509-SVID chain: the leaf, then
+    /// (for an authority an upstream signed) the authority and the upstream intermediates.
+    ///
+    /// # Errors
+    ///
+    /// See [`X509Authority::sign_x509_svid`].
+    pub fn sign_x509_svid_chain(
+        &self,
+        params: &SvidParams,
+    ) -> Result<Vec<CertificateDer<'static>>, CaError> {
+        let active = self.active();
+        let leaf = active.sign_x509_svid(params, self.clock.now())?;
+        Ok(std::iter::once(leaf).chain(active.chain()).collect())
     }
 
     /// The JWT signing keys that belong in the bundle at `clock.now()`, oldest first: the old

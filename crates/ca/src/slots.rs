@@ -14,6 +14,7 @@ use crate::journal::{Record, Status};
 use crate::key::{KeyManager, validate_key_id};
 use crate::manager::{CaConfig, X509_KEY_IDS};
 use crate::schedule::{activate_at, prepare_at};
+use crate::upstream::{UpstreamAuthority, UpstreamChain};
 
 /// An authority that can sign, with the key id its key is stored under.
 #[derive(Clone)]
@@ -29,6 +30,10 @@ pub(crate) struct Retired {
     pub(crate) cert: CertificateDer<'static>,
     pub(crate) not_after: SystemTime,
     pub(crate) key_id: String,
+    /// Marked for replacement through the LocalAuthority API (see `local_authority.rs`).
+    pub(crate) tainted: bool,
+    /// Set when an upstream authority signed the certificate: its roots stay in the bundle.
+    pub(crate) upstream: Option<UpstreamChain>,
 }
 
 /// The published state.
@@ -47,6 +52,8 @@ impl Slots {
                 status: Status::Old,
                 key_id: old.key_id.clone(),
                 cert_der: old.cert.to_vec(),
+                tainted: old.tainted,
+                upstream: old.upstream.clone(),
             });
         }
         for (status, signer) in [
@@ -58,6 +65,8 @@ impl Slots {
                     status,
                     key_id: s.key_id.clone(),
                     cert_der: s.authority.cert().to_vec(),
+                    tainted: false,
+                    upstream: s.authority.upstream().cloned(),
                 });
             }
         }
@@ -108,6 +117,8 @@ pub(crate) struct Minter {
     pub(crate) td: TrustDomain,
     pub(crate) config: CaConfig,
     pub(crate) km: Arc<dyn KeyManager>,
+    /// Signs new authorities instead of self-signing them, when configured.
+    pub(crate) upstream: Option<Arc<dyn UpstreamAuthority>>,
 }
 
 impl Minter {
@@ -140,6 +151,8 @@ impl Minter {
                     cert: CertificateDer::from(record.cert_der.clone()),
                     not_after,
                     key_id: record.key_id.clone(),
+                    tainted: record.tainted,
+                    upstream: record.upstream.clone(),
                 });
                 continue;
             }
@@ -154,7 +167,8 @@ impl Minter {
                 continue;
             };
             let authority =
-                X509Authority::from_parts(CertificateDer::from(record.cert_der.clone()), key)?;
+                X509Authority::from_parts(CertificateDer::from(record.cert_der.clone()), key)?
+                    .with_upstream(record.upstream.clone());
             if authority.trust_domain() != &self.td {
                 return Err(CaError::InvalidAuthority(format!(
                     "{} is for trust domain '{}', this server's is '{}'",
@@ -250,6 +264,8 @@ impl Minter {
                     cert: a.cert().clone(),
                     not_after: a.not_after(),
                     key_id: active.key_id.clone(),
+                    tainted: false,
+                    upstream: a.upstream().cloned(),
                 });
                 draft.active = Some(next);
                 changed = true;
@@ -262,16 +278,24 @@ impl Minter {
         Ok(changed)
     }
 
-    /// Generates a key under `key_id` and a new self-signed authority for it.
+    /// Generates a key under `key_id` and a new authority for it: signed by the upstream
+    /// authority if one is configured, else self-signed.
     pub(crate) fn mint(&self, key_id: &str, now: SystemTime) -> Result<Signer, CaError> {
         // TODO: key generation runs on the calling task; an RSA-4096 key takes about a second.
         // Move it to a blocking thread if rotation ever shows up as runtime stalls.
         let key = self.km.generate_key(key_id, self.config.key_type)?;
-        let authority = X509Authority::self_signed(&self.td, key, self.config.ca_ttl, now)?;
+        let ttl = self.config.ca_ttl;
+        let authority = match &self.upstream {
+            Some(upstream) => {
+                X509Authority::signed_by_upstream(&self.td, key, upstream.as_ref(), ttl, now)?
+            }
+            None => X509Authority::self_signed(&self.td, key, ttl, now)?,
+        };
         tracing::info!(
             key.id = key_id,
             serial = authority.serial_hex(),
             not_after = %fmt_time(authority.not_after()),
+            upstream = self.upstream.is_some(),
             "Created CA"
         );
         Ok(Signer {
@@ -281,7 +305,7 @@ impl Minter {
     }
 }
 
-fn other_key_id(id: &str) -> &'static str {
+pub(crate) fn other_key_id(id: &str) -> &'static str {
     if id == X509_KEY_IDS[0] {
         X509_KEY_IDS[1]
     } else {

@@ -2,11 +2,17 @@
 //! `log_level`, `log_format` and `log_file` settings.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+
+/// The process's log file, when it logs to one; set once by [`init_with`].
+static LOG_FILE: OnceLock<ReopenableFile> = OnceLock::new();
 
 /// Log output format (SPIRE's `log_format`).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -112,7 +118,8 @@ pub(crate) fn init_with(settings: &LogSettings) -> std::io::Result<()> {
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let _ = match &settings.file {
         Some(path) => {
-            let file = Arc::new(open_log_file(path)?);
+            let file = ReopenableFile::open(path)?;
+            let _ = LOG_FILE.set(file.clone());
             let builder = builder.with_ansi(false).with_writer(file);
             match settings.format {
                 LogFormat::Text => builder.try_init(),
@@ -130,6 +137,73 @@ pub(crate) fn init_with(settings: &LogSettings) -> std::io::Result<()> {
         }
     };
     Ok(())
+}
+
+/// Reopens the log file at its configured path, so that after logrotate (or an operator)
+/// moved it, new lines go to a fresh file there. `None` when the process logs to stderr.
+///
+/// # Errors
+///
+/// The file cannot be opened; logging then goes on to the old file.
+pub(crate) fn reopen_log_file() -> Option<io::Result<&'static Path>> {
+    let file = LOG_FILE.get()?;
+    Some(file.reopen().map(|()| file.path.as_path()))
+}
+
+/// A log file that can be swapped for a freshly opened one while the subscriber writes to it.
+#[derive(Clone)]
+pub(crate) struct ReopenableFile {
+    path: PathBuf,
+    current: Arc<Mutex<Arc<File>>>,
+}
+
+impl ReopenableFile {
+    /// Opens `path` as [`open_log_file`] does.
+    ///
+    /// # Errors
+    ///
+    /// As [`open_log_file`].
+    pub(crate) fn open(path: &Path) -> io::Result<Self> {
+        Ok(Self {
+            path: path.to_path_buf(),
+            current: Arc::new(Mutex::new(Arc::new(open_log_file(path)?))),
+        })
+    }
+
+    /// Opens the path again and writes there from now on; lines being written to the old file
+    /// finish there.
+    ///
+    /// # Errors
+    ///
+    /// As [`open_log_file`]; the old file stays in use.
+    pub(crate) fn reopen(&self) -> io::Result<()> {
+        let fresh = Arc::new(open_log_file(&self.path)?);
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = fresh;
+        Ok(())
+    }
+}
+
+/// One log line's handle on the file that was current when the line started.
+pub(crate) struct LogWriter(Arc<File>);
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        (&*self.0).flush()
+    }
+}
+
+impl<'a> MakeWriter<'a> for ReopenableFile {
+    type Writer = LogWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        LogWriter(Arc::clone(
+            &self.current.lock().unwrap_or_else(PoisonError::into_inner),
+        ))
+    }
 }
 
 /// Opens `path` for appending, creating it readable by the owner only: logs name SPIFFE IDs
@@ -165,6 +239,27 @@ mod tests {
         writeln!(open_log_file(&path).unwrap(), "one").unwrap();
         writeln!(open_log_file(&path).unwrap(), "two").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "one\ntwo\n");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn reopening_writes_to_a_fresh_file_after_the_old_one_was_moved() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lanyard.log");
+        let rotated = dir.path().join("lanyard.log.1");
+        let file = ReopenableFile::open(&path).unwrap();
+        writeln!(file.make_writer(), "before").unwrap();
+        std::fs::rename(&path, &rotated).unwrap();
+        writeln!(file.make_writer(), "still old").unwrap();
+        file.reopen().unwrap();
+        writeln!(file.make_writer(), "after").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&rotated).unwrap(),
+            "before\nstill old\n"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "after\n");
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }

@@ -43,10 +43,32 @@ fn main() -> ExitCode {
     match runtime.block_on(cli.command.run()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", chain(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, joined by `: `, leaving out a cause whose text the message
+/// before it already holds.
+///
+/// Error types across the workspace (and in dependencies) both print their cause in their own
+/// message and return it from `source()`, so `{:#}` would print it twice (`not a directory:
+/// Not a directory (os error 20): Not a directory (os error 20)`). Library messages keep their
+/// cause, since callers print them with `{}`; the binary drops the repetition here, once.
+fn chain(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// Lifts the soft open-files limit to the hard limit: a server holds one descriptor per
@@ -58,5 +80,32 @@ fn raise_fd_limit() {
         && soft < hard
     {
         let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot use /x: {source}")]
+    struct Repeats {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn prints_a_cause_once_when_the_message_already_holds_it() {
+        let io = std::io::Error::other("Not a directory (os error 20)");
+        let e = anyhow::Error::new(Repeats { source: io }).context("server stopped");
+        assert_eq!(
+            chain(&e),
+            "server stopped: cannot use /x: Not a directory (os error 20)"
+        );
+    }
+
+    #[test]
+    fn keeps_causes_the_message_does_not_hold() {
+        let e = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(chain(&e), "outer: inner");
     }
 }

@@ -140,6 +140,18 @@ pub trait Datastore: JournalStore + Send + Sync {
         x509: Vec<Vec<u8>>,
     ) -> Result<StoredBundle, DatastoreError>;
 
+    /// Raises the sequence of a trust domain's bundle by one without changing its
+    /// certificates, for changes the certificate set does not show (an authority tainted, a
+    /// JWT key added). Returns the bundle as now stored, or `None` if there is none.
+    ///
+    /// # Errors
+    ///
+    /// Database failures only.
+    async fn bump_bundle_sequence(
+        &self,
+        td: &TrustDomain,
+    ) -> Result<Option<StoredBundle>, DatastoreError>;
+
     /// Finishes pending work and closes the connections; for SQLite this folds the
     /// write-ahead log back into the database file, so a copy of that file alone is complete.
     /// Called once at shutdown; nothing may use the datastore afterwards.

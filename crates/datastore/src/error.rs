@@ -48,6 +48,14 @@ pub enum DatastoreError {
     /// secrets).
     #[error("join token already exists: tokens must be unique")]
     TokenAlreadyExists,
+    /// A database file could not be created or restricted to its owner (mode 0600).
+    #[error("cannot make datastore file '{}' owner-only (mode 0600): {source}", path.display())]
+    Permissions {
+        /// The database, WAL or shared-memory file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
     /// The database file could not be opened or created.
     #[error("cannot open datastore '{}': {source}", path.display())]
     Open {

@@ -66,6 +66,16 @@ pub mod spire {
                     include!(concat!(env!("OUT_DIR"), "/spire.api.server.entry.v1.rs"));
                 }
             }
+            /// `spire.api.server.localauthority.v1`.
+            pub mod localauthority {
+                /// Version 1.
+                pub mod v1 {
+                    include!(concat!(
+                        env!("OUT_DIR"),
+                        "/spire.api.server.localauthority.v1.rs"
+                    ));
+                }
+            }
             /// `spire.api.server.svid.v1`.
             pub mod svid {
                 /// Version 1.

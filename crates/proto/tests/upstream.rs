@@ -32,6 +32,7 @@ const OUR_SPIRE_FILES: &[&str] = &[
     "spire/api/server/bundle/v1/bundle.proto",
     "spire/api/server/entry/v1/entry.proto",
     "spire/api/server/svid/v1/svid.proto",
+    "spire/api/server/localauthority/v1/localauthority.proto",
 ];
 
 #[test]
@@ -127,6 +128,28 @@ fn jwt_svid_round_trips_through_spire_api_pb() {
         ("h.c.s", 1_900_000_300, 1_900_000_000)
     );
     assert_eq!(theirs.encode_to_vec(), svid.encode_to_vec());
+}
+
+/// Lanyard serves the whole LocalAuthority service, so ours must declare every upstream method.
+#[test]
+fn local_authority_service_is_complete() {
+    let file = "spire/api/server/localauthority/v1/localauthority.proto";
+    let ours = protox::compile([file], [our_proto_dir()]).unwrap();
+    let upstream_dir = package_dir("spire-api").join("spire-api-sdk/proto");
+    let theirs = protox::compile([file], [upstream_dir]).unwrap();
+    let methods = |set: &FileDescriptorSet| -> Vec<String> {
+        let mut names: Vec<String> = set
+            .file
+            .iter()
+            .filter(|f| f.name() == file)
+            .flat_map(|f| f.service.iter())
+            .flat_map(|s| s.method.iter().map(|m| m.name().to_owned()))
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(methods(&ours), methods(&theirs));
+    assert_eq!(methods(&ours).len(), 12);
 }
 
 /// Compares every item of `ours` with `theirs`; returns how many items were compared.

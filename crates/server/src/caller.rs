@@ -67,7 +67,10 @@ impl Peer {
             ));
         };
         let Some(leaf) = certs.first() else {
-            tracing::info!(client.addr = ?addr, "Denied: agent RPC without a certificate");
+            tracing::info!(
+                client.addr = addr.as_ref().map(tracing::field::display),
+                "Denied: agent RPC without a certificate"
+            );
             return Err(Status::unauthenticated(
                 "this RPC needs an agent certificate; attest first",
             ));

@@ -44,12 +44,51 @@ pub struct ServerConfig {
     pub telemetry: Telemetry,
     /// SPIRE's `audit_log_enabled`: one structured log line per admin API call.
     pub audit_log_enabled: bool,
+    /// SPIRE's `UpstreamAuthority "disk"`: an operator's CA signs the server's CAs, and the
+    /// trust bundle holds its roots. None by default: the server's CAs are self-signed.
+    pub upstream: Option<UpstreamDisk>,
+}
+
+/// Where an upstream CA on disk keeps its files (SPIRE's `UpstreamAuthority "disk"`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamDisk {
+    /// `cert_file_path`: the upstream CA certificate, then any certificates up to a root.
+    pub cert_path: PathBuf,
+    /// `key_file_path`: its private key (PEM PKCS#8, SEC1 or PKCS#1).
+    pub key_path: PathBuf,
+    /// `bundle_file_path`: the upstream roots. Without it the certificate must be self-signed
+    /// and is itself the root.
+    pub bundle_path: Option<PathBuf>,
+}
+
+impl UpstreamDisk {
+    /// Loads and checks the files at `now` (see [`lanyard_ca::DiskUpstream::open`]).
+    ///
+    /// # Errors
+    ///
+    /// [`lanyard_ca::UpstreamError`] naming the file and the rule it breaks.
+    pub fn open(
+        &self,
+        now: std::time::SystemTime,
+    ) -> Result<lanyard_ca::DiskUpstream, lanyard_ca::UpstreamError> {
+        lanyard_ca::DiskUpstream::open(
+            lanyard_ca::DiskUpstreamPaths {
+                cert: self.cert_path.clone(),
+                key: self.key_path.clone(),
+                bundle: self.bundle_path.clone(),
+            },
+            now,
+        )
+    }
 }
 
 /// The SPIRE defaults, except that the agent API listens on loopback until told otherwise.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8081";
 /// Where the admin socket lives unless configured.
 pub const DEFAULT_SOCKET: &str = "/tmp/lanyard-server/private/api.sock";
+/// The longest `ca_ttl` accepted: 100 years. Far beyond any sane CA, and far inside what an
+/// X.509 validity (GeneralizedTime, up to year 9999) and the system clock can represent.
+pub const MAX_CA_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 impl ServerConfig {
     /// A configuration with SPIRE's defaults for `trust_domain`, keeping state in `data_dir`.
@@ -70,6 +109,7 @@ impl ServerConfig {
             health_checks: HealthChecks::default(),
             telemetry: Telemetry::default(),
             audit_log_enabled: false,
+            upstream: None,
         }
     }
 
@@ -91,6 +131,13 @@ impl ServerConfig {
                     "{name} is {ttl:?}: it must be at least 1s"
                 )));
             }
+        }
+        if self.ca_ttl > MAX_CA_TTL {
+            return Err(ServerError::Config(format!(
+                "ca_ttl {} is too long: at most {} (100 years) is accepted",
+                humanize(self.ca_ttl),
+                humanize(MAX_CA_TTL)
+            )));
         }
         // An SVID can never outlive the CA that signs it, and the next CA becomes active
         // when min(L/6, 7 days) of the current one remains, so longer SVIDs get cut short.
@@ -118,6 +165,11 @@ impl ServerConfig {
                 )));
             }
         }
+        lanyard_telemetry::check_listeners(
+            &self.health_checks,
+            &self.telemetry,
+            &[("bind_port", self.bind)],
+        )?;
         if self
             .jwt_issuer
             .as_deref()

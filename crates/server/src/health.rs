@@ -6,22 +6,16 @@
 //!   X509-SVID (for a key generated once at start, never handed out). The result is cached
 //!   for [`READY_CACHE`], so frequent probes cost one check per period.
 //!
-//! gRPC health service names: `""` (the server as a whole) is readiness, `liveness` is
-//! liveness; any other name is `NOT_FOUND`.
+//! The gRPC health service itself is [`lanyard_telemetry::HealthService`], shared with the
+//! agent: `""` and `lanyard.server` are readiness, `liveness` and `lanyard.server.liveness`
+//! are liveness; any other name (the agent's included) is `NOT_FOUND`.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::Stream;
 use lanyard_ca::{KeyType, SvidParams};
-use lanyard_proto::grpc::health::v1::{
-    HealthCheckRequest, HealthCheckResponse, health_check_response::ServingStatus, health_server,
-};
 use lanyard_telemetry::{Probe, ProbeResult};
-use tokio::sync::watch;
-use tonic::{Request, Response, Status};
 
 use crate::ServerError;
 use crate::state::ServerState;
@@ -30,10 +24,6 @@ use crate::state::ServerState;
 const READY_CACHE: Duration = Duration::from_secs(5);
 /// A datastore that does not answer within this is not ready.
 const DATASTORE_TIMEOUT: Duration = Duration::from_secs(3);
-/// How often `Watch` re-checks.
-const WATCH_INTERVAL: Duration = Duration::from_secs(1);
-/// The gRPC health service name that asks for liveness only.
-pub(crate) const LIVENESS_SERVICE: &str = "liveness";
 
 /// The server's probe.
 pub(crate) struct ServerProbe {
@@ -110,86 +100,5 @@ impl Probe for ServerProbe {
         }
         *cached = Some((Instant::now(), result.clone()));
         result
-    }
-}
-
-/// `grpc.health.v1.Health` on the admin socket.
-pub(crate) struct HealthService {
-    probe: Arc<ServerProbe>,
-    stopping: watch::Receiver<bool>,
-}
-
-impl HealthService {
-    /// Answers from `probe`; `Watch` streams end when `stopping` turns true.
-    pub(crate) fn new(probe: Arc<ServerProbe>, stopping: watch::Receiver<bool>) -> Self {
-        Self { probe, stopping }
-    }
-}
-
-async fn status_of(probe: &ServerProbe, service: &str) -> Result<ServingStatus, Status> {
-    let result = match service {
-        "" => probe.ready().await,
-        LIVENESS_SERVICE => probe.live().await,
-        other => {
-            return Err(Status::not_found(format!(
-                "health service {other:?} is unknown: ask for \"\" (readiness) or \
-                 \"{LIVENESS_SERVICE}\""
-            )));
-        }
-    };
-    Ok(match result {
-        Ok(()) => ServingStatus::Serving,
-        Err(_) => ServingStatus::NotServing,
-    })
-}
-
-fn response(status: ServingStatus) -> HealthCheckResponse {
-    HealthCheckResponse {
-        status: status as i32,
-    }
-}
-
-#[tonic::async_trait]
-impl health_server::Health for HealthService {
-    type WatchStream =
-        Pin<Box<dyn Stream<Item = Result<HealthCheckResponse, Status>> + Send + 'static>>;
-
-    async fn check(
-        &self,
-        request: Request<HealthCheckRequest>,
-    ) -> Result<Response<HealthCheckResponse>, Status> {
-        let status = status_of(&self.probe, &request.into_inner().service).await?;
-        Ok(Response::new(response(status)))
-    }
-
-    async fn watch(
-        &self,
-        request: Request<HealthCheckRequest>,
-    ) -> Result<Response<Self::WatchStream>, Status> {
-        let service = request.into_inner().service;
-        let first = status_of(&self.probe, &service).await?;
-        let probe = self.probe.clone();
-        let stopping = self.stopping.clone();
-        let stream = futures::stream::unfold(
-            (probe, stopping, None::<ServingStatus>, first),
-            move |(probe, mut stopping, last, mut next)| {
-                let service = service.clone();
-                async move {
-                    loop {
-                        if last != Some(next) {
-                            return Some((Ok(response(next)), (probe, stopping, Some(next), next)));
-                        }
-                        tokio::select! {
-                            _ = stopping.wait_for(|s| *s) => return None,
-                            () = tokio::time::sleep(WATCH_INTERVAL) => {}
-                        }
-                        next = status_of(&probe, &service)
-                            .await
-                            .unwrap_or(ServingStatus::ServiceUnknown);
-                    }
-                }
-            },
-        );
-        Ok(Response::new(Box::pin(stream)))
     }
 }

@@ -32,7 +32,9 @@ mod rotation;
 mod state;
 mod tls;
 
-pub use config::{DEFAULT_BIND, DEFAULT_SOCKET, ServerConfig, largest_untruncated_ttl};
+pub use config::{
+    DEFAULT_BIND, DEFAULT_SOCKET, ServerConfig, UpstreamDisk, largest_untruncated_ttl,
+};
 pub use error::ServerError;
 
 use std::future::Future;
@@ -54,10 +56,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let running = start(config).await?;
-    tokio::select! {
+    let result = tokio::select! {
         () = shutdown => running.stop().await,
         r = running.done.clone().wait() => r,
+    };
+    if result.is_ok() {
+        tracing::info!("Server stopped");
     }
+    result
 }
 
 /// Starts the server: opens state, binds both listeners (and the health and metrics
@@ -70,30 +76,25 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     config.validate()?;
     // One registry per server instance, never a global one.
     let registry = Metrics::new();
-    let state = Arc::new(state::ServerState::open(&config, &registry).await?);
-    let stop = Shutdown::new(std::future::pending());
 
-    // TCP ports first: a port in use then leaves no socket file behind.
+    // Checks that create nothing come first: a port in use or a socket served by another
+    // process then fails the start before any datastore, key or socket file exists.
     let endpoints = Endpoints::bind(&config.health_checks, &config.telemetry).await?;
     let health_addr = endpoints.health_addr();
     let metrics_addr = endpoints.metrics_addr();
-    let admin = listen::bind_unix(&config.socket_path)?;
-    let agents = match tokio::net::TcpListener::bind(config.bind).await {
-        Ok(listener) => listener,
-        Err(e) => {
-            // Leave no socket file behind for a server that never served.
-            drop(admin);
-            let _ = std::fs::remove_file(&config.socket_path);
-            return Err(ServerError::Listen {
-                addr: config.bind.to_string(),
-                message: e.to_string(),
-            });
-        }
-    };
-    let agent_addr = agents.local_addr().map_err(|e| ServerError::Listen {
+    let listen_err = |e: std::io::Error| ServerError::Listen {
         addr: config.bind.to_string(),
         message: e.to_string(),
-    })?;
+    };
+    let agents = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(listen_err)?;
+    let agent_addr = agents.local_addr().map_err(listen_err)?;
+    listen::check_socket_free(&config.socket_path)?;
+
+    let state = Arc::new(state::ServerState::open(&config, &registry).await?);
+    let stop = Shutdown::new(std::future::pending());
+    let admin = listen::bind_unix(&config.socket_path)?;
 
     let tasks_running = Arc::new(AtomicBool::new(true));
     let probe = Arc::new(health::ServerProbe::new(

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use lanyard_proto::spire::api::server::{
     agent::v1::agent_server::AgentServer, bundle::v1::bundle_server::BundleServer,
-    entry::v1::entry_server::EntryServer, svid::v1::svid_server::SvidServer,
+    entry::v1::entry_server::EntryServer,
+    localauthority::v1::local_authority_server::LocalAuthorityServer,
+    svid::v1::svid_server::SvidServer,
 };
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{mpsc, watch};
@@ -16,14 +18,13 @@ use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Server;
 
-use lanyard_proto::grpc::health::v1::health_server::HealthServer;
-use lanyard_telemetry::GrpcCallLayer;
+use lanyard_telemetry::{GrpcCallLayer, HealthService, SERVER_SERVICE};
 
 use crate::ServerError;
 use crate::api::Api;
 use crate::audit::AuditLog;
 use crate::caller::{LocalConn, Peer, TlsConn};
-use crate::health::{HealthService, ServerProbe};
+use crate::health::ServerProbe;
 use crate::state::{ServerState, create_private_dir};
 
 /// A client that has not finished the TLS handshake by then is dropped.
@@ -63,13 +64,16 @@ pub(crate) async fn serve_admin(
 
     let audit = state.config.audit_log_enabled.then_some(AuditLog);
     let calls = GrpcCallLayer::new((state.registry.rpc(), audit));
-    let health = HealthServer::new(HealthService::new(probe, stop.clone()));
+    let health = HealthService::new(probe, SERVER_SERVICE)
+        .stop_watches_on(stop.clone())
+        .into_server();
     let api = Api::new(state);
     let served = Server::builder()
         .layer(calls)
         .add_service(EntryServer::new(api.clone()))
         .add_service(AgentServer::new(api.clone()))
         .add_service(BundleServer::new(api.clone()))
+        .add_service(LocalAuthorityServer::new(api.clone()))
         .add_service(SvidServer::new(api))
         .add_service(health)
         .serve_with_incoming_shutdown(ReceiverStream::new(rx), stopped(stop.clone()));
@@ -192,9 +196,33 @@ async fn drain_within_grace<E>(
     }
 }
 
+/// Fails when the admin socket path cannot be taken: another process serves it, or a file
+/// that is not a socket is in the way. Creates and removes nothing.
+pub(crate) fn check_socket_free(path: &std::path::Path) -> Result<(), ServerError> {
+    use std::os::unix::fs::FileTypeExt;
+
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(ServerError::SocketInUse {
+                    path: path.to_path_buf(),
+                });
+            }
+            Ok(())
+        }
+        Ok(_) => Err(ServerError::Listen {
+            addr: path.display().to_string(),
+            message: "a file that is not a socket is in the way; remove it or choose \
+                      another --socket"
+                .into(),
+        }),
+        Err(_) => Ok(()),
+    }
+}
+
 /// Binds the admin socket, replacing a stale socket file but never another kind of file.
 pub(crate) fn bind_unix(path: &std::path::Path) -> Result<UnixListener, ServerError> {
-    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    use std::os::unix::fs::PermissionsExt;
 
     let io_err = |source| ServerError::Io {
         path: path.to_path_buf(),
@@ -203,24 +231,10 @@ pub(crate) fn bind_unix(path: &std::path::Path) -> Result<UnixListener, ServerEr
     if let Some(parent) = path.parent() {
         create_private_dir(parent)?;
     }
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => {
-            if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err(ServerError::SocketInUse {
-                    path: path.to_path_buf(),
-                });
-            }
-            std::fs::remove_file(path).map_err(io_err)?;
-        }
-        Ok(_) => {
-            return Err(ServerError::Listen {
-                addr: path.display().to_string(),
-                message: "a file that is not a socket is in the way; remove it or choose \
-                          another --socket"
-                    .into(),
-            });
-        }
-        Err(_) => {}
+    check_socket_free(path)?;
+    if std::fs::symlink_metadata(path).is_ok() {
+        // A socket nobody serves: left behind by a server that did not stop cleanly.
+        std::fs::remove_file(path).map_err(io_err)?;
     }
     let listener = UnixListener::bind(path).map_err(io_err)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;

@@ -37,7 +37,8 @@ async fn upkeep(state: &ServerState) -> Result<(), crate::ServerError> {
     let prepared_before = state.ca.prepared().map(|a| a.cert().clone());
     let active_before = state.ca.active().cert().clone();
     if state.ca.rotate().await? {
-        state.publish_bundle().await?;
+        // A JWT key change alone leaves the certificates alone; the sequence must rise anyway.
+        state.publish_authority_change().await?;
         tracing::info!("Trust bundle changed after CA rotation");
     }
     let prepared_after = state.ca.prepared().map(|a| a.cert().clone());

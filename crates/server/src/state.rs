@@ -54,6 +54,14 @@ impl ServerState {
         registry: &Metrics,
     ) -> Result<Self, ServerError> {
         create_private_dir(&config.data_dir)?;
+        if let Some(mode) = shared_access(&config.data_dir) {
+            tracing::warn!(
+                data_dir = %config.data_dir.display(),
+                mode = format!("{mode:04o}"),
+                "The data directory holds CA keys and the datastore but other users can access \
+                 it: chmod 700 it"
+            );
+        }
         let lock = lock_data_dir(&config.data_dir)?;
         let db_path = config.data_dir.join("datastore.sqlite3");
         let datastore = Arc::new(SqliteDatastore::open(&db_path).await?);
@@ -62,10 +70,20 @@ impl ServerState {
         let keys =
             Arc::new(DiskKeyManager::open(&keys_dir).map_err(|e| ServerError::Ca(e.into()))?);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let ca = CaManager::load_or_create(
+        let upstream = match &config.upstream {
+            Some(disk) => {
+                let upstream = disk
+                    .open(clock.now())
+                    .map_err(|e| ServerError::Ca(e.into()))?;
+                Some(Arc::new(upstream) as Arc<dyn lanyard_ca::UpstreamAuthority>)
+            }
+            None => None,
+        };
+        let ca = CaManager::load_or_create_with_upstream(
             &config.trust_domain,
             config.ca_config(),
             keys,
+            upstream,
             datastore.clone(),
             clock.clone(),
         )
@@ -130,6 +148,34 @@ impl ServerState {
         self.bundle
             .store(X509Bundle::new(self.trust_domain.clone(), authorities));
         tracing::debug!(sequence = stored.sequence, "Bundle published");
+        Ok(())
+    }
+
+    /// Publishes the CA's authorities after a change the certificate set may not show (an
+    /// authority tainted, a JWT key prepared or revoked): the bundle's sequence rises even when
+    /// its certificates stay the same, so whoever compares sequences notices.
+    pub(crate) async fn publish_authority_change(&self) -> Result<(), ServerError> {
+        let before = self
+            .datastore
+            .get_bundle(&self.trust_domain)
+            .await?
+            .map(|b| b.sequence);
+        self.publish_bundle().await?;
+        let after = self
+            .datastore
+            .get_bundle(&self.trust_domain)
+            .await?
+            .map(|b| b.sequence);
+        if after == before {
+            let bumped = self
+                .datastore
+                .bump_bundle_sequence(&self.trust_domain)
+                .await?;
+            tracing::debug!(
+                sequence = bumped.map(|b| b.sequence),
+                "Bundle sequence raised after an authority change"
+            );
+        }
         Ok(())
     }
 
@@ -226,6 +272,13 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<(), ServerError> {
         })
 }
 
+/// The permission bits of `dir` when its group or other users have any access to it.
+pub(crate) fn shared_access(dir: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir).ok()?.permissions().mode() & 0o7777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
 /// Takes an exclusive lock on `<data dir>/server.lock`, so that two servers never rotate the
 /// same CA keys or write the same database file.
 fn lock_data_dir(dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, ServerError> {
@@ -277,4 +330,31 @@ async fn refuse_orphaned_keys(
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn a_created_data_dir_is_private_and_a_shared_one_is_reported() {
+        let tmp = tempfile::tempdir().unwrap();
+        let created = tmp.path().join("data");
+        create_private_dir(&created).unwrap();
+        let mode = std::fs::metadata(&created).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert_eq!(shared_access(&created), None);
+
+        let shared = tmp.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+        create_private_dir(&shared).unwrap();
+        assert_eq!(
+            shared_access(&shared),
+            Some(0o755),
+            "left as is, but reported"
+        );
+    }
 }

@@ -72,13 +72,16 @@ fn issue(
     let key =
         lanyard_ca::generate_key_pair(KeyType::EcP256).map_err(|e| ServerError::Ca(e.into()))?;
     let active = ca.active();
-    let leaf = ca.sign_x509_svid(&SvidParams {
+    let chain = ca.sign_x509_svid_chain(&SvidParams {
         spiffe_id: id.clone(),
         public_key_der: rcgen::PublicKeyData::subject_public_key_info(&key),
         ttl: config.default_x509_svid_ttl,
         dns_names: Vec::new(),
     })?;
-    let not_after = lanyard_spiffe::x509::not_after_of(&leaf)
+    let leaf = chain
+        .first()
+        .ok_or_else(|| ServerError::Internal("signing returned no certificate".to_owned()))?;
+    let not_after = lanyard_spiffe::x509::not_after_of(leaf)
         .map_err(|e| ServerError::Internal(format!("fresh server SVID: {e}")))?;
 
     let pkcs8 = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
@@ -86,7 +89,6 @@ fn issue(
         .key_provider
         .load_private_key(pkcs8)
         .map_err(|e| ServerError::Internal(format!("server SVID key: {e}")))?;
-    let chain = vec![leaf];
     tracing::info!(
         spiffe_id = %id,
         not_after = crate::state::unix_seconds(not_after),

@@ -213,7 +213,7 @@ async fn grpc_health_on_the_admin_socket_answers_readiness_and_liveness() {
     let config = config(dir.path());
     let server = lanyard_server::start(config.clone()).await.unwrap();
     let mut health = HealthClient::new(admin(&config).await);
-    for service in ["", "liveness"] {
+    for service in ["", "liveness", "lanyard.server", "lanyard.server.liveness"] {
         let answer = health
             .check(HealthCheckRequest {
                 service: service.into(),
@@ -223,13 +223,15 @@ async fn grpc_health_on_the_admin_socket_answers_readiness_and_liveness() {
             .into_inner();
         assert_eq!(answer.status, ServingStatus::Serving as i32, "{service:?}");
     }
-    let unknown = health
-        .check(HealthCheckRequest {
-            service: "nope".into(),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(unknown.code(), Code::NotFound);
+    for service in ["nope", "lanyard.agent", "lanyard.agent.liveness"] {
+        let unknown = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(unknown.code(), Code::NotFound, "{service:?}");
+    }
 
     // A Watch stream ends when the server stops, so it does not hold the shutdown up.
     let mut watch = health
@@ -388,4 +390,63 @@ async fn a_port_in_use_fails_start_naming_it_and_leaves_no_socket_file() {
         !config.socket_path.exists(),
         "no stale admin socket is left"
     );
+    assert!(
+        !config.data_dir.exists(),
+        "no datastore, keys or lock are created for a start that cannot listen"
+    );
+}
+
+#[tokio::test]
+async fn a_port_in_use_leaves_an_existing_data_dir_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let server = lanyard_server::start(config.clone()).await.unwrap();
+    server.stop().await.unwrap();
+    let listing = |d: &Path| {
+        let mut names: Vec<_> = walk(d);
+        names.sort();
+        names
+    };
+    let before = listing(&config.data_dir);
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut busy = config.clone();
+    busy.bind = taken.local_addr().unwrap();
+    assert!(lanyard_server::start(busy).await.is_err());
+    assert_eq!(listing(&config.data_dir), before, "no new files");
+}
+
+#[tokio::test]
+async fn a_socket_in_use_fails_before_a_second_ca_is_built() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let server = lanyard_server::start(config.clone()).await.unwrap();
+
+    let other = tempfile::tempdir().unwrap();
+    let mut second = self::config(other.path());
+    second.socket_path = config.socket_path.clone();
+    let err = match lanyard_server::start(second.clone()).await {
+        Ok(_) => panic!("started on a socket in use"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("in use"), "{err}");
+    assert!(!second.data_dir.exists(), "no second CA or datastore");
+    server.stop().await.unwrap();
+}
+
+/// Every file under `dir`, as paths relative to it.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(
+                walk(&path)
+                    .into_iter()
+                    .map(|p| path.strip_prefix(dir).unwrap().join(p)),
+            );
+        }
+        out.push(path.strip_prefix(dir).unwrap().to_path_buf());
+    }
+    out
 }

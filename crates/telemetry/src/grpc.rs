@@ -5,8 +5,16 @@
 //! The status of a gRPC call is the `grpc-status` field: in the response headers when the
 //! call is answered with an error only ("trailers-only"), otherwise in the trailers after the
 //! last message. The layer reports a call at whichever comes first, so a server-streaming
-//! call is reported when its stream ends. A response dropped before its status (the client
-//! went away, the connection was cut at shutdown) is reported as `CANCELLED`.
+//! call is reported when its stream ends.
+//!
+//! A response dropped before its status is reported by what the client had received:
+//!
+//! - **`OK`** when at least one response message had been sent. Server-streaming calls such as
+//!   the Workload API's `FetchX509SVID` have no natural end: a client that takes the first
+//!   message and closes the stream is the ordinary way such a call finishes, not a failure, so
+//!   counting it as `CANCELLED` would make every successful one-shot fetch look like an error.
+//! - **`CANCELLED`** when nothing had been sent: the client gave up (or the connection was cut
+//!   at shutdown) before it got any answer.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,7 +25,9 @@ use http::{HeaderMap, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use tower::{Layer, Service};
 
-/// `grpc-status` value of a call that ended without a status.
+/// `grpc-status` value of a call that succeeded, or ended after its first message.
+const OK: i32 = 0;
+/// `grpc-status` value of a call that ended before any message or status.
 const CANCELLED: i32 = 1;
 /// `grpc-status` value used when the server failed before producing a response.
 const UNKNOWN: i32 = 2;
@@ -196,17 +206,21 @@ where
                 state: Some(state),
                 path,
                 started: Instant::now(),
+                sent_message: false,
             }),
         }
     }
 }
 
-/// A call whose status is not known yet; reports `CANCELLED` if dropped unreported.
+/// A call whose status is not known yet; if dropped unreported, reports `OK` when a message
+/// went out and `CANCELLED` otherwise (see the module documentation).
 struct Pending<H: CallHook> {
     hook: H,
     state: Option<H::State>,
     path: RpcPath,
     started: Instant,
+    /// Whether a response data frame has been sent.
+    sent_message: bool,
 }
 
 impl<H: CallHook> Pending<H> {
@@ -236,10 +250,14 @@ impl<H: CallHook> Pending<H> {
 
 impl<H: CallHook> Drop for Pending<H> {
     fn drop(&mut self) {
-        self.report(
-            CANCELLED,
-            "the call ended before its status was sent".to_owned(),
-        );
+        if self.sent_message {
+            self.report(OK, String::new());
+        } else {
+            self.report(
+                CANCELLED,
+                "the call ended before its status was sent".to_owned(),
+            );
+        }
     }
 }
 
@@ -303,10 +321,14 @@ impl<B: Body, H: CallHook> Body for ObservedBody<B, H> {
         let frame = ready!(this.inner.poll_frame(cx));
         match &frame {
             Some(Ok(f)) => {
-                if let (Some(trailers), Some(p)) = (f.trailers_ref(), this.pending.as_mut())
-                    && p.report_from(trailers)
-                {
-                    *this.pending = None;
+                if let Some(p) = this.pending.as_mut() {
+                    if f.is_data() {
+                        p.sent_message = true;
+                    } else if let Some(trailers) = f.trailers_ref()
+                        && p.report_from(trailers)
+                    {
+                        *this.pending = None;
+                    }
                 }
             }
             Some(Err(_)) => {
@@ -481,7 +503,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_response_dropped_before_its_status_is_cancelled() {
+    async fn a_response_dropped_before_any_message_is_cancelled() {
         let recorder = Recorder::default();
         let response = Response::new(TrailerBody {
             data: Some(b"msg"),
@@ -490,6 +512,24 @@ mod tests {
         drop(call(&recorder, response).await.unwrap());
         let calls = recorder.0.lock().unwrap();
         assert_eq!(code_name(calls[0].code), "CANCELLED");
+    }
+
+    #[tokio::test]
+    async fn a_stream_the_client_ends_after_a_message_is_ok() {
+        let recorder = Recorder::default();
+        let response = Response::new(TrailerBody {
+            data: Some(b"msg"),
+            trailers: None,
+        });
+        let mut body = call(&recorder, response).await.unwrap().into_body();
+        let first = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+        assert!(first.unwrap().unwrap().is_data());
+        assert!(recorder.0.lock().unwrap().is_empty(), "still open");
+        drop(body);
+        let calls = recorder.0.lock().unwrap();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(code_name(calls[0].code), "OK");
+        assert!(calls[0].message.is_empty());
     }
 
     #[test]

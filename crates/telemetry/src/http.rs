@@ -57,6 +57,17 @@ pub enum TelemetryError {
         /// The rule it breaks.
         rule: &'static str,
     },
+    /// Two listeners claim one port on overlapping addresses.
+    #[error(
+        "{first} and {second} cannot both listen: give them different ports, or the same host \
+         written the same way to share one listener"
+    )]
+    SamePort {
+        /// The first setting and its address, such as `bind_port 0.0.0.0:8081`.
+        first: String,
+        /// The second.
+        second: String,
+    },
 }
 
 /// The bound listeners, ready to serve.
@@ -72,9 +83,9 @@ struct Bound {
 }
 
 #[derive(Clone, Debug)]
-struct HealthPaths {
-    live: String,
-    ready: String,
+pub(crate) struct HealthPaths {
+    pub(crate) live: String,
+    pub(crate) ready: String,
 }
 
 impl Endpoints {
@@ -108,9 +119,7 @@ impl Endpoints {
             (Some((h, p, _)), Some((mh, mp))) => h == mh && p == mp && *p != 0,
             _ => false,
         };
-        if let Some((_, _, paths)) = &health_at {
-            check_paths(paths, shared)?;
-        }
+        crate::check::check_listeners(health, telemetry, &[])?;
 
         let mut listeners = Vec::new();
         if let Some((host, port, paths)) = health_at {
@@ -225,7 +234,7 @@ async fn bind_one(
     })
 }
 
-fn check_paths(paths: &HealthPaths, shared: bool) -> Result<(), TelemetryError> {
+pub(crate) fn check_paths(paths: &HealthPaths, shared: bool) -> Result<(), TelemetryError> {
     for (key, path) in [("live_path", &paths.live), ("ready_path", &paths.ready)] {
         let fail = |rule| TelemetryError::Path {
             key,

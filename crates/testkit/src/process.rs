@@ -246,6 +246,16 @@ impl Server {
     pub fn terminate(self, timeout: Duration) -> (Option<i32>, String) {
         self.process.terminate(timeout)
     }
+
+    /// Sends `signal` to the process without waiting for anything.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        self.process.signal(signal);
+    }
+
+    /// Whether the process has exited.
+    pub fn exited(&self) -> bool {
+        self.process.exited()
+    }
 }
 
 /// A running agent process; killed on drop.
@@ -291,6 +301,11 @@ impl Agent {
     /// code (`None` when a signal ended it) and its logs.
     pub fn terminate(self, timeout: Duration) -> (Option<i32>, String) {
         self.process.terminate(timeout)
+    }
+
+    /// Sends `signal` to the process without waiting for anything.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        self.process.signal(signal);
     }
 }
 
@@ -347,10 +362,14 @@ impl Process {
         )
     }
 
-    fn terminate(&self, timeout: Duration) -> (Option<i32>, String) {
+    fn signal(&self, signal: nix::sys::signal::Signal) {
         let pid = self.child.lock().expect("child lock").id();
         let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid fits i32"));
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("send SIGTERM");
+        nix::sys::signal::kill(pid, signal).unwrap_or_else(|e| panic!("send {signal}: {e}"));
+    }
+
+    fn terminate(&self, timeout: Duration) -> (Option<i32>, String) {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self

@@ -86,6 +86,12 @@ impl AgentArgs {
 impl RunArgs {
     async fn run(self) -> anyhow::Result<()> {
         let settings = self.flags.load()?;
+        // The path checks validate makes, so that run refuses with the same words.
+        crate::config::validate::paths_before_run(
+            &settings.config.data_dir,
+            &settings.config.socket_path,
+            &settings.log,
+        )?;
         logging::init_with(&settings.log)?;
         lanyard_agent::run(settings.config, super::shutdown_signal())
             .await

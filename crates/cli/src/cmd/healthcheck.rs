@@ -1,5 +1,9 @@
 //! `lanyard server healthcheck` and `lanyard agent healthcheck`: exit 0 when the process
 //! answers and is ready, 1 with the reason otherwise (for container and systemd probes).
+//!
+//! Both ask the daemon's `grpc.health.v1.Health` service under the daemon's own name
+//! (`lanyard.server`, `lanyard.agent`), so a probe pointed at the other daemon's socket, or at
+//! a socket that is not Lanyard's, reports unhealthy instead of a false positive.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,6 +12,9 @@ use anyhow::Context;
 use lanyard_proto::grpc::health::v1::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
+use lanyard_telemetry::{AGENT_SERVICE, SERVER_SERVICE};
+use lanyard_workload::addr::EndpointAddr;
+use tonic::transport::{Channel, Endpoint};
 
 use super::agent::DEFAULT_AGENT_SOCKET;
 
@@ -30,57 +37,35 @@ pub(crate) struct ServerHealthcheckArgs {
 
 impl ServerHealthcheckArgs {
     pub(crate) async fn run(self) -> anyhow::Result<()> {
-        let service = if self.shallow { "liveness" } else { "" };
-        if self.verbose {
-            println!(
-                "Checking server {} over {}",
-                if self.shallow {
-                    "liveness"
-                } else {
-                    "readiness"
-                },
-                self.socket.display()
-            );
-        }
-        let check = async {
-            let channel = crate::admin::connect(&self.socket).await?;
-            HealthClient::new(channel)
-                .check(HealthCheckRequest {
-                    service: service.to_owned(),
-                })
-                .await
-                .map_err(|s| crate::admin::rpc_error("health check failed", s))
+        let daemon = Daemon {
+            name: "server",
+            service: SERVER_SERVICE,
         };
-        let answer = tokio::time::timeout(TIMEOUT, check)
-            .await
-            .with_context(|| {
-                format!(
-                    "server is unhealthy: no answer on {} within {}s",
-                    self.socket.display(),
-                    TIMEOUT.as_secs()
-                )
-            })?
-            .context("server is unhealthy")?
-            .into_inner();
-        let status = ServingStatus::try_from(answer.status).unwrap_or(ServingStatus::Unknown);
-        if status != ServingStatus::Serving {
-            anyhow::bail!("server is unhealthy: status {}", status.as_str_name());
-        }
+        let shown = self.socket.display().to_string();
         if self.verbose {
-            println!("Status: {}", status.as_str_name());
+            println!("Checking server {} over {shown}", depth(self.shallow));
         }
+        let channel = async {
+            crate::admin::connect(&self.socket)
+                .await
+                .context("server is unhealthy")
+        };
+        daemon
+            .check(channel, &shown, self.shallow, self.verbose)
+            .await?;
         println!("Server is healthy.");
         Ok(())
     }
 }
 
-/// `lanyard agent healthcheck`: the agent's own Workload API.
+/// `lanyard agent healthcheck`: the gRPC health service on the agent's Workload API socket.
 #[derive(clap::Args, Debug)]
 pub(crate) struct AgentHealthcheckArgs {
-    /// The agent's Workload API socket (a path or `unix:///path`).
+    /// The agent's Workload API socket: a path, `unix:///path` or `tcp://IP:PORT`, as for
+    /// `agent api fetch x509`.
     #[arg(long, default_value = DEFAULT_AGENT_SOCKET)]
     socket: String,
-    /// Only check that the socket accepts connections, not that the Workload API answers.
+    /// Only check that the agent is alive, not that it has its identity.
     #[arg(long)]
     shallow: bool,
     /// Say what is checked.
@@ -90,22 +75,117 @@ pub(crate) struct AgentHealthcheckArgs {
 
 impl AgentHealthcheckArgs {
     pub(crate) async fn run(self) -> anyhow::Result<()> {
-        let socket = PathBuf::from(self.socket.strip_prefix("unix://").unwrap_or(&self.socket));
+        let daemon = Daemon {
+            name: "agent",
+            service: AGENT_SERVICE,
+        };
+        let addr = super::agent::endpoint(Some(&self.socket))?;
+        let shown = addr.to_string();
         if self.verbose {
-            println!("Checking the Workload API on {}", socket.display());
+            println!("Checking agent {} over {shown}", depth(self.shallow));
         }
-        if self.shallow {
-            tokio::net::UnixStream::connect(&socket)
+        let channel = async {
+            connect(&addr)
                 .await
-                .with_context(|| {
-                    format!("agent is unhealthy: cannot connect to {}", socket.display())
-                })?;
-        } else {
-            lanyard_agent::workload_api_answers(&socket, TIMEOUT)
-                .await
-                .map_err(|reason| anyhow::anyhow!("agent is unhealthy: {reason}"))?;
-        }
+                .with_context(|| format!("agent is unhealthy: cannot connect to {shown}"))
+        };
+        daemon
+            .check(channel, &shown, self.shallow, self.verbose)
+            .await?;
         println!("Agent is healthy.");
         Ok(())
     }
+}
+
+/// Which daemon a check expects to find.
+struct Daemon {
+    /// `server` or `agent`, for messages.
+    name: &'static str,
+    /// Its health service name.
+    service: &'static str,
+}
+
+impl Daemon {
+    /// Asks the health service behind `channel` for readiness (or liveness when `shallow`);
+    /// fails with a message for an operator unless the answer is `SERVING`.
+    async fn check(
+        &self,
+        channel: impl Future<Output = anyhow::Result<Channel>>,
+        shown: &str,
+        shallow: bool,
+        verbose: bool,
+    ) -> anyhow::Result<()> {
+        let name = self.name;
+        let service = if shallow {
+            format!("{}.liveness", self.service)
+        } else {
+            self.service.to_owned()
+        };
+        let call = async {
+            let answer = HealthClient::new(channel.await?)
+                .check(HealthCheckRequest { service })
+                .await
+                .map_err(|status| self.refusal(shown, &status))?;
+            Ok::<_, anyhow::Error>(answer.into_inner())
+        };
+        let answer = tokio::time::timeout(TIMEOUT, call).await.map_err(|_| {
+            anyhow::anyhow!(
+                "{name} is unhealthy: no answer on {shown} within {}s",
+                TIMEOUT.as_secs()
+            )
+        })??;
+        let status = ServingStatus::try_from(answer.status).unwrap_or(ServingStatus::Unknown);
+        if status != ServingStatus::Serving {
+            anyhow::bail!(
+                "{name} is unhealthy: {shown} answers {} for {}",
+                status.as_str_name(),
+                depth(shallow)
+            );
+        }
+        if verbose {
+            println!("Status: {}", status.as_str_name());
+        }
+        Ok(())
+    }
+
+    /// The message for a health call the socket refused.
+    fn refusal(&self, shown: &str, status: &tonic::Status) -> anyhow::Error {
+        let name = self.name;
+        match status.code() {
+            tonic::Code::NotFound => anyhow::anyhow!(
+                "{name} is unhealthy: this socket is not a Lanyard {name} ({shown} does not \
+                 answer for {:?}; is it another daemon's socket?)",
+                self.service
+            ),
+            tonic::Code::Unimplemented => anyhow::anyhow!(
+                "{name} is unhealthy: this socket is not a Lanyard {name} ({shown} serves no \
+                 gRPC health service)"
+            ),
+            code if status.message().is_empty() => {
+                anyhow::anyhow!("{name} is unhealthy: the health check on {shown} failed: {code:?}")
+            }
+            code => anyhow::anyhow!(
+                "{name} is unhealthy: the health check on {shown} failed: {} ({code:?})",
+                status.message()
+            ),
+        }
+    }
+}
+
+/// `readiness` or `liveness`.
+fn depth(shallow: bool) -> &'static str {
+    if shallow { "liveness" } else { "readiness" }
+}
+
+/// A gRPC channel to the agent at `addr`.
+async fn connect(addr: &EndpointAddr) -> anyhow::Result<Channel> {
+    let channel = match addr {
+        EndpointAddr::Unix(path) => lanyard_workload::client::unix_channel(path).await?,
+        EndpointAddr::Tcp(sock) => {
+            Endpoint::from_shared(format!("http://{sock}"))?
+                .connect()
+                .await?
+        }
+    };
+    Ok(channel)
 }

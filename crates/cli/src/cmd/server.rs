@@ -30,6 +30,9 @@ enum ServerCommand {
     /// Show the trust bundle.
     #[command(subcommand)]
     Bundle(bundle::BundleCommand),
+    /// Forced rotation and revocation of the server's authorities.
+    #[command(subcommand, name = "localauthority")]
+    LocalAuthority(super::localauthority::LocalAuthorityCommand),
     /// Mint X509-SVIDs for operators.
     #[command(subcommand)]
     X509(mint::X509Command),
@@ -55,6 +58,7 @@ impl ServerArgs {
             ServerCommand::Entry(cmd) => cmd.run().await,
             ServerCommand::Token(cmd) => cmd.run().await,
             ServerCommand::Bundle(cmd) => cmd.run().await,
+            ServerCommand::LocalAuthority(cmd) => cmd.run().await,
             ServerCommand::X509(cmd) => cmd.run().await,
             ServerCommand::Jwt(cmd) => cmd.run().await,
             ServerCommand::Healthcheck(args) => args.run().await,
@@ -65,6 +69,12 @@ impl ServerArgs {
 impl RunArgs {
     async fn run(self) -> anyhow::Result<()> {
         let settings = self.flags.load()?;
+        // The path checks validate makes, so that run refuses with the same words.
+        crate::config::validate::paths_before_run(
+            &settings.config.data_dir,
+            &settings.config.socket_path,
+            &settings.log,
+        )?;
         logging::init_with(&settings.log)?;
         lanyard_server::run(settings.config, super::shutdown_signal())
             .await

@@ -10,7 +10,7 @@ use lanyard_spiffe::TrustDomain;
 
 use super::hcl::Entry;
 use super::plugins::{self, AgentPlugins};
-use super::server::{key_type, parse_trust_domain, rule, trust_domain};
+use super::server::{parse_trust_domain, rule, trust_domain};
 use super::{ConfigError, Key, Scope, normalize, ops, walk};
 use crate::logging::{LogFormat, LogLevel, LogSettings};
 
@@ -126,8 +126,9 @@ pub(crate) struct AgentFlags {
     /// experimental.sync_interval) [default: 5s].
     #[arg(long, value_parser = crate::duration::parse)]
     pub(crate) sync_interval: Option<Duration>,
-    /// Key type of workload X509-SVIDs: ec-p256, ec-p384 or rsa-2048 [default: ec-p256].
-    #[arg(long)]
+    /// Key type of workload X509-SVIDs: ec-p256, ec-p384 or rsa-2048, as in SPIRE
+    /// [default: ec-p256].
+    #[arg(long, value_parser = parse_workload_key_type)]
     pub(crate) workload_x509_svid_key_type: Option<KeyType>,
     /// Log level: debug, info, warn or error, any case [default: info].
     #[arg(long, value_parser = clap::value_parser!(LogLevel))]
@@ -201,12 +202,13 @@ impl AgentFlags {
             Some(td) => td,
             None => parse_trust_domain("example.org").map_err(ConfigError::Conflict)?,
         };
-        let data_dir = self
+        // As for the server: the key directory is checked against the file's own data_dir,
+        // and a --data-dir flag moves it along.
+        let file_data_dir = file
             .data_dir
-            .clone()
-            .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-        check_key_directory(&file.plugins, &data_dir)?;
+        check_key_directory(&file.plugins, &file_data_dir)?;
+        let data_dir = self.data_dir.clone().unwrap_or(file_data_dir);
         let server_address = self.server_address(file.server_address.as_ref(), file.server_port)?;
         let trust_bundle = self.trust_bundle(file.trust_bundle_path, file.insecure_bootstrap)?;
 
@@ -404,12 +406,24 @@ fn read_agent(entries: &[Entry], file: &mut AgentFile) -> Result<(), ConfigError
                 _ => return Err(e.invalid("the formats are pem and spiffe")),
             },
             "insecure_bootstrap" => file.insecure_bootstrap = Some((e.bool()?, e.line)),
-            "join_token" => file.join_token = Some((e.str()?.to_owned(), e.line)),
+            "join_token" => {
+                let token = e.str()?;
+                if token.is_empty() {
+                    return Err(e.invalid(
+                        "the join token is empty: give one from `lanyard server token generate`, \
+                         or leave the key out",
+                    ));
+                }
+                file.join_token = Some((token.to_owned(), e.line));
+            }
             "join_token_file" => file.join_token_file = Some((e.path()?, e.line)),
             "log_level" => file.log_level = Some(e.str()?.parse().map_err(|r| rule(e, r))?),
             "log_format" => file.log_format = Some(e.str()?.parse().map_err(|r| rule(e, r))?),
             "log_file" => file.log_file = Some(e.path()?),
-            "workload_x509_svid_key_type" => file.workload_key_type = Some(key_type(e)?),
+            "workload_x509_svid_key_type" => {
+                file.workload_key_type =
+                    Some(parse_workload_key_type(e.str()?).map_err(|r| rule(e, r))?);
+            }
             _ => read_experimental(e.object()?, file)?,
         }
         Ok(())
@@ -431,14 +445,25 @@ fn read_experimental(entries: &[Entry], file: &mut AgentFile) -> Result<(), Conf
 
 /// The agent keeps its key in `data_dir`; a `KeyManager "disk"` directory elsewhere cannot be
 /// honoured yet.
+/// A workload key type: SPIRE's agent offers ec-p256, ec-p384 and rsa-2048 only.
+fn parse_workload_key_type(s: &str) -> Result<KeyType, String> {
+    match s.parse::<KeyType>() {
+        Ok(kt @ (KeyType::EcP256 | KeyType::EcP384 | KeyType::Rsa2048)) => Ok(kt),
+        _ => Err(format!(
+            "{} is not a workload key type: use ec-p256, ec-p384 or rsa-2048",
+            super::clip(s)
+        )),
+    }
+}
+
 fn check_key_directory(plugins: &AgentPlugins, data_dir: &Path) -> Result<(), ConfigError> {
     if let Some((dir, line)) = &plugins.key_directory
         && normalize(dir) != normalize(data_dir)
     {
-        return Err(ConfigError::Unsupported {
+        return Err(ConfigError::PluginPath {
             what: format!(
-                "KeyManager \"disk\" directory {:?}",
-                dir.display().to_string()
+                "KeyManager \"disk\" directory {}",
+                super::clip(&dir.display().to_string())
             ),
             line: *line,
             rule: format!(

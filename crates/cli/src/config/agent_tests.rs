@@ -170,6 +170,50 @@ fn a_disabled_plugin_is_left_out() {
 }
 
 #[test]
+fn a_built_in_plugin_cannot_be_disabled() {
+    let err = error(
+        "agent {\n insecure_bootstrap = true\n}\nplugins {\n WorkloadAttestor \"unix\" {\n  \
+         enabled = false\n }\n}\n",
+    );
+    assert_eq!(
+        err,
+        "WorkloadAttestor \"unix\" (line 5) cannot be disabled: it is built in"
+    );
+}
+
+#[test]
+fn an_empty_join_token_is_named_with_its_line() {
+    assert_eq!(
+        error("agent {\n insecure_bootstrap = true\n join_token = \"\"\n}\n"),
+        "join_token = \"\" at line 3: the join token is empty: give one from `lanyard server \
+         token generate`, or leave the key out"
+    );
+}
+
+#[test]
+fn workload_keys_are_the_types_spire_offers() {
+    let err = error(
+        "agent {\n insecure_bootstrap = true\n workload_x509_svid_key_type = \"rsa-4096\"\n}\n",
+    );
+    assert_eq!(
+        err,
+        "workload_x509_svid_key_type = \"rsa-4096\" at line 3: not a workload key type: use \
+         ec-p256, ec-p384 or rsa-2048"
+    );
+}
+
+#[test]
+fn data_dir_flag_moves_the_key_directory_that_follows_the_files_data_dir() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conf/agent.conf");
+    let flags = AgentFlags {
+        config: Some(path),
+        data_dir: Some("./mydata".into()),
+        ..Default::default()
+    };
+    assert_eq!(flags.load().unwrap().config.data_dir, Path::new("./mydata"));
+}
+
+#[test]
 fn join_token_file_is_read() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("token");

@@ -24,6 +24,38 @@ pub(crate) enum ConfigError {
         /// The operating system error.
         source: std::io::Error,
     },
+    /// The config path names a directory, FIFO, device or socket.
+    #[error("config file {path} is not a regular file: give the path of an HCL file", path = path.display())]
+    NotRegularFile {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The config file is larger than Lanyard reads.
+    #[error("config file {path} is {size} bytes: at most {limit} bytes (1 MiB) are read", path = path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size, or what was read before giving up.
+        size: u64,
+        /// The bound.
+        limit: u64,
+    },
+    /// The config file is not UTF-8.
+    #[error("config file {path} is not UTF-8 text", path = path.display())]
+    NotText {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The config file is JSON, which SPIRE accepts and Lanyard does not read yet.
+    #[error(
+        "config file {path} looks like JSON: Lanyard reads HCL only for now; write it as HCL \
+         (see conf/server.conf)",
+        path = path.display()
+    )]
+    Json {
+        /// The file.
+        path: PathBuf,
+    },
     /// The text is not HCL.
     #[error("HCL syntax error at line {line}, column {column}: {message}")]
     Syntax {
@@ -110,6 +142,36 @@ pub(crate) enum ConfigError {
         line: usize,
         /// What Lanyard does instead and how to write it.
         rule: String,
+    },
+    /// A plugin path that points away from where Lanyard keeps that file.
+    #[error("{what} (line {line}): {rule}")]
+    PluginPath {
+        /// The plugin and key, with the value.
+        what: String,
+        /// Where it is.
+        line: usize,
+        /// Where Lanyard keeps it and how to write it.
+        rule: String,
+    },
+    /// A built-in plugin with `enabled = false`.
+    #[error("{plugin} (line {line}) cannot be disabled: it is built in")]
+    BuiltInDisabled {
+        /// Such as `NodeAttestor "join_token"`.
+        plugin: String,
+        /// Where it is.
+        line: usize,
+    },
+    /// A duration that cannot be read.
+    #[error("{key} {value} (line {line}) {problem}")]
+    Duration {
+        /// The key.
+        key: String,
+        /// The value as written, quoted and clipped.
+        value: String,
+        /// Where it is.
+        line: usize,
+        /// What is wrong.
+        problem: crate::duration::DurationError,
     },
     /// A value of the wrong HCL type.
     #[error("{key:?} at line {line} must be {expected}, not {found}")]

@@ -70,13 +70,50 @@ impl Value {
 /// [`ConfigError::Syntax`] with the line and column, or [`ConfigError::InvalidValue`] for an
 /// expression that is not a literal.
 pub(crate) fn parse(text: &str) -> Result<Vec<Entry>, ConfigError> {
-    let body = hcl::edit::parser::parse_body(text).map_err(|e| ConfigError::Syntax {
-        line: e.location().line(),
-        column: e.location().column(),
-        message: e.message().to_owned(),
+    let body = hcl::edit::parser::parse_body(text).map_err(|e| {
+        let line = e.location().line();
+        let one_line_nested = text
+            .lines()
+            .nth(line.saturating_sub(1))
+            .is_some_and(block_inside_one_line_block);
+        ConfigError::Syntax {
+            line,
+            column: e.location().column(),
+            message: if one_line_nested {
+                "a block inside a one-line block is HCL1 syntax: put the inner block on its own \
+                 line"
+                    .to_owned()
+            } else {
+                e.message().to_owned()
+            },
+        }
     })?;
     let lines = LineIndex::new(text);
     body_entries(&body, &lines)
+}
+
+/// Whether `line` opens a block and, on the same line, another one inside it (`A "a" { b {} }`):
+/// HCL1, which SPIRE reads, allows it; HCL2 wants a one-line block to hold one attribute at most.
+fn block_inside_one_line_block(line: &str) -> bool {
+    let Some((_, inner)) = line.split_once('{') else {
+        return false;
+    };
+    let inner = inner.trim_start();
+    let ident_len = inner
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .unwrap_or(inner.len());
+    if ident_len == 0 {
+        return false;
+    }
+    let mut rest = inner[ident_len..].trim_start();
+    // Labels: `"name"` as many times as written.
+    while let Some(after_quote) = rest.strip_prefix('"') {
+        let Some(end) = after_quote.find('"') else {
+            return false;
+        };
+        rest = after_quote[end + 1..].trim_start();
+    }
+    rest.starts_with('{')
 }
 
 /// Byte offsets where lines start, to turn spans into line numbers.
@@ -232,7 +269,7 @@ impl Entry {
     /// The value written back for messages (strings quoted).
     pub(crate) fn shown(&self) -> String {
         match &self.value {
-            Value::String(s) => format!("{s:?}"),
+            Value::String(s) => super::clip(s),
             Value::Int(i) => i.to_string(),
             Value::Float(f) => f.to_string(),
             Value::Bool(b) => b.to_string(),
@@ -294,13 +331,20 @@ impl Entry {
             Value::Int(i) => u64::try_from(*i)
                 .map(Duration::from_secs)
                 .map_err(|_| self.invalid("a duration cannot be negative")),
-            Value::String(s) => crate::duration::parse(s).map_err(|e| ConfigError::InvalidValue {
+            Value::String(s) => {
+                crate::duration::parse_typed(s).map_err(|problem| ConfigError::Duration {
+                    key: self.key.clone(),
+                    value: super::clip(s),
+                    line: self.line,
+                    problem,
+                })
+            }
+            // A whole number beyond i64 reaches here as a float.
+            Value::Float(f) if f.fract() == 0.0 && *f > 0.0 => Err(ConfigError::Duration {
                 key: self.key.clone(),
-                value: format!("{s:?}"),
+                value: f.to_string(),
                 line: self.line,
-                rule: e
-                    .split_once(": ")
-                    .map_or(e.clone(), |(_, rule)| rule.to_owned()),
+                problem: crate::duration::DurationError::TooLarge,
             }),
             _ => Err(self.wrong("a duration (seconds, or a string such as \"1h\")")),
         }
@@ -357,8 +401,53 @@ mod tests {
         assert_eq!(e[0].duration().unwrap(), Duration::from_secs(3600));
         assert_eq!(e[1].duration().unwrap(), Duration::from_secs(5400));
         let err = e[2].duration().unwrap_err().to_string();
-        assert!(err.starts_with("c = \"soon\" at line 3: "), "{err}");
+        assert!(
+            err.starts_with("c \"soon\" (line 3) is not a duration: use whole seconds"),
+            "{err}"
+        );
         assert!(e[3].duration().is_err());
+    }
+
+    #[test]
+    fn durations_say_what_is_wrong() {
+        let e = parse("ca_ttl = \"1x\"\nb = 18446744073709551616\nc = \" 1h\"\n").unwrap();
+        assert_eq!(
+            e[0].duration().unwrap_err().to_string(),
+            "ca_ttl \"1x\" (line 1) is not a duration: use whole seconds (3600) or a number with \
+             a unit: s, m, h, d (1h30m)"
+        );
+        assert_eq!(
+            e[1].duration().unwrap_err().to_string(),
+            "b 18446744073709552000 (line 2) is too large for a duration"
+        );
+        assert_eq!(
+            e[2].duration().unwrap_err().to_string(),
+            "c \" 1h\" (line 3) is not a duration: write it without spaces, such as 1h30m"
+        );
+    }
+
+    #[test]
+    fn names_a_block_inside_a_one_line_block_as_hcl1() {
+        let err = parse("plugins {\n  NodeAttestor \"join_token\" { plugin_data {} }\n}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("HCL syntax error at line 2, column ")
+                && err.ends_with(
+                    ": a block inside a one-line block is HCL1 syntax: put the inner block on \
+                     its own line"
+                ),
+            "{err}"
+        );
+        assert!(parse("a { b = 1 }\n").is_ok());
+    }
+
+    #[test]
+    fn clips_long_values_in_messages() {
+        let text = format!("trust_domain = \"{}\"\n", "x".repeat(10_000));
+        let err = parse(&text).unwrap()[0].invalid("bad").to_string();
+        assert!(err.len() < 120, "{err}");
+        assert!(err.contains("…"), "{err}");
     }
 
     #[test]

@@ -98,18 +98,69 @@ pub(crate) fn walk<'a>(
     Ok(())
 }
 
+/// The largest config file read: SPIRE's samples are a few KiB, and a bound keeps
+/// `--config /dev/zero` from eating memory.
+pub(crate) const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Values longer than this are cut when echoed in a message.
+const MAX_SHOWN_CHARS: usize = 64;
+
 /// Reads, expands (with `--expand-env`) and parses a config file into its top-level blocks,
-/// refusing top-level attributes and repeated blocks.
+/// refusing top-level attributes and repeated blocks. Only a regular file of at most
+/// [`MAX_FILE_BYTES`] is read: a FIFO would block and a device would never end.
 ///
 /// # Errors
 ///
-/// [`ConfigError::Read`], expansion and syntax errors, [`ConfigError::DuplicateBlock`].
+/// [`ConfigError::Read`], [`ConfigError::NotRegularFile`], [`ConfigError::TooLarge`],
+/// [`ConfigError::Json`], expansion and syntax errors, [`ConfigError::DuplicateBlock`].
 pub(crate) fn read_file(path: &Path, expand_env: bool) -> Result<Vec<Entry>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    use std::io::Read;
+
+    let read_error = |source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
+    };
+    // stat, not open: opening a FIFO blocks until a writer comes.
+    let metadata = std::fs::metadata(path).map_err(read_error)?;
+    if !metadata.is_file() {
+        return Err(ConfigError::NotRegularFile {
+            path: path.to_path_buf(),
+        });
+    }
+    let too_large = |size| ConfigError::TooLarge {
+        path: path.to_path_buf(),
+        size,
+        limit: MAX_FILE_BYTES,
+    };
+    if metadata.len() > MAX_FILE_BYTES {
+        return Err(too_large(metadata.len()));
+    }
+    // Bounded again while reading: the file may grow between the stat and the read.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_large(bytes.len() as u64));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| ConfigError::NotText {
+        path: path.to_path_buf(),
     })?;
+    if text.trim_start().starts_with('{') {
+        return Err(ConfigError::Json {
+            path: path.to_path_buf(),
+        });
+    }
     parse_text(&text, expand_env, |name| std::env::var(name).ok())
+}
+
+/// `s` quoted for a message, cut to its first 64 characters and `…` when longer, so that a
+/// huge value does not flood the terminal.
+pub(crate) fn clip(s: &str) -> String {
+    match s.char_indices().nth(MAX_SHOWN_CHARS) {
+        Some((cut, _)) => format!("{:?}…", &s[..cut]),
+        None => format!("{s:?}"),
+    }
 }
 
 /// [`read_file`] on text, with the environment given by `lookup`.
@@ -196,6 +247,57 @@ mod tests {
         );
         assert_eq!(closest("datadir", keys.into_iter()), Some("data_dir"));
         assert_eq!(closest("colour", keys.into_iter()), None);
+    }
+
+    #[test]
+    fn clips_long_values() {
+        assert_eq!(clip("short"), "\"short\"");
+        let long = "a".repeat(50_000);
+        assert_eq!(clip(&long), format!("{:?}…", "a".repeat(64)));
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_regular_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = read_file(tmp.path(), false).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "config file {} is not a regular file: give the path of an HCL file",
+                tmp.path().display()
+            )
+        );
+    }
+
+    #[test]
+    fn refuses_files_over_one_mebibyte() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("big.conf");
+        std::fs::write(&path, vec![b'#'; 1024 * 1024 + 1]).unwrap();
+        let err = read_file(&path, false).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "config file {} is 1048577 bytes: at most 1048576 bytes (1 MiB) are read",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn says_a_json_file_is_not_read_yet() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("server.json");
+        std::fs::write(&path, "\n  {\"server\": {}}\n").unwrap();
+        let err = read_file(&path, false).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "config file {} looks like JSON: Lanyard reads HCL only for now; write it as \
+                 HCL (see conf/server.conf)",
+                path.display()
+            )
+        );
     }
 
     #[test]

@@ -93,6 +93,14 @@ const AGENT_CATALOG: &[(&str, &[&str])] = &[
     ("SVIDStore", &["aws_secretsmanager", "gcp_secretmanager"]),
 ];
 
+/// The plugins Lanyard has built in and always on: `enabled = false` cannot turn them off.
+const BUILT_IN: &[(&str, &str)] = &[
+    ("DataStore", "sql"),
+    ("KeyManager", "disk"),
+    ("NodeAttestor", "join_token"),
+    ("WorkloadAttestor", "unix"),
+];
+
 /// Keys of every plugin block, outside `plugin_data`.
 const PLUGIN_KEYS: &[(&str, Key)] = &[
     ("plugin_data", Key::Mapped),
@@ -125,6 +133,9 @@ pub(crate) struct ServerPlugins {
     pub(crate) sqlite_path: Option<(PathBuf, usize)>,
     /// `KeyManager "disk" { plugin_data { keys_path } }` and its line.
     pub(crate) keys_path: Option<(PathBuf, usize)>,
+    /// `UpstreamAuthority "disk" { plugin_data { cert_file_path key_file_path
+    /// bundle_file_path } }`.
+    pub(crate) upstream: Option<lanyard_server::UpstreamDisk>,
 }
 
 /// What an agent's `plugins {}` asks of the built-ins.
@@ -163,10 +174,52 @@ pub(crate) fn server(block: &Entry) -> Result<ServerPlugins, ConfigError> {
                 });
             }
             ("NodeAttestor", "join_token") => no_settings(data, "NodeAttestor \"join_token\"")?,
+            ("UpstreamAuthority", "disk") => out.upstream = Some(upstream_disk(data, plugin.line)?),
             (ty, name) => return Err(not_implemented(ty, name, plugin.line)),
         }
     }
     Ok(out)
+}
+
+/// SPIRE's `UpstreamAuthority "disk"`: the certificate and key files are required, the bundle
+/// file is optional (then the certificate must be self-signed). The files are read when the
+/// server starts (and by `validate`), not here.
+fn upstream_disk(data: &[Entry], line: usize) -> Result<lanyard_server::UpstreamDisk, ConfigError> {
+    let keys = [
+        ("cert_file_path", Key::Mapped),
+        ("key_file_path", Key::Mapped),
+        ("bundle_file_path", Key::Mapped),
+    ];
+    let (mut cert, mut key, mut bundle) = (None, None, None);
+    walk(
+        data,
+        &data_scope("UpstreamAuthority \"disk\"", &keys),
+        |e| {
+            let path = Some(e.path()?);
+            match e.key.as_str() {
+                "cert_file_path" => cert = path,
+                "key_file_path" => key = path,
+                _ => bundle = path,
+            }
+            Ok(())
+        },
+    )?;
+    let missing = |name: &str| {
+        ConfigError::Conflict(format!(
+            "UpstreamAuthority \"disk\" at line {line} has no plugin_data.{name}: set it to the \
+             PEM file of the upstream CA's {}",
+            if name == "cert_file_path" {
+                "certificate"
+            } else {
+                "private key"
+            }
+        ))
+    };
+    Ok(lanyard_server::UpstreamDisk {
+        cert_path: cert.ok_or_else(|| missing("cert_file_path"))?,
+        key_path: key.ok_or_else(|| missing("key_file_path"))?,
+        bundle_path: bundle,
+    })
 }
 
 /// Reads an agent's `plugins {}`.
@@ -276,6 +329,12 @@ fn plugin_blocks<'a>(
             }
             Ok(())
         })?;
+        if !enabled && BUILT_IN.contains(&(ty, name.as_str())) {
+            return Err(ConfigError::BuiltInDisabled {
+                plugin: block_name,
+                line: entry.line,
+            });
+        }
         out.push(Plugin {
             ty,
             name,
@@ -317,7 +376,9 @@ fn sql(data: &[Entry], line: usize) -> Result<Option<(PathBuf, usize)>, ConfigEr
                         });
                     }
                     _ => {
-                        return Err(e.invalid("SPIRE's database types are sqlite3, postgres, mysql"));
+                        return Err(
+                            e.invalid("SPIRE's database types are sqlite3, postgres, mysql")
+                        );
                     }
                 }
                 database_type = Some(kind);

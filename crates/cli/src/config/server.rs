@@ -106,9 +106,9 @@ pub(crate) struct ServerFlags {
     /// Lifetime of agent SVIDs [default: the default X509-SVID TTL].
     #[arg(long, value_parser = crate::duration::parse)]
     pub(crate) agent_ttl: Option<Duration>,
-    /// Lifetime of join tokens generated without --ttl; flag only, SPIRE has no such key
-    /// [default: 600s].
-    #[arg(long, value_parser = crate::duration::parse)]
+    /// Lifetime of join tokens generated without --ttl, at most ten years like
+    /// `token generate --ttl`; flag only, SPIRE has no such key [default: 600s].
+    #[arg(long, value_parser = crate::duration::parse_bounded_ttl)]
     pub(crate) join_token_ttl: Option<Duration>,
     /// One structured log line per admin API call (SPIRE's audit_log_enabled)
     /// [default: false].
@@ -187,12 +187,13 @@ impl ServerFlags {
             Some(td) => td,
             None => parse_trust_domain("example.org").map_err(ConfigError::Conflict)?,
         };
-        let data_dir = self
+        // Plugin paths are checked against the file's own data_dir: a --data-dir flag then
+        // moves them along with everything else, as flags override the file.
+        let file_data_dir = file
             .data_dir
-            .clone()
-            .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-        check_plugin_paths(&file.plugins, &data_dir)?;
+        check_plugin_paths(&file.plugins, &file_data_dir)?;
+        let data_dir = self.data_dir.clone().unwrap_or(file_data_dir);
 
         let mut config = ServerConfig::with_defaults(trust_domain, data_dir);
         let ip = self
@@ -247,6 +248,7 @@ impl ServerFlags {
         if let Some(t) = file.telemetry {
             config.telemetry = t;
         }
+        config.upstream = file.plugins.upstream;
 
         let log = LogSettings {
             level: self.log_level.or(file.log_level).unwrap_or_default(),
@@ -346,10 +348,19 @@ pub(super) fn key_type(e: &Entry) -> Result<KeyType, ConfigError> {
 /// An [`ConfigError::InvalidValue`] from a parser's message, dropping the parser's own quote
 /// of the value.
 pub(super) fn rule(e: &Entry, message: String) -> ConfigError {
-    let value = e.shown();
+    let full = match &e.value {
+        super::hcl::Value::String(s) => format!("{s:?}"),
+        _ => e.shown(),
+    };
     let rule = message
-        .strip_prefix(&format!("{value} is not "))
+        .strip_prefix(&format!("{full} is not "))
+        .or_else(|| message.strip_prefix(&format!("{} is not ", e.shown())))
         .map_or(message.clone(), |rest| format!("not {rest}"));
+    // A parser may quote a huge value whole: keep the message to a readable length.
+    let rule = match rule.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}…", &rule[..cut]),
+        None => rule,
+    };
     e.invalid(rule)
 }
 
@@ -368,14 +379,14 @@ fn bind_address(e: &Entry) -> Result<IpAddr, ConfigError> {
 }
 
 /// The built-in SQLite file and key directory live in `data_dir`; a plugin setting that
-/// points elsewhere cannot be honoured yet.
+/// points elsewhere is refused, saying where Lanyard keeps them.
 fn check_plugin_paths(plugins: &ServerPlugins, data_dir: &Path) -> Result<(), ConfigError> {
     let wanted = [
         (
             "DataStore \"sql\" connection_string",
             &plugins.sqlite_path,
             "datastore.sqlite3",
-            "the SQLite file",
+            "the SQLite database",
         ),
         (
             "KeyManager \"disk\" keys_path",
@@ -388,8 +399,8 @@ fn check_plugin_paths(plugins: &ServerPlugins, data_dir: &Path) -> Result<(), Co
         if let Some((path, line)) = given {
             let expected = data_dir.join(name);
             if normalize(path) != normalize(&expected) {
-                return Err(ConfigError::Unsupported {
-                    what: format!("{what} {:?}", path.display().to_string()),
+                return Err(ConfigError::PluginPath {
+                    what: format!("{what} {}", super::clip(&path.display().to_string())),
                     line: *line,
                     rule: format!(
                         "Lanyard keeps {purpose} at <data_dir>/{name}; set it to {:?} or leave \

@@ -210,9 +210,9 @@ fn unimplemented_plugins_say_so() {
         "NodeAttestor \"x509pop\" (line 2) is a SPIRE plugin that Lanyard does not implement \
          yet: use NodeAttestor \"join_token\""
     );
-    let err = error("plugins {\n UpstreamAuthority \"disk\" {\n  plugin_data {}\n }\n}\n");
+    let err = error("plugins {\n UpstreamAuthority \"vault\" {\n  plugin_data {}\n }\n}\n");
     assert!(
-        err.starts_with("UpstreamAuthority \"disk\" (line 2) is a SPIRE plugin"),
+        err.starts_with("UpstreamAuthority \"vault\" (line 2) is a SPIRE plugin"),
         "{err}"
     );
     let err = error("plugins {\n KeyManager \"memory\" {\n  plugin_data = {}\n }\n}\n");
@@ -253,8 +253,9 @@ fn plugin_paths_outside_data_dir_are_refused() {
     );
     assert!(
         err.contains(
-            "(line 8) is not supported yet: Lanyard keeps the SQLite file at \
-                      <data_dir>/datastore.sqlite3; set it to \"./d/datastore.sqlite3\""
+            "connection_string \"/elsewhere/db.sqlite3\" (line 8): Lanyard keeps the SQLite \
+             database at <data_dir>/datastore.sqlite3; set it to \"./d/datastore.sqlite3\" or \
+             leave it out"
         ),
         "{err}"
     );
@@ -281,9 +282,102 @@ fn wrong_type_is_named() {
 
 #[test]
 fn bad_duration_is_named() {
-    let err = error("server {\n  ca_ttl = \"a day\"\n}\n");
+    let err = error("server {\n  ca_ttl = \"1x\"\n}\n");
+    assert_eq!(
+        err,
+        "ca_ttl \"1x\" (line 2) is not a duration: use whole seconds (3600) or a number with a \
+         unit: s, m, h, d (1h30m)"
+    );
+}
+
+#[test]
+fn a_ca_ttl_no_certificate_can_hold_is_refused_before_anything_is_created() {
+    let s = load("server {\n  ca_ttl = \"99999999999999h\"\n}\n").unwrap();
+    let err = s.config.validate().unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "invalid configuration: ca_ttl 359999999999996400s is too long: at most 3153600000s \
+         (100 years) is accepted"
+    );
+}
+
+#[test]
+fn data_dir_flag_moves_plugin_paths_that_follow_the_files_data_dir() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conf/server.conf");
+    let flags = ServerFlags {
+        config: Some(path),
+        data_dir: Some(PathBuf::from("./mydata")),
+        ..Default::default()
+    };
+    let s = flags.load().unwrap();
+    assert_eq!(s.config.data_dir, Path::new("./mydata"));
+}
+
+#[test]
+fn a_built_in_plugin_cannot_be_disabled() {
+    let err = error("plugins {\n  NodeAttestor \"join_token\" {\n    enabled = false\n  }\n}\n");
+    assert_eq!(
+        err,
+        "NodeAttestor \"join_token\" (line 2) cannot be disabled: it is built in"
+    );
+}
+
+#[test]
+fn a_huge_value_is_clipped_in_its_message() {
+    let text = format!(
+        "server {{\n  trust_domain = \"{}\"\n}}\n",
+        "A".repeat(1_000_000)
+    );
+    let err = error(&text);
+    assert!(err.len() < 400, "{} bytes: {}", err.len(), &err[..400]);
+    assert!(err.starts_with(&format!(
+        "trust_domain = \"{}\"… at line 2: ",
+        "A".repeat(64)
+    )));
+}
+
+#[test]
+fn health_and_prometheus_on_one_port_under_two_spellings_are_refused() {
+    let s = load(
+        "health_checks {\n  listener_enabled = true\n  bind_address = \"localhost\"\n  \
+         bind_port = 9000\n}\ntelemetry {\n  Prometheus {\n    host = \"127.0.0.1\"\n    \
+         port = 9000\n  }\n}\n",
+    )
+    .unwrap();
+    let err = s.config.validate().unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "health_checks bind_port localhost:9000 and telemetry Prometheus port 127.0.0.1:9000 \
+         cannot both listen: give them different ports, or the same host written the same way \
+         to share one listener"
+    );
+}
+
+#[test]
+fn validate_refuses_one_path_for_both_probes() {
+    let s = load(
+        "health_checks {\n  listener_enabled = true\n  bind_port = 0\n  live_path = \"/x\"\n  \
+         ready_path = \"/x\"\n}\n",
+    )
+    .unwrap();
+    let problems = super::super::validate::server(&s).problems;
     assert!(
-        err.starts_with("ca_ttl = \"a day\" at line 2: use seconds (3600) or a unit"),
+        problems
+            .contains(&"health_checks ready_path \"/x\": must differ from live_path".to_owned()),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn health_on_the_servers_port_is_refused() {
+    let s = load(
+        "server {\n  bind_address = \"0.0.0.0\"\n  bind_port = 8081\n}\nhealth_checks {\n  \
+         listener_enabled = true\n  bind_port = 8081\n}\n",
+    )
+    .unwrap();
+    let err = s.config.validate().unwrap_err().to_string();
+    assert!(
+        err.starts_with("bind_port 0.0.0.0:8081 and health_checks bind_port localhost:8081"),
         "{err}"
     );
 }
@@ -366,4 +460,47 @@ fn agent_block_in_a_server_file_is_unknown() {
         error("agent {}\n"),
         "unknown key \"agent\" at line 1 in the server config file"
     );
+}
+
+#[test]
+fn upstream_authority_disk_maps_spire_keys() {
+    let s = load(
+        "plugins {\n UpstreamAuthority \"disk\" {\n  plugin_data {\n   cert_file_path = \
+         \"/etc/ca/intermediate.crt\"\n   key_file_path = \"/etc/ca/intermediate.key\"\n   \
+         bundle_file_path = \"/etc/ca/root.crt\"\n  }\n }\n}\n",
+    )
+    .unwrap();
+    assert_eq!(
+        s.config.upstream,
+        Some(lanyard_server::UpstreamDisk {
+            cert_path: "/etc/ca/intermediate.crt".into(),
+            key_path: "/etc/ca/intermediate.key".into(),
+            bundle_path: Some("/etc/ca/root.crt".into()),
+        })
+    );
+
+    let s = load(
+        "plugins {\n UpstreamAuthority \"disk\" {\n  plugin_data {\n   cert_file_path = \
+         \"root.crt\"\n   key_file_path = \"root.key\"\n  }\n }\n}\n",
+    )
+    .unwrap();
+    assert_eq!(s.config.upstream.unwrap().bundle_path, None);
+    assert_eq!(load("server {}\n").unwrap().config.upstream, None);
+}
+
+#[test]
+fn upstream_authority_disk_needs_cert_and_key() {
+    let err = error(
+        "plugins {\n UpstreamAuthority \"disk\" {\n  plugin_data {\n   cert_file_path = \
+         \"root.crt\"\n  }\n }\n}\n",
+    );
+    assert!(
+        err.contains("UpstreamAuthority \"disk\" at line 2 has no plugin_data.key_file_path"),
+        "{err}"
+    );
+    let err = error(
+        "plugins {\n UpstreamAuthority \"disk\" {\n  plugin_data {\n   cert_file = \
+         \"root.crt\"\n  }\n }\n}\n",
+    );
+    assert!(err.contains("cert_file"), "{err}");
 }

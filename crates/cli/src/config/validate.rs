@@ -9,12 +9,26 @@ use super::agent::AgentSettings;
 use super::server::ServerSettings;
 use crate::logging::LogSettings;
 
-/// Prints `configuration is valid`, or each problem on stderr and fails.
+/// What `validate` found: problems fail it, notes are printed and leave the exit code alone.
+#[derive(Debug, Default)]
+pub(crate) struct Findings {
+    /// What `run` would refuse.
+    pub(crate) problems: Vec<String>,
+    /// What an operator should know but need not fix, such as a daemon already running on
+    /// the socket (validating before a restart is the usual case).
+    pub(crate) notes: Vec<String>,
+}
+
+/// Prints each note, then `configuration is valid`, or each problem on stderr and fails.
 ///
 /// # Errors
 ///
 /// When there is at least one problem, counting them.
-pub(crate) fn report(problems: &[String]) -> anyhow::Result<()> {
+pub(crate) fn report(findings: &Findings) -> anyhow::Result<()> {
+    for n in &findings.notes {
+        eprintln!("note: {n}");
+    }
+    let problems = &findings.problems;
     if problems.is_empty() {
         crate::output::out!("configuration is valid");
         return Ok(());
@@ -29,24 +43,57 @@ pub(crate) fn report(problems: &[String]) -> anyhow::Result<()> {
     )
 }
 
+/// The checks on paths that `run` makes before starting, so that `run` refuses with the words
+/// `validate` uses (a data_dir that is a file, a socket path too long for a unix socket).
+///
+/// # Errors
+///
+/// Every problem, one a line.
+pub(crate) fn paths_before_run(
+    data_dir: &Path,
+    socket_path: &Path,
+    log: &LogSettings,
+) -> anyhow::Result<()> {
+    let mut problems: Vec<String> = Vec::new();
+    problems.extend(writable_dir("data_dir", data_dir));
+    problems.extend(socket("socket_path", socket_path, &mut Vec::new()));
+    problems.extend(log_file(log));
+    if problems.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!("{}", problems.join("\n"))
+}
+
 /// Every problem with a server configuration that is already parsed and merged.
-pub(crate) fn server(settings: &ServerSettings) -> Vec<String> {
+pub(crate) fn server(settings: &ServerSettings) -> Findings {
     let config = &settings.config;
-    let mut problems = Vec::new();
+    let mut findings = Findings::default();
+    let problems = &mut findings.problems;
     if let Err(e) = config.validate() {
         problems.push(e.to_string());
     }
+    if let Some(upstream) = &config.upstream
+        && let Err(e) = upstream.open(std::time::SystemTime::now())
+    {
+        problems.push(format!("UpstreamAuthority \"disk\": {e}"));
+    }
     problems.extend(writable_dir("data_dir", &config.data_dir));
-    problems.extend(socket("socket_path", &config.socket_path));
+    problems.extend(socket(
+        "socket_path",
+        &config.socket_path,
+        &mut findings.notes,
+    ));
+    let problems = &mut findings.problems;
     problems.extend(log_file(&settings.log));
     problems.extend(listeners(&config.health_checks, &config.telemetry));
-    problems
+    findings
 }
 
 /// Every problem with an agent configuration that is already parsed and merged.
-pub(crate) fn agent(settings: &AgentSettings) -> Vec<String> {
+pub(crate) fn agent(settings: &AgentSettings) -> Findings {
     let config = &settings.config;
-    let mut problems = Vec::new();
+    let mut findings = Findings::default();
+    let problems = &mut findings.problems;
     if let Err(e) = config.validate() {
         problems.push(e.to_string());
     }
@@ -67,10 +114,22 @@ pub(crate) fn agent(settings: &AgentSettings) -> Vec<String> {
         }
     }
     problems.extend(writable_dir("data_dir", &config.data_dir));
-    problems.extend(socket("socket_path", &config.socket_path));
+    problems.extend(socket(
+        "socket_path",
+        &config.socket_path,
+        &mut findings.notes,
+    ));
+    let problems = &mut findings.problems;
     problems.extend(log_file(&settings.log));
     problems.extend(listeners(&config.health_checks, &config.telemetry));
-    problems
+    // The agent runs the same check before binding its listeners; the server's runs in
+    // ServerConfig::validate above, with its own port.
+    if let Err(e) =
+        lanyard_telemetry::check_listeners(&config.health_checks, &config.telemetry, &[])
+    {
+        problems.push(e.to_string());
+    }
+    findings
 }
 
 /// `dir` exists as a writable directory, or its nearest existing ancestor is one (so that
@@ -105,13 +164,43 @@ fn writable_dir(key: &str, dir: &Path) -> Option<String> {
     }
 }
 
-/// The socket's directory can hold it, and no process listens on it already.
-fn socket(key: &str, path: &Path) -> Option<String> {
-    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+/// The longest unix socket path: `sun_path` holds 108 bytes with the terminating NUL.
+const MAX_SOCKET_PATH_BYTES: usize = 107;
+
+/// The socket path fits a unix socket, does not name a file or directory, and its directory
+/// can hold it. A process already listening on it is a note: validating before a restart is
+/// what an operator does.
+fn socket(key: &str, path: &Path, notes: &mut Vec<String>) -> Option<String> {
+    let len = path.as_os_str().len();
+    if len > MAX_SOCKET_PATH_BYTES {
         return Some(format!(
-            "{key} {}: another process is listening on this socket",
+            "{key} {}: {len} bytes is too long for a unix socket path: at most \
+             {MAX_SOCKET_PATH_BYTES} bytes",
             path.display()
         ));
+    }
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        let kind = if meta.is_dir() {
+            Some("a directory")
+        } else if meta.is_file() {
+            Some("a regular file")
+        } else {
+            None
+        };
+        if let Some(kind) = kind {
+            return Some(format!(
+                "{key} {}: it is {kind}, not a socket: remove it or choose another path",
+                path.display()
+            ));
+        }
+    }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        notes.push(format!(
+            "{key} {}: a process is listening on this socket now (the running daemon?); \
+             stop it before starting another on this path",
+            path.display()
+        ));
+        return None;
     }
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty())?;
     writable_dir(&format!("{key} {}: directory", path.display()), parent)
@@ -119,21 +208,21 @@ fn socket(key: &str, path: &Path) -> Option<String> {
 
 fn log_file(log: &LogSettings) -> Option<String> {
     let path = log.file.as_ref()?;
+    if path.is_dir() {
+        return Some(format!(
+            "log_file {}: it is a directory: give the path of a file",
+            path.display()
+        ));
+    }
     if path.exists() {
         return match nix::unistd::access(path.as_path(), nix::unistd::AccessFlags::W_OK) {
             Ok(()) => None,
             Err(e) => Some(format!("log_file {}: not writable: {e}", path.display())),
         };
     }
+    // Also catches a parent that is a regular file (then the path cannot exist).
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty())?;
-    match nix::unistd::access(parent, nix::unistd::AccessFlags::W_OK) {
-        Ok(()) => None,
-        Err(e) => Some(format!(
-            "log_file {}: cannot be created in {}: {e}",
-            path.display(),
-            parent.display()
-        )),
-    }
+    writable_dir(&format!("log_file {}: directory", path.display()), parent)
 }
 
 /// The health and metrics listeners have a host and a port that make an address.
@@ -187,14 +276,19 @@ mod tests {
     }
 
     #[test]
-    fn a_live_socket_is_a_problem() {
+    fn a_live_socket_is_a_note_not_a_problem() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("s.sock");
         let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
-        let problem = socket("socket_path", &path).unwrap();
+        let mut notes = Vec::new();
+        assert_eq!(socket("socket_path", &path, &mut notes), None);
+        assert_eq!(notes.len(), 1);
         assert!(
-            problem.contains("another process is listening"),
-            "{problem}"
+            notes[0].ends_with(
+                "a process is listening on this socket now (the running daemon?); stop it \
+                 before starting another on this path"
+            ),
+            "{notes:?}"
         );
     }
 
@@ -203,6 +297,55 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("s.sock");
         drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
-        assert_eq!(socket("socket_path", &path), None);
+        assert_eq!(socket("socket_path", &path, &mut Vec::new()), None);
+    }
+
+    #[test]
+    fn a_socket_path_over_the_unix_limit_is_a_problem() {
+        let path = Path::new("/tmp").join("s".repeat(110));
+        let problem = socket("socket_path", &path, &mut Vec::new()).unwrap();
+        assert_eq!(
+            problem,
+            format!(
+                "socket_path {}: 115 bytes is too long for a unix socket path: at most 107 bytes",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_socket_path_naming_a_file_or_directory_is_a_problem() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("f");
+        std::fs::write(&file, "").unwrap();
+        let problem = socket("socket_path", &file, &mut Vec::new()).unwrap();
+        assert!(
+            problem
+                .ends_with("it is a regular file, not a socket: remove it or choose another path"),
+            "{problem}"
+        );
+        let problem = socket("socket_path", tmp.path(), &mut Vec::new()).unwrap();
+        assert!(
+            problem.contains("it is a directory, not a socket"),
+            "{problem}"
+        );
+    }
+
+    #[test]
+    fn a_log_file_that_is_a_directory_or_under_a_file_is_a_problem() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = |file: &Path| LogSettings {
+            file: Some(file.to_path_buf()),
+            ..LogSettings::default()
+        };
+        let problem = log_file(&log(tmp.path())).unwrap();
+        assert!(
+            problem.ends_with("it is a directory: give the path of a file"),
+            "{problem}"
+        );
+        let file = tmp.path().join("f");
+        std::fs::write(&file, "").unwrap();
+        let problem = log_file(&log(&file.join("x.log"))).unwrap();
+        assert!(problem.contains("is not a directory"), "{problem}");
     }
 }

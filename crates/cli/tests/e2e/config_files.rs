@@ -139,6 +139,106 @@ fn validate_refuses_an_unset_variable_under_expand_env() {
 }
 
 #[test]
+fn validate_notes_a_running_daemon_without_failing() {
+    let l = lanyard();
+    let conf = write(&l, "server.conf", &server_file(l.dir(), ""));
+    let _daemon = std::os::unix::net::UnixListener::bind(l.dir().join("admin.sock")).unwrap();
+    let out = l.cli(&["server", "validate", "--config", &conf]);
+    assert!(out.success, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains(
+            "note: socket_path {}: a process is listening on this socket now (the running \
+             daemon?)"
+                .replace("{}", &l.dir().join("admin.sock").display().to_string())
+                .as_str()
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn run_and_validate_say_the_same_of_a_data_dir_that_is_a_file() {
+    let l = lanyard();
+    let conf = write(&l, "server.conf", &server_file(l.dir(), ""));
+    std::fs::write(l.dir().join("data"), "").unwrap();
+    let data = l.dir().join("data").display().to_string();
+    let expected = format!("data_dir {data}: {data} is not a directory");
+    for command in ["validate", "run"] {
+        let out = l.cli(&["server", command, "--config", &conf]);
+        assert!(!out.success, "{command}");
+        assert!(out.stderr.contains(&expected), "{command}: {}", out.stderr);
+    }
+}
+
+#[test]
+fn run_refuses_a_ca_ttl_no_certificate_can_hold_and_creates_nothing() {
+    let l = lanyard();
+    let conf = write(
+        &l,
+        "server.conf",
+        &server_file(l.dir(), "ca_ttl = \"99999999999999h\""),
+    );
+    for command in ["validate", "run"] {
+        let out = l.cli(&["server", command, "--config", &conf]);
+        assert!(!out.success, "{command}");
+        assert!(
+            out.stderr.contains(
+                "ca_ttl 359999999999996400s is too long: at most 3153600000s (100 years)"
+            ),
+            "{command}: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("SystemTime"), "{}", out.stderr);
+    }
+    assert!(!l.dir().join("data").exists());
+}
+
+#[test]
+fn a_config_that_is_not_a_regular_file_is_refused() {
+    let l = lanyard();
+    let out = l.cli(&["server", "validate", "--config", "/dev/zero"]);
+    assert!(!out.success);
+    assert!(
+        out.stderr
+            .contains("config file /dev/zero is not a regular file"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn the_data_dir_flag_overrides_the_shipped_sample() {
+    let l = lanyard();
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conf/server.conf");
+    let mydata = l.dir().join("mydata").display().to_string();
+    let out = l.cli(&[
+        "server",
+        "validate",
+        "--config",
+        &sample.display().to_string(),
+        "--data-dir",
+        &mydata,
+        "--socket",
+        &l.dir().join("admin.sock").display().to_string(),
+    ]);
+    assert!(out.success, "{}\n{}", out.stdout, out.stderr);
+}
+
+#[test]
+fn join_token_ttl_is_capped_like_token_generate() {
+    let l = lanyard();
+    let out = l.cli(&["server", "validate", "--join-token-ttl", "3651d"]);
+    assert!(!out.success);
+    assert!(
+        out.stderr
+            .contains("\"3651d\" is too long: at most 315360000 seconds (ten years)"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn server_runs_from_a_config_file() {
     let l = lanyard();
     let conf = write(&l, "server.conf", &server_file(l.dir(), ""));

@@ -11,7 +11,10 @@
 mod common;
 mod config_files;
 mod failures;
+mod local_authority;
 mod mint;
 mod operations;
 mod rotation;
+mod signals;
+mod upstream;
 mod walking_skeleton;

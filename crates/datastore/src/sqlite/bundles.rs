@@ -103,6 +103,26 @@ pub(super) async fn set_authorities(
     Ok(bundle)
 }
 
+/// Raises the sequence of `td`'s bundle by one inside the caller's write transaction, for a
+/// change its certificate set does not show (an authority tainted). `None` if there is no bundle.
+pub(super) async fn bump_sequence(
+    conn: &mut SqliteConnection,
+    td: &TrustDomain,
+    now: i64,
+) -> Result<Option<StoredBundle>, DatastoreError> {
+    let Some(stored) = get(conn, td).await? else {
+        return Ok(None);
+    };
+    let sequence = stored.sequence.saturating_add(1);
+    sqlx::query("UPDATE bundles SET sequence = ?, updated_at = ? WHERE trust_domain = ?")
+        .bind(i64::try_from(sequence).unwrap_or(i64::MAX))
+        .bind(now)
+        .bind(td.name())
+        .execute(&mut *conn)
+        .await?;
+    Ok(Some(StoredBundle { sequence, ..stored }))
+}
+
 fn same_set(a: &[Vec<u8>], b: &[Vec<u8>]) -> bool {
     let a: BTreeSet<&[u8]> = a.iter().map(Vec::as_slice).collect();
     let b: BTreeSet<&[u8]> = b.iter().map(Vec::as_slice).collect();
@@ -149,5 +169,21 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(separate.sequence, 1);
+    }
+
+    #[tokio::test]
+    async fn bumping_raises_the_sequence_and_keeps_the_certificates() {
+        let store = memory().await;
+        let td = TrustDomain::new("example.org").unwrap();
+        assert_eq!(store.bump_bundle_sequence(&td).await.unwrap(), None);
+
+        let first = store
+            .set_bundle_authorities(&td, vec![vec![1u8, 1]])
+            .await
+            .unwrap();
+        let bumped = store.bump_bundle_sequence(&td).await.unwrap().unwrap();
+        assert_eq!(bumped.sequence, first.sequence + 1);
+        assert_eq!(bumped.x509_authorities, first.x509_authorities);
+        assert_eq!(store.get_bundle(&td).await.unwrap(), Some(bumped));
     }
 }

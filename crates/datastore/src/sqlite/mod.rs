@@ -63,6 +63,8 @@ impl SqliteDatastore {
     /// [`DatastoreError::Migration`] if the schema cannot be applied (for example a database
     /// written by a newer Lanyard).
     pub async fn open(path: &Path) -> Result<Self, DatastoreError> {
+        // The database holds join tokens and the CA journal: owner-only, whatever the umask.
+        create_owner_only(path);
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -78,7 +80,9 @@ impl SqliteDatastore {
                 path: path.to_owned(),
                 source,
             })?;
-        Self::migrated(pool).await
+        let store = Self::migrated(pool).await?;
+        restrict_to_owner(path)?;
+        Ok(store)
     }
 
     /// A fresh, empty database in process memory, for tests and throwaway servers. Its data is
@@ -144,6 +148,38 @@ impl SqliteDatastore {
     async fn read_tx(&self) -> Result<Transaction<'static, Sqlite>, DatastoreError> {
         Ok(self.pool.begin().await?)
     }
+}
+
+/// Creates the database file at `path` with mode 0600 if it does not exist yet, so it is never
+/// readable by others even for a moment. Best effort: if this fails, opening the database
+/// fails too and reports why.
+fn create_owner_only(path: &Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+}
+
+/// Sets mode 0600 on the database file and its `-wal` and `-shm` companions (those that
+/// exist), independently of the umask they were created under.
+fn restrict_to_owner(path: &Path) -> Result<(), DatastoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut files = vec![path.to_owned()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        files.push(name.into());
+    }
+    for file in files {
+        match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(DatastoreError::Permissions { path: file, source }),
+        }
+    }
+    Ok(())
 }
 
 /// The current time in unix seconds, for bookkeeping columns (`created_at`, `updated_at`) that no
@@ -270,6 +306,16 @@ impl Datastore for SqliteDatastore {
         tx.commit().await?;
         Ok(bundle)
     }
+
+    async fn bump_bundle_sequence(
+        &self,
+        td: &TrustDomain,
+    ) -> Result<Option<StoredBundle>, DatastoreError> {
+        let mut tx = self.write_tx().await?;
+        let bundle = bundles::bump_sequence(&mut tx, td, unix_now()).await?;
+        tx.commit().await?;
+        Ok(bundle)
+    }
 }
 
 #[async_trait]
@@ -295,6 +341,23 @@ mod tests {
 
     use super::test_support::{entry, id};
     use super::*;
+
+    #[tokio::test]
+    async fn database_files_are_owner_only_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        // A file left world-readable by an older version is tightened too.
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let store = SqliteDatastore::open(&path).await.unwrap();
+        store.create_join_token("t", 1_000).await.unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let file = format!("{}{suffix}", path.display());
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}");
+        }
+    }
 
     #[tokio::test]
     async fn opens_the_file_in_wal_mode_with_foreign_keys() {

@@ -26,20 +26,21 @@ impl bundle_server::Bundle for Api {
             .await
             .map_err(datastore_status)?
             .ok_or_else(|| Status::unavailable("the bundle has not been published yet"))?;
+        let tainted = self.state.ca.tainted_authorities();
+        let tainted_kids = self.state.ca.tainted_jwt_kids();
         Ok(Response::new(types::Bundle {
             trust_domain: stored.trust_domain.name().to_string(),
             x509_authorities: stored
                 .x509_authorities
                 .into_iter()
                 .map(|asn1| types::X509Certificate {
+                    tainted: tainted.iter().any(|t| t.as_ref() == asn1.as_slice()),
                     asn1,
-                    tainted: false,
                 })
                 .collect(),
-            // TODO: JWT keys come from this server's CA, not the datastore, and changes to
-            // them alone do not raise the sequence number; they rotate together with the
-            // X.509 authorities, whose changes do. Store them with the bundle when several
-            // servers share a datastore (issue #7).
+            // TODO: JWT keys and taint flags come from this server's CA, not the datastore
+            // (changes to them raise the sequence number through publish_authority_change).
+            // Store them with the bundle when several servers share a datastore (issue #7).
             jwt_authorities: self
                 .state
                 .ca
@@ -49,7 +50,7 @@ impl bundle_server::Bundle for Api {
                     public_key: k.public_key().to_spki_der(),
                     key_id: k.kid().to_owned(),
                     expires_at: unix_seconds(k.not_after()),
-                    tainted: false,
+                    tainted: tainted_kids.iter().any(|t| t == k.kid()),
                 })
                 .collect(),
             refresh_hint: stored.refresh_hint,

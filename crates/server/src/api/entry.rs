@@ -99,7 +99,7 @@ impl entry_server::Entry for Api {
                         tracing::info!(
                             entry.id = %created.id,
                             spiffe_id = %created.spiffe_id,
-                            caller.uid = ?uid,
+                            caller.uid = uid,
                             "Entry created"
                         );
                         batch_create_entry_response::Result {

@@ -4,6 +4,7 @@
 mod agent;
 mod bundle;
 mod entry;
+mod localauthority;
 mod svid;
 
 use std::sync::Arc;
@@ -54,10 +55,10 @@ impl Api {
         hint: String,
         kind: SvidKind,
     ) -> Result<types::X509svid, Status> {
-        let leaf = self
+        let chain = self
             .state
             .ca
-            .sign_x509_svid(&SvidParams {
+            .sign_x509_svid_chain(&SvidParams {
                 spiffe_id: id.clone(),
                 public_key_der,
                 ttl,
@@ -65,11 +66,15 @@ impl Api {
             })
             .map_err(ca_status)?;
         self.state.metrics.svid_signed(kind);
-        let expires_at = lanyard_spiffe::x509::not_after_of(&leaf)
+        let leaf = chain
+            .first()
+            .ok_or_else(|| Status::internal("signing returned no certificate"))?;
+        let expires_at = lanyard_spiffe::x509::not_after_of(leaf)
             .map(unix_seconds)
             .map_err(|e| Status::internal(format!("signed certificate: {e}")))?;
-        // A self-signed CA has no intermediates; an upstream authority (issue #6) adds them.
-        let cert_chain = vec![leaf.to_vec()];
+        // The leaf, then (under an upstream authority) the server's CA and the upstream
+        // intermediates, so the chain validates against the upstream roots in the bundle.
+        let cert_chain = chain.iter().map(|c| c.to_vec()).collect();
         Ok(types::X509svid {
             cert_chain,
             id: Some(wire_id(id)),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Stream;
-use lanyard_telemetry::{GrpcCallLayer, RpcMetrics};
+use lanyard_telemetry::{GrpcCallLayer, HealthService, RpcMetrics};
 use tokio::net::UnixListener;
 use tokio::sync::watch;
 
@@ -61,6 +61,7 @@ pub struct WorkloadListener {
     file_id: (u64, u64),
     grace: Duration,
     rpc: Option<RpcMetrics>,
+    health: Option<HealthService>,
 }
 
 impl WorkloadListener {
@@ -103,6 +104,7 @@ impl WorkloadListener {
             file_id: (meta.dev(), meta.ino()),
             grace: DEFAULT_SHUTDOWN_GRACE,
             rpc: None,
+            health: None,
         })
     }
 
@@ -125,6 +127,15 @@ impl WorkloadListener {
     #[must_use]
     pub fn metrics(mut self, rpc: RpcMetrics) -> Self {
         self.rpc = Some(rpc);
+        self
+    }
+
+    /// Also serves `grpc.health.v1.Health` on the socket. Unlike the Workload API it needs
+    /// neither the security header nor an attested caller, and says only `SERVING` or
+    /// `NOT_SERVING`.
+    #[must_use]
+    pub fn health(mut self, health: HealthService) -> Self {
+        self.health = Some(health);
         self
     }
 
@@ -151,10 +162,12 @@ impl WorkloadListener {
             file_id,
             grace,
             rpc,
+            health,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let (kill_tx, kill_rx) = watch::channel(false);
         let mut server_stop = stop_rx.clone();
+        let health = health.map(|h| h.stop_watches_on(stop_rx.clone()).into_server());
         let service = WorkloadApiServer::new(source)
             .stop_streams_on(stop_rx)
             .into_service();
@@ -163,6 +176,7 @@ impl WorkloadListener {
         let serving = tonic::transport::Server::builder()
             .layer(GrpcCallLayer::new(rpc))
             .add_service(service)
+            .add_optional_service(health)
             .serve_with_incoming_shutdown(accept(listener, kill_rx), async move {
                 let _stop = server_stop.wait_for(|s| *s).await.is_ok();
             });
@@ -271,7 +285,11 @@ fn accept(
                 match PeerConn::new(stream, kill.clone()) {
                     Ok(conn) => {
                         let caller = conn.caller();
-                        tracing::debug!(peer.uid = caller.uid, peer.pid = ?caller.pid, "Workload API connection accepted");
+                        tracing::debug!(
+                            peer.uid = caller.uid,
+                            peer.pid = caller.pid,
+                            "Workload API connection accepted"
+                        );
                         return Some((Ok(conn), (listener, kill, failures)));
                     }
                     Err(e) => {

@@ -1,0 +1,310 @@
+//! `lanyard server localauthority x509|jwt show|prepare|activate|taint|revoke`: forced rotation
+//! and revocation of the server's own authorities through the LocalAuthority API.
+//!
+//! The order is prepare → activate → taint the replaced authority → revoke it. X.509
+//! authorities are named by subject key identifier (hex), JWT authorities by key ID.
+//!
+//! Until agents act on the tainted flag (see `lanyard_ca::manager`), revoke only after agent
+//! and workload SVIDs have renewed under the new authority.
+
+use anyhow::Context;
+use lanyard_proto::spire::api::server::bundle::v1::{
+    GetBundleRequest, bundle_client::BundleClient,
+};
+use lanyard_proto::spire::api::server::localauthority::v1::{
+    self as wire, local_authority_client::LocalAuthorityClient,
+};
+use serde_json::{Value, json};
+use tonic::transport::Channel;
+
+use super::OutputFormat;
+use super::server::SocketArg;
+use crate::admin;
+use crate::output::{self, out};
+
+/// Which authorities to manage.
+#[derive(clap::Subcommand, Debug)]
+pub(crate) enum LocalAuthorityCommand {
+    /// X.509 authorities (the CA certificates that sign X509-SVIDs).
+    #[command(subcommand)]
+    X509(Action),
+    /// JWT authorities (the keys that sign JWT-SVIDs).
+    #[command(subcommand)]
+    Jwt(Action),
+}
+
+/// One step of a forced rotation.
+#[derive(clap::Subcommand, Debug)]
+pub(crate) enum Action {
+    /// Print the active, prepared and old authorities with their ids, expiry and taint.
+    Show(Common),
+    /// Make a new authority now and publish it in the bundle (replaces a prepared one).
+    Prepare(Common),
+    /// Make the prepared authority sign; the active one becomes old.
+    Activate(WithId),
+    /// Flag the old authority tainted in the bundle agents receive.
+    Taint(WithId),
+    /// Remove the tainted old authority from the bundle.
+    Revoke(WithId),
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct Common {
+    #[command(flatten)]
+    socket: SocketArg,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    output: OutputFormat,
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct WithId {
+    /// The authority: subject key identifier in hex (x509) or key ID (jwt), as `show` prints it.
+    #[arg(long)]
+    authority_id: String,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    X509,
+    Jwt,
+}
+
+impl Kind {
+    fn label(self) -> &'static str {
+        match self {
+            Kind::X509 => "X.509",
+            Kind::Jwt => "JWT",
+        }
+    }
+}
+
+/// The slots `show` prints.
+struct States {
+    active: Option<wire::AuthorityState>,
+    prepared: Option<wire::AuthorityState>,
+    old: Option<wire::AuthorityState>,
+}
+
+impl LocalAuthorityCommand {
+    pub(crate) async fn run(self) -> anyhow::Result<()> {
+        let (kind, action) = match self {
+            LocalAuthorityCommand::X509(a) => (Kind::X509, a),
+            LocalAuthorityCommand::Jwt(a) => (Kind::Jwt, a),
+        };
+        match action {
+            Action::Show(c) => show(kind, &c).await,
+            Action::Prepare(c) => {
+                let mut client = client(&c).await?;
+                let state = match kind {
+                    Kind::X509 => client
+                        .prepare_x509_authority(wire::PrepareX509AuthorityRequest {})
+                        .await
+                        .map(|r| r.into_inner().prepared_authority),
+                    Kind::Jwt => client
+                        .prepare_jwt_authority(wire::PrepareJwtAuthorityRequest {})
+                        .await
+                        .map(|r| r.into_inner().prepared_authority),
+                }
+                .map_err(|s| admin::rpc_error("cannot prepare an authority", s))?;
+                print_result(kind, "Prepared", state, false, c.output)
+            }
+            Action::Activate(a) => {
+                let mut client = client(&a.common).await?;
+                let authority_id = a.authority_id;
+                let state = match kind {
+                    Kind::X509 => client
+                        .activate_x509_authority(wire::ActivateX509AuthorityRequest {
+                            authority_id,
+                        })
+                        .await
+                        .map(|r| r.into_inner().activated_authority),
+                    Kind::Jwt => client
+                        .activate_jwt_authority(wire::ActivateJwtAuthorityRequest { authority_id })
+                        .await
+                        .map(|r| r.into_inner().activated_authority),
+                }
+                .map_err(|s| admin::rpc_error("cannot activate the authority", s))?;
+                print_result(kind, "Activated", state, false, a.common.output)
+            }
+            Action::Taint(a) => {
+                let mut client = client(&a.common).await?;
+                let authority_id = a.authority_id;
+                let state = match kind {
+                    Kind::X509 => client
+                        .taint_x509_authority(wire::TaintX509AuthorityRequest { authority_id })
+                        .await
+                        .map(|r| r.into_inner().tainted_authority),
+                    Kind::Jwt => client
+                        .taint_jwt_authority(wire::TaintJwtAuthorityRequest { authority_id })
+                        .await
+                        .map(|r| r.into_inner().tainted_authority),
+                }
+                .map_err(|s| admin::rpc_error("cannot taint the authority", s))?;
+                print_result(kind, "Tainted", state, true, a.common.output)
+            }
+            Action::Revoke(a) => {
+                let mut client = client(&a.common).await?;
+                let authority_id = a.authority_id;
+                let state = match kind {
+                    Kind::X509 => client
+                        .revoke_x509_authority(wire::RevokeX509AuthorityRequest { authority_id })
+                        .await
+                        .map(|r| r.into_inner().revoked_authority),
+                    Kind::Jwt => client
+                        .revoke_jwt_authority(wire::RevokeJwtAuthorityRequest { authority_id })
+                        .await
+                        .map(|r| r.into_inner().revoked_authority),
+                }
+                .map_err(|s| admin::rpc_error("cannot revoke the authority", s))?;
+                print_result(kind, "Revoked", state, true, a.common.output)
+            }
+        }
+    }
+}
+
+async fn client(c: &Common) -> anyhow::Result<LocalAuthorityClient<Channel>> {
+    Ok(LocalAuthorityClient::new(
+        admin::connect(&c.socket.socket).await?,
+    ))
+}
+
+async fn show(kind: Kind, c: &Common) -> anyhow::Result<()> {
+    let channel = admin::connect(&c.socket.socket).await?;
+    let mut client = LocalAuthorityClient::new(channel.clone());
+    let states = match kind {
+        Kind::X509 => client
+            .get_x509_authority_state(wire::GetX509AuthorityStateRequest {})
+            .await
+            .map(|r| {
+                let r = r.into_inner();
+                States {
+                    active: r.active,
+                    prepared: r.prepared,
+                    old: r.old,
+                }
+            }),
+        Kind::Jwt => client
+            .get_jwt_authority_state(wire::GetJwtAuthorityStateRequest {})
+            .await
+            .map(|r| {
+                let r = r.into_inner();
+                States {
+                    active: r.active,
+                    prepared: r.prepared,
+                    old: r.old,
+                }
+            }),
+    }
+    .map_err(|s| admin::rpc_error("cannot read the authorities", s))?;
+
+    // The LocalAuthority API does not report taint; the bundle does.
+    let tainted = tainted_ids(kind, channel).await?;
+    let is_tainted = |s: &wire::AuthorityState| tainted.contains(&s.authority_id);
+    let slots = [
+        ("active", states.active),
+        ("prepared", states.prepared),
+        ("old", states.old),
+    ];
+
+    match c.output {
+        OutputFormat::Json => {
+            let mut obj = serde_json::Map::new();
+            for (slot, state) in slots {
+                let value = state
+                    .map(|s| state_json(&s, is_tainted(&s)))
+                    .unwrap_or(Value::Null);
+                obj.insert(slot.to_owned(), value);
+            }
+            output::print_json(&Value::Object(obj))
+        }
+        OutputFormat::Pretty => {
+            for (i, (slot, state)) in slots.into_iter().enumerate() {
+                if i > 0 {
+                    out!();
+                }
+                let title = format!("{}{}", slot[..1].to_uppercase(), &slot[1..]);
+                match state {
+                    Some(s) => {
+                        out!("{title} {} authority:", kind.label());
+                        print_state(&s, is_tainted(&s));
+                    }
+                    None => out!("{title} {} authority: none", kind.label()),
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The ids of the authorities the bundle flags tainted.
+async fn tainted_ids(kind: Kind, channel: Channel) -> anyhow::Result<Vec<String>> {
+    let bundle = BundleClient::new(channel)
+        .get_bundle(GetBundleRequest::default())
+        .await
+        .map_err(|s| admin::rpc_error("cannot read the bundle", s))?
+        .into_inner();
+    match kind {
+        Kind::X509 => bundle
+            .x509_authorities
+            .iter()
+            .filter(|a| a.tainted)
+            .map(|a| {
+                lanyard_ca::x509_authority_id(&a.asn1)
+                    .context("the server returned a malformed bundle certificate")
+            })
+            .collect(),
+        Kind::Jwt => Ok(bundle
+            .jwt_authorities
+            .into_iter()
+            .filter(|k| k.tainted)
+            .map(|k| k.key_id)
+            .collect()),
+    }
+}
+
+fn print_result(
+    kind: Kind,
+    verb: &str,
+    state: Option<wire::AuthorityState>,
+    tainted: bool,
+    format: OutputFormat,
+) -> anyhow::Result<()> {
+    let state = state.context("the server's answer names no authority")?;
+    match format {
+        OutputFormat::Json => output::print_json(&state_json(&state, tainted)),
+        OutputFormat::Pretty => {
+            out!("{verb} {} authority:", kind.label());
+            print_state(&state, tainted);
+            Ok(())
+        }
+    }
+}
+
+fn print_state(s: &wire::AuthorityState, tainted: bool) {
+    out!("  Authority ID : {}", s.authority_id);
+    out!("  Expires at   : {}", expiry(s.expires_at));
+    out!("  Tainted      : {tainted}");
+}
+
+fn state_json(s: &wire::AuthorityState, tainted: bool) -> Value {
+    json!({
+        "authority_id": s.authority_id,
+        "expires_at": s.expires_at,
+        "tainted": tainted,
+    })
+}
+
+/// Unix seconds as RFC 3339; a value before the epoch is printed as the number.
+fn expiry(unix: i64) -> String {
+    u64::try_from(unix)
+        .map(|s| {
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(s),
+            )
+            .to_string()
+        })
+        .unwrap_or_else(|_| unix.to_string())
+}
