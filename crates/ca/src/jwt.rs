@@ -14,7 +14,7 @@ use crate::authority::BACKDATE;
 use crate::error::{CaError, fmt_time};
 use crate::journal::{JwtRecord, Status};
 use crate::key::validate_key_id;
-use crate::schedule::{activate_at, prepare_at};
+use crate::schedule::{activate_at, prepare_at, prune_at};
 use crate::slots::Minter;
 
 /// The two key manager ids JWT signing keys alternate between.
@@ -102,6 +102,11 @@ impl JwtKey {
         }
     }
 
+    /// Whether it still belongs in the bundle at `now` (see [`prune_at`]).
+    pub(crate) fn published_at(&self, now: SystemTime) -> bool {
+        now < prune_at(self.info.not_before, self.info.not_after)
+    }
+
     pub(crate) fn retire(&self) -> JwtKey {
         JwtKey {
             signer: None,
@@ -131,9 +136,10 @@ impl JwtSlots {
         records
     }
 
-    /// Old (while unexpired at `now`), active and prepared, oldest first.
+    /// Old (until its grace period after expiry ends at `now`), active and prepared, oldest
+    /// first.
     pub(crate) fn published(&self, now: SystemTime) -> Vec<JwtAuthority> {
-        let old = self.old.as_ref().filter(|o| now < o.info.not_after);
+        let old = self.old.as_ref().filter(|o| o.published_at(now));
         old.into_iter()
             .chain(Some(&self.active))
             .chain(self.prepared.as_ref())
@@ -193,10 +199,16 @@ impl Minter {
     ) -> Result<(JwtDraft, bool), CaError> {
         let mut draft = JwtDraft::default();
         let mut dropped = false;
+        let mut keyless_active = None;
         for record in records {
             validate_key_id(&record.key_id).map_err(|e| CaError::CorruptJournal(e.to_string()))?;
+            let not_before = UNIX_EPOCH + Duration::from_secs(record.not_before);
             let not_after = UNIX_EPOCH + Duration::from_secs(record.not_after);
-            if now >= not_after {
+            let gone = match record.status {
+                Status::Old => prune_at(not_before, not_after),
+                _ => not_after,
+            };
+            if now >= gone {
                 dropped = true;
                 continue;
             }
@@ -206,7 +218,7 @@ impl Minter {
             let info = JwtAuthority {
                 kid: record.kid.clone(),
                 public_key,
-                not_before: UNIX_EPOCH + Duration::from_secs(record.not_before),
+                not_before,
                 not_after,
             };
             let signer = if record.status == Status::Old {
@@ -216,10 +228,19 @@ impl Minter {
                     tracing::warn!(
                         key.id = %record.key_id,
                         kid = %record.kid,
-                        "Key of a {:?} JWT authority is missing from the key manager; dropping it",
+                        "Key of a {:?} JWT authority is missing from the key manager; a new key \
+                         replaces it",
                         record.status
                     );
                     dropped = true;
+                    if record.status == Status::Active {
+                        keyless_active = Some(JwtKey {
+                            info,
+                            key_id: record.key_id.clone(),
+                            signer: None,
+                            tainted: false,
+                        });
+                    }
                     continue;
                 };
                 let key = JwtSigningKey::from_pkcs8(&key.serialize_der())?;
@@ -259,6 +280,11 @@ impl Minter {
                 "active and prepared jwt keys share a key id".to_owned(),
             ));
         }
+        // As for X.509 authorities: an active key whose private half is gone stays published
+        // as the old key, so the tokens it signed keep validating until they expire.
+        if keyless_active.is_some() {
+            draft.old = keyless_active;
+        }
         Ok((draft, dropped))
     }
 
@@ -272,7 +298,7 @@ impl Minter {
     ) -> Result<bool, CaError> {
         let mut changed = false;
         let expired = |k: &Option<JwtKey>| k.as_ref().is_some_and(|k| now >= k.info.not_after);
-        if expired(&draft.old) {
+        if draft.old.as_ref().is_some_and(|o| !o.published_at(now)) {
             draft.old = None;
             changed = true;
         }

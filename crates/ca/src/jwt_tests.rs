@@ -119,11 +119,18 @@ async fn prepared_key_is_published_before_it_signs_and_keys_alternate_ids() {
         ]
     );
 
-    // The second key's successor is prepared a few seconds before the first expires.
+    // The second key's successor is prepared a few seconds before the first expires; the
+    // expired first key stays published for its grace period.
     h.clock.set(first.not_after());
+    ca.rotate().await.unwrap();
+    let published = kids(&ca);
+    assert_eq!(published.len(), 3);
+    assert_eq!(published[0], first.kid());
+
+    h.clock.set(prune_at(first.not_before(), first.not_after()));
     assert!(
         ca.rotate().await.unwrap(),
-        "dropping the expired key changes the bundle"
+        "pruning the expired key changes the bundle"
     );
     let published = kids(&ca);
     assert_eq!(published.len(), 2);

@@ -146,6 +146,7 @@ impl CaManager {
         let previous = std::mem::replace(&mut next.active, prepared);
         next.old = Some(Retired {
             cert: previous.authority.cert().clone(),
+            not_before: previous.authority.not_before(),
             not_after: previous.authority.not_after(),
             key_id: previous.key_id.clone(),
             tainted: false,

@@ -201,13 +201,14 @@ impl CaManager {
     }
 
     /// The certificates that belong in the trust bundle at `clock.now()`, oldest first: the old
-    /// authority while unexpired, the active one, and the prepared one. An authority an upstream
+    /// authority until the grace period after its expiry ends (see
+    /// [`crate::schedule::prune_at`]), the active one, and the prepared one. An authority an upstream
     /// signed is represented by the upstream roots instead (each root once).
     pub fn authorities(&self) -> Vec<CertificateDer<'static>> {
         let now = self.clock.now();
         let slots = self.snapshot();
         let mut certs = Vec::with_capacity(3);
-        if let Some(old) = slots.old.as_ref().filter(|o| now < o.not_after) {
+        if let Some(old) = slots.old.as_ref().filter(|o| o.published_at(now)) {
             match &old.upstream {
                 Some(up) => certs.extend(up.roots.iter().cloned()),
                 None => certs.push(old.cert.clone()),
@@ -248,7 +249,7 @@ impl CaManager {
     }
 
     /// The JWT signing keys that belong in the bundle at `clock.now()`, oldest first: the old
-    /// key while unexpired, the active one, and the prepared one (published before it signs
+    /// key until the grace period after its expiry ends, the active one, and the prepared one (published before it signs
     /// anything, so validators know it before they meet its tokens).
     pub fn jwt_authorities(&self) -> Vec<JwtAuthority> {
         self.jwt_snapshot().published(self.clock.now())
@@ -386,6 +387,7 @@ impl fmt::Debug for CaManager {
 mod tests {
     use super::*;
     use crate::journal::Status;
+    use crate::schedule::prune_at;
     use crate::test_support::{HOUR, Harness, issuer_index, schedule_of, serials, verify_leaf};
     use std::time::SystemTime;
 
@@ -462,8 +464,14 @@ mod tests {
 
         h.clock.set(first.not_after());
         assert!(
+            !ca.rotate().await.unwrap(),
+            "the expired old CA stays for its grace period"
+        );
+        assert_eq!(serials(&ca.authorities())[0], first.serial_hex());
+        h.clock.set(prune_at(first.not_before(), first.not_after()));
+        assert!(
             ca.rotate().await.unwrap(),
-            "dropping the expired old CA changes the bundle"
+            "pruning the expired old CA changes the bundle"
         );
         assert_eq!(
             serials(&ca.authorities()),
@@ -490,9 +498,71 @@ mod tests {
         h.clock.set(second.not_after());
         assert!(ca.rotate().await.unwrap());
         let bundle = serials(&ca.authorities());
-        assert_eq!(bundle.len(), 2);
-        assert_eq!(bundle[0], third.serial_hex());
-        assert_eq!(ca.prepared().unwrap().serial_hex(), bundle[1]);
+        assert_eq!(bundle.len(), 3, "the expired second is in its grace period");
+        assert_eq!(bundle[0], second.serial_hex());
+        assert_eq!(bundle[1], third.serial_hex());
+        assert_eq!(ca.prepared().unwrap().serial_hex(), bundle[2]);
+        h.clock
+            .set(prune_at(second.not_before(), second.not_after()));
+        assert!(ca.rotate().await.unwrap());
+        assert_eq!(serials(&ca.authorities()), bundle[1..]);
+    }
+
+    #[tokio::test]
+    async fn expired_old_authority_leaves_the_bundle_when_its_grace_period_ends() {
+        let h = Harness::new();
+        let ca = h.load().await.unwrap();
+        let first = ca.active();
+        let first_jwt = ca.active_jwt_authority();
+        let (_, activate) = schedule_of(&first);
+        h.clock.set(activate);
+        ca.rotate().await.unwrap();
+        assert_ne!(ca.active().serial_hex(), first.serial_hex());
+
+        h.clock.set(first.not_after());
+        assert!(!ca.rotate().await.unwrap());
+        let has_first =
+            |ca: &CaManager| serials(&ca.authorities()).contains(&first.serial_hex().to_owned());
+        let has_first_jwt = |ca: &CaManager| {
+            ca.jwt_authorities()
+                .iter()
+                .any(|k| k.kid() == first_jwt.kid())
+        };
+        assert!(has_first(&ca), "expired, but in its grace period");
+        assert!(has_first_jwt(&ca), "the JWT key too");
+        let restarted = h.load().await.unwrap();
+        assert!(
+            has_first(&restarted) && has_first_jwt(&restarted),
+            "a restart keeps it"
+        );
+
+        let pruned = prune_at(first.not_before(), first.not_after());
+        assert_eq!(
+            pruned,
+            first.not_after()
+                + (first
+                    .not_after()
+                    .duration_since(first.not_before())
+                    .unwrap()
+                    / 6)
+        );
+        h.clock.set(pruned - Duration::from_secs(1));
+        assert!(!ca.rotate().await.unwrap());
+        assert!(has_first(&ca));
+
+        h.clock.set(pruned);
+        assert!(
+            !has_first(&ca),
+            "gone from the bundle at the end of the grace"
+        );
+        assert!(
+            ca.rotate().await.unwrap(),
+            "pruning reports a bundle change, so the server raises the sequence"
+        );
+        assert!(!has_first(&ca) && !has_first_jwt(&ca));
+        assert_eq!(h.statuses()[0].0, Status::Active, "and from the journal");
+        let restarted = h.load().await.unwrap();
+        assert!(!has_first(&restarted));
     }
 
     #[tokio::test]

@@ -13,7 +13,7 @@ use crate::error::{CaError, fmt_time};
 use crate::journal::{Record, Status};
 use crate::key::{KeyManager, validate_key_id};
 use crate::manager::{CaConfig, X509_KEY_IDS};
-use crate::schedule::{activate_at, prepare_at};
+use crate::schedule::{activate_at, prepare_at, prune_at};
 use crate::upstream::{UpstreamAuthority, UpstreamChain};
 
 /// An authority that can sign, with the key id its key is stored under.
@@ -28,12 +28,21 @@ pub(crate) struct Signer {
 #[derive(Clone)]
 pub(crate) struct Retired {
     pub(crate) cert: CertificateDer<'static>,
+    pub(crate) not_before: SystemTime,
     pub(crate) not_after: SystemTime,
     pub(crate) key_id: String,
     /// Marked for replacement through the LocalAuthority API (see `local_authority.rs`).
     pub(crate) tainted: bool,
     /// Set when an upstream authority signed the certificate: its roots stay in the bundle.
     pub(crate) upstream: Option<UpstreamChain>,
+}
+
+impl Retired {
+    /// Whether it still belongs in the bundle at `now`: until the grace period after its
+    /// expiry ends (see [`prune_at`]).
+    pub(crate) fn published_at(&self, now: SystemTime) -> bool {
+        now < prune_at(self.not_before, self.not_after)
+    }
 }
 
 /// The published state.
@@ -122,7 +131,8 @@ pub(crate) struct Minter {
 }
 
 impl Minter {
-    /// Turns journal records into a draft, dropping expired ones and ones whose key is gone.
+    /// Turns journal records into a draft, dropping expired ones (an old one once its grace
+    /// period is over) and ones whose key is gone.
     /// Returns whether anything was dropped (so the journal needs saving).
     pub(crate) fn restore(
         &self,
@@ -131,12 +141,17 @@ impl Minter {
     ) -> Result<(Draft, bool), CaError> {
         let mut draft = Draft::default();
         let mut dropped = false;
+        let mut keyless_active = None;
         for record in records {
             validate_key_id(&record.key_id).map_err(|e| CaError::CorruptJournal(e.to_string()))?;
-            let (_, not_after) = validity_of(&record.cert_der).map_err(|e| {
+            let (not_before, not_after) = validity_of(&record.cert_der).map_err(|e| {
                 CaError::CorruptJournal(format!("certificate of key id '{}': {e}", record.key_id))
             })?;
-            if now >= not_after {
+            let gone = match record.status {
+                Status::Old => prune_at(not_before, not_after),
+                _ => not_after,
+            };
+            if now >= gone {
                 dropped = true;
                 continue;
             }
@@ -149,6 +164,7 @@ impl Minter {
                 }
                 draft.old = Some(Retired {
                     cert: CertificateDer::from(record.cert_der.clone()),
+                    not_before,
                     not_after,
                     key_id: record.key_id.clone(),
                     tainted: record.tainted,
@@ -160,10 +176,20 @@ impl Minter {
             let Some(key) = self.km.get_key(&record.key_id)? else {
                 tracing::warn!(
                     key.id = %record.key_id,
-                    "Key of a {:?} CA is missing from the key manager; dropping that CA",
+                    "Key of a {:?} CA is missing from the key manager; a new CA replaces it",
                     record.status
                 );
                 dropped = true;
+                if record.status == Status::Active {
+                    keyless_active = Some(Retired {
+                        cert: CertificateDer::from(record.cert_der.clone()),
+                        not_before,
+                        not_after,
+                        key_id: record.key_id.clone(),
+                        tainted: false,
+                        upstream: record.upstream.clone(),
+                    });
+                }
                 continue;
             };
             let authority =
@@ -198,6 +224,12 @@ impl Minter {
                 "active and prepared authorities share a key id".to_owned(),
             ));
         }
+        // An active authority whose key is gone (a memory key manager after a restart) cannot
+        // sign, but what it signed is still valid: it takes the old slot, so its certificate
+        // stays in the bundle until it expires. It is newer than any old one it displaces.
+        if keyless_active.is_some() {
+            draft.old = keyless_active;
+        }
         Ok((draft, dropped))
     }
 
@@ -205,7 +237,7 @@ impl Minter {
     pub(crate) fn advance(&self, draft: &mut Draft, now: SystemTime) -> Result<bool, CaError> {
         let mut changed = false;
 
-        if draft.old.as_ref().is_some_and(|o| now >= o.not_after) {
+        if draft.old.as_ref().is_some_and(|o| !o.published_at(now)) {
             draft.old = None;
             changed = true;
         }
@@ -250,7 +282,7 @@ impl Minter {
         let due = now >= activate_at(a.not_before(), a.not_after());
         match draft.prepared.take() {
             Some(next) if due => {
-                if draft.old.is_some() {
+                if draft.old.as_ref().is_some_and(|o| now < o.not_after) {
                     tracing::warn!(
                         "Replacing an unexpired old CA; SVIDs it signed lose their root"
                     );
@@ -262,6 +294,7 @@ impl Minter {
                 );
                 draft.old = Some(Retired {
                     cert: a.cert().clone(),
+                    not_before: a.not_before(),
                     not_after: a.not_after(),
                     key_id: active.key_id.clone(),
                     tainted: false,
@@ -322,19 +355,38 @@ mod tests {
     use crate::test_support::{HOUR, Harness, serials, verify_leaf};
 
     #[tokio::test]
-    async fn lost_keys_lead_to_a_new_ca() {
+    async fn lost_keys_lead_to_a_new_ca_and_the_old_one_stays_published() {
         let mut h = Harness::new();
-        let first = h.load().await.unwrap().active();
+        let before = h.load().await.unwrap();
+        let first = before.active();
+        let first_jwt = before.active_jwt_authority();
+        let signed = h.sign(&before, HOUR);
 
         h.km = Arc::new(MemoryKeyManager::new());
         let ca = h.load().await.unwrap();
         assert_ne!(ca.active().serial_hex(), first.serial_hex());
-        assert_eq!(ca.authorities().len(), 1);
         assert_eq!(
-            h.statuses().len(),
-            1,
-            "journal rewritten without the lost CA"
+            serials(&ca.authorities()),
+            vec![first.serial_hex(), ca.active().serial_hex()],
+            "the keyless CA is now the old one"
         );
+        verify_leaf(&signed, &ca.authorities(), h.now()).unwrap();
+        assert_eq!(
+            h.statuses(),
+            vec![
+                (Status::Old, "x509-CA-A".to_owned()),
+                (Status::Active, "x509-CA-A".to_owned())
+            ],
+            "journal rewritten with the lost CA as old"
+        );
+        let kids: Vec<String> = ca
+            .jwt_authorities()
+            .iter()
+            .map(|k| k.kid().to_owned())
+            .collect();
+        assert_eq!(kids.len(), 2);
+        assert_eq!(kids[0], first_jwt.kid());
+        assert_ne!(ca.active_jwt_authority().kid(), first_jwt.kid());
     }
 
     #[tokio::test]

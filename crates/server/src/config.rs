@@ -21,6 +21,8 @@ pub struct ServerConfig {
     pub bind: SocketAddr,
     /// Unix socket of the admin API.
     pub socket_path: PathBuf,
+    /// Where the CA's private keys live (SPIRE's `KeyManager` plugin); on disk by default.
+    pub key_manager: KeyManagerKind,
     /// Key type of the X.509 CA.
     pub ca_key_type: KeyType,
     /// Key type of the JWT signing keys (SPIRE's `jwt_key_type`).
@@ -47,6 +49,21 @@ pub struct ServerConfig {
     /// SPIRE's `UpstreamAuthority "disk"`: an operator's CA signs the server's CAs, and the
     /// trust bundle holds its roots. None by default: the server's CAs are self-signed.
     pub upstream: Option<UpstreamDisk>,
+}
+
+/// Where the server keeps the private keys of its CAs and JWT signing keys.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KeyManagerKind {
+    /// SPIRE's `KeyManager "disk"`: one file per key under `<data_dir>/keys`, so that a restart
+    /// keeps the CA.
+    #[default]
+    Disk,
+    /// SPIRE's `KeyManager "memory"`: keys live in the process only, and no key touches the
+    /// disk. A restart makes a new CA and JWT key: the journal's authorities whose keys are
+    /// gone cannot sign again, and the prepared one is dropped; the formerly active one stays
+    /// in the bundle as the old authority until it expires (plus the grace period), so what it
+    /// signed keeps verifying. Overrides the default of keeping keys on disk.
+    Memory,
 }
 
 /// Where an upstream CA on disk keeps its files (SPIRE's `UpstreamAuthority "disk"`).
@@ -98,6 +115,7 @@ impl ServerConfig {
             data_dir,
             bind: SocketAddr::from(([127, 0, 0, 1], 8081)),
             socket_path: PathBuf::from(DEFAULT_SOCKET),
+            key_manager: KeyManagerKind::Disk,
             ca_key_type: KeyType::EcP256,
             jwt_key_type: KeyType::EcP256,
             jwt_issuer: None,
@@ -149,10 +167,11 @@ impl ServerConfig {
                 humanize(self.ca_ttl)
             )));
         }
-        // JWT-SVIDs are left out: they are capped at their key's expiry instead, and a 5-minute
-        // default must not stop the short ca_ttl values that tests use.
+        // JWT-SVIDs follow the same rule: the JWT keys share the CA's lifetime and schedule,
+        // and a token is capped at its key's expiry.
         for (name, ttl) in [
             ("default_x509_svid_ttl", self.default_x509_svid_ttl),
+            ("default_jwt_svid_ttl", self.default_jwt_svid_ttl),
             ("agent_ttl", self.agent_ttl),
         ] {
             if ttl > largest {
@@ -228,6 +247,22 @@ mod tests {
             err.contains("largest default_x509_svid_ttl that works is 14400s"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn refuses_jwt_svid_ttl_that_the_ca_would_cut_short() {
+        let mut c = config();
+        c.ca_ttl = Duration::from_secs(600);
+        c.default_x509_svid_ttl = Duration::from_secs(60);
+        c.agent_ttl = Duration::from_secs(60);
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("default_jwt_svid_ttl 300s"), "{err}");
+        assert!(
+            err.contains("largest default_jwt_svid_ttl that works is 100s"),
+            "{err}"
+        );
+        c.default_jwt_svid_ttl = Duration::from_secs(100);
+        c.validate().unwrap();
     }
 
     #[test]

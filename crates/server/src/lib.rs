@@ -33,7 +33,8 @@ mod state;
 mod tls;
 
 pub use config::{
-    DEFAULT_BIND, DEFAULT_SOCKET, ServerConfig, UpstreamDisk, largest_untruncated_ttl,
+    DEFAULT_BIND, DEFAULT_SOCKET, KeyManagerKind, ServerConfig, UpstreamDisk,
+    largest_untruncated_ttl,
 };
 pub use error::ServerError;
 

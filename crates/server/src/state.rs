@@ -6,13 +6,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use lanyard_ca::{CaManager, Clock, DiskKeyManager, SystemClock};
+use lanyard_ca::{CaManager, Clock, DiskKeyManager, KeyManager, MemoryKeyManager, SystemClock};
 use lanyard_datastore::{AttestedAgent, Datastore, Entry, SqliteDatastore};
 use lanyard_spiffe::{BundleSource, SpiffeId, TrustDomain, X509Bundle};
 use lanyard_telemetry::{Metrics, ServerMetrics, SvidKind};
 
 use crate::authorized::EntryIndex;
-use crate::{ServerConfig, ServerError};
+use crate::{KeyManagerKind, ServerConfig, ServerError};
 
 /// The server's shared state.
 pub(crate) struct ServerState {
@@ -65,10 +65,16 @@ impl ServerState {
         let lock = lock_data_dir(&config.data_dir)?;
         let db_path = config.data_dir.join("datastore.sqlite3");
         let datastore = Arc::new(SqliteDatastore::open(&db_path).await?);
-        let keys_dir = config.data_dir.join("keys");
-        refuse_orphaned_keys(datastore.as_ref(), &keys_dir, &db_path).await?;
-        let keys =
-            Arc::new(DiskKeyManager::open(&keys_dir).map_err(|e| ServerError::Ca(e.into()))?);
+        let keys: Arc<dyn KeyManager> = match config.key_manager {
+            KeyManagerKind::Disk => {
+                let keys_dir = config.data_dir.join("keys");
+                refuse_orphaned_keys(datastore.as_ref(), &keys_dir, &db_path).await?;
+                Arc::new(DiskKeyManager::open(&keys_dir).map_err(|e| ServerError::Ca(e.into()))?)
+            }
+            // Nothing on disk to protect: a journal whose keys are gone yields a new CA, and
+            // the keyless active authority stays in the bundle as the old one.
+            KeyManagerKind::Memory => Arc::new(MemoryKeyManager::new()),
+        };
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let upstream = match &config.upstream {
             Some(disk) => {

@@ -205,3 +205,86 @@ async fn bad_mint_requests_are_refused_with_the_rule_and_the_server_keeps_servin
         .unwrap();
     server.stop().await.unwrap();
 }
+
+async fn x509_authorities(channel: &Channel) -> Vec<Vec<u8>> {
+    BundleClient::new(channel.clone())
+        .get_bundle(GetBundleRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .x509_authorities
+        .into_iter()
+        .map(|a| a.asn1)
+        .collect()
+}
+
+async fn mint_x509(channel: &Channel) -> Vec<u8> {
+    SvidClient::new(channel.clone())
+        .mint_x509svid(MintX509svidRequest {
+            csr: csr_for("spiffe://example.org/ops"),
+            ttl: 600,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .svid
+        .unwrap()
+        .cert_chain
+        .remove(0)
+}
+
+/// Every file under `dir`, relative to it.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn memory_key_manager_writes_no_key_and_a_restart_makes_a_new_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.key_manager = lanyard_server::KeyManagerKind::Memory;
+
+    let (server, channel) = start(&config).await;
+    let first_svid = mint_x509(&channel).await;
+    let first = x509_authorities(&channel).await;
+    assert_eq!(first.len(), 1);
+    server.stop().await.unwrap();
+    let data = dir.path().join("data");
+    assert!(!data.join("keys").exists(), "no key directory");
+    for file in files_under(&data) {
+        assert!(
+            file.starts_with("datastore.sqlite3") || file == "server.lock",
+            "unexpected file {file} in the data directory"
+        );
+    }
+
+    let (server, channel) = start(&config).await;
+    let second_svid = mint_x509(&channel).await;
+    let second = x509_authorities(&channel).await;
+    assert_eq!(
+        second.len(),
+        2,
+        "the keyless CA stays published as the old one"
+    );
+    assert_eq!(second[0], first[0]);
+    assert_ne!(second[1], first[0], "a new CA signs after the restart");
+    let issuer = |leaf: &[u8], ca: &[u8]| {
+        let (_, leaf) = x509_parser::parse_x509_certificate(leaf).unwrap();
+        let (_, ca) = x509_parser::parse_x509_certificate(ca).unwrap();
+        leaf.verify_signature(Some(ca.public_key())).is_ok()
+    };
+    assert!(issuer(&first_svid, &second[0]));
+    assert!(issuer(&second_svid, &second[1]));
+    assert!(!issuer(&second_svid, &second[0]));
+    assert!(!data.join("keys").exists());
+    server.stop().await.unwrap();
+}

@@ -338,6 +338,7 @@ async fn ca_rotation_steps_and_server_svid_renewals_are_counted() {
     config.ca_ttl = std::time::Duration::from_secs(6);
     config.default_x509_svid_ttl = std::time::Duration::from_secs(1);
     config.agent_ttl = std::time::Duration::from_secs(1);
+    config.default_jwt_svid_ttl = std::time::Duration::from_secs(1);
     let server = lanyard_server::start(config).await.unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let wanted = [

@@ -4,10 +4,13 @@
 //! Lanyard has no plugin system: the SQLite datastore, the on-disk key store, join-token
 //! attestation and the unix workload attestor are built in and always on. A `plugins {}`
 //! block is read to check that it asks for exactly those, with settings they can honour; a
-//! file without one gets the built-ins.
+//! file without one gets the built-ins. The server's `KeyManager "memory"` swaps the on-disk
+//! key store for one in memory.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+
+use lanyard_server::KeyManagerKind;
 
 use super::hcl::Entry;
 use super::{ConfigError, Key, Scope, walk};
@@ -133,6 +136,8 @@ pub(crate) struct ServerPlugins {
     pub(crate) sqlite_path: Option<(PathBuf, usize)>,
     /// `KeyManager "disk" { plugin_data { keys_path } }` and its line.
     pub(crate) keys_path: Option<(PathBuf, usize)>,
+    /// The enabled `KeyManager` block, `disk` or `memory`, and its line.
+    pub(crate) key_manager: Option<(lanyard_server::KeyManagerKind, usize)>,
     /// `UpstreamAuthority "disk" { plugin_data { cert_file_path key_file_path
     /// bundle_file_path } }`.
     pub(crate) upstream: Option<lanyard_server::UpstreamDisk>,
@@ -163,15 +168,11 @@ pub(crate) fn server(block: &Entry) -> Result<ServerPlugins, ConfigError> {
                     out.keys_path = Some((e.path()?, e.line));
                     Ok(())
                 })?;
+                one_key_manager(&mut out.key_manager, KeyManagerKind::Disk, plugin.line)?;
             }
             ("KeyManager", "memory") => {
-                return Err(ConfigError::Unsupported {
-                    what: "KeyManager \"memory\"".into(),
-                    line: plugin.line,
-                    rule: "Lanyard keeps the CA keys on disk under data_dir, so that a restart \
-                           keeps the CA; use KeyManager \"disk\""
-                        .into(),
-                });
+                no_settings(data, "KeyManager \"memory\"")?;
+                one_key_manager(&mut out.key_manager, KeyManagerKind::Memory, plugin.line)?;
             }
             ("NodeAttestor", "join_token") => no_settings(data, "NodeAttestor \"join_token\"")?,
             ("UpstreamAuthority", "disk") => out.upstream = Some(upstream_disk(data, plugin.line)?),
@@ -179,6 +180,31 @@ pub(crate) fn server(block: &Entry) -> Result<ServerPlugins, ConfigError> {
         }
     }
     Ok(out)
+}
+
+/// Records the server's key manager; SPIRE takes exactly one.
+fn one_key_manager(
+    slot: &mut Option<(KeyManagerKind, usize)>,
+    kind: KeyManagerKind,
+    line: usize,
+) -> Result<(), ConfigError> {
+    if let Some((first, first_line)) = slot {
+        return Err(ConfigError::Conflict(format!(
+            "KeyManager {:?} at line {line} and KeyManager {:?} at line {first_line}: a server \
+             has exactly one KeyManager; keep one of them",
+            key_manager_name(kind),
+            key_manager_name(*first)
+        )));
+    }
+    *slot = Some((kind, line));
+    Ok(())
+}
+
+fn key_manager_name(kind: KeyManagerKind) -> &'static str {
+    match kind {
+        KeyManagerKind::Disk => "disk",
+        KeyManagerKind::Memory => "memory",
+    }
 }
 
 /// SPIRE's `UpstreamAuthority "disk"`: the certificate and key files are required, the bundle

@@ -249,6 +249,9 @@ impl ServerFlags {
             config.telemetry = t;
         }
         config.upstream = file.plugins.upstream;
+        if let Some((kind, _)) = file.plugins.key_manager {
+            config.key_manager = kind;
+        }
 
         let log = LogSettings {
             level: self.log_level.or(file.log_level).unwrap_or_default(),

@@ -215,11 +215,6 @@ fn unimplemented_plugins_say_so() {
         err.starts_with("UpstreamAuthority \"vault\" (line 2) is a SPIRE plugin"),
         "{err}"
     );
-    let err = error("plugins {\n KeyManager \"memory\" {\n  plugin_data = {}\n }\n}\n");
-    assert!(
-        err.starts_with("KeyManager \"memory\" (line 2) is not supported yet"),
-        "{err}"
-    );
     let err = error(
         "plugins {\n DataStore \"sql\" {\n  plugin_data {\n   database_type = \"postgres\"\n  \
          }\n }\n}\n",
@@ -227,6 +222,29 @@ fn unimplemented_plugins_say_so() {
     assert!(
         err.starts_with("database_type \"postgres\" (line 4) is not supported yet"),
         "{err}"
+    );
+}
+
+#[test]
+fn key_manager_memory_keeps_the_ca_keys_in_memory() {
+    let s = load("plugins {\n KeyManager \"memory\" {\n  plugin_data = {}\n }\n}\n").unwrap();
+    assert_eq!(s.config.key_manager, lanyard_server::KeyManagerKind::Memory);
+    let s = load("plugins {\n KeyManager \"memory\" {}\n}\n").unwrap();
+    assert_eq!(s.config.key_manager, lanyard_server::KeyManagerKind::Memory);
+    let s = load("server {}\n").unwrap();
+    assert_eq!(s.config.key_manager, lanyard_server::KeyManagerKind::Disk);
+
+    let err =
+        error("plugins {\n KeyManager \"memory\" {\n  plugin_data { directory = \"/x\" }\n }\n}\n");
+    assert!(err.contains("directory"), "{err}");
+    let err = error(
+        "plugins {\n KeyManager \"disk\" {\n  plugin_data {}\n }\n KeyManager \"memory\" \
+         {\n  plugin_data {}\n }\n}\n",
+    );
+    assert_eq!(
+        err,
+        "KeyManager \"memory\" at line 5 and KeyManager \"disk\" at line 2: a server has \
+         exactly one KeyManager; keep one of them"
     );
 }
 

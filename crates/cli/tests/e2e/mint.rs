@@ -31,7 +31,7 @@ fn start(l: &lanyard_testkit::Lanyard) -> Server {
 }
 
 /// The JWT keys of the server's bundle, as `bundle.v1 GetBundle` serves them.
-async fn jwt_bundle(server: &Server) -> JwtBundle {
+pub(crate) async fn jwt_bundle(server: &Server) -> JwtBundle {
     let channel = lanyard_workload::client::unix_channel(&server.socket)
         .await
         .unwrap();

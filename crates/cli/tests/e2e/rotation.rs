@@ -23,6 +23,8 @@ async fn open_stream_is_served_across_three_svid_lifetimes() {
             "4s",
             "--agent-ttl",
             "4s",
+            "--default-jwt-svid-ttl",
+            "4s",
         ],
     );
     register(
