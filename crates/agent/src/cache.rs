@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use lanyard_spiffe::x509::verify_chain;
-use lanyard_spiffe::{TrustDomain, X509Bundle, X509Svid};
+use lanyard_spiffe::{JwtBundle, TrustDomain, X509Bundle, X509Svid};
 
 use crate::entry::WorkloadEntry;
 use crate::schedule::{is_due, renew_at};
@@ -16,6 +16,7 @@ use crate::schedule::{is_due, renew_at};
 /// Entries and SVIDs, keyed by entry ID.
 pub(crate) struct Cache {
     bundle: X509Bundle,
+    jwt_bundle: Arc<JwtBundle>,
     slots: BTreeMap<String, Slot>,
     dirty: bool,
 }
@@ -50,12 +51,15 @@ pub(crate) struct Snapshot {
     pub(crate) bundle_der: Vec<u8>,
     /// Entries in SVID order (see [`WorkloadEntry::order_key`]).
     pub(crate) identities: Vec<Identity>,
+    /// The keys that sign its JWT-SVIDs.
+    pub(crate) jwt_bundle: Arc<JwtBundle>,
 }
 
 impl Snapshot {
     /// What workloads see before the agent has an identity: no entries, no bundle.
     pub(crate) fn empty(trust_domain: TrustDomain) -> Self {
         Self {
+            jwt_bundle: Arc::new(JwtBundle::new(trust_domain.clone())),
             trust_domain,
             bundle_der: Vec::new(),
             identities: Vec::new(),
@@ -73,6 +77,7 @@ impl Cache {
     /// An empty cache trusting `bundle`.
     pub(crate) fn new(bundle: X509Bundle) -> Self {
         Self {
+            jwt_bundle: Arc::new(JwtBundle::new(bundle.trust_domain().clone())),
             bundle,
             slots: BTreeMap::new(),
             dirty: true,
@@ -94,6 +99,16 @@ impl Cache {
             cached.stale = verify_chain(cached.svid.chain(), &bundle, now).is_err();
         }
         self.bundle = bundle;
+        self.dirty = true;
+        true
+    }
+
+    /// Replaces the JWT signing keys; returns whether they changed.
+    pub(crate) fn set_jwt_bundle(&mut self, bundle: JwtBundle) -> bool {
+        if bundle == *self.jwt_bundle {
+            return false;
+        }
+        self.jwt_bundle = Arc::new(bundle);
         self.dirty = true;
         true
     }
@@ -199,6 +214,7 @@ impl Cache {
             trust_domain: self.bundle.trust_domain().clone(),
             bundle_der: self.bundle.to_der(),
             identities,
+            jwt_bundle: Arc::clone(&self.jwt_bundle),
         }
     }
 }

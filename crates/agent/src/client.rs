@@ -21,7 +21,7 @@ use lanyard_proto::spire::api::server::entry::v1::{
     GetAuthorizedEntriesRequest, entry_client::EntryClient,
 };
 use lanyard_proto::spire::api::server::svid::v1::{
-    BatchNewX509svidRequest, NewX509svidParams, batch_new_x509svid_response,
+    BatchNewX509svidRequest, NewJwtsvidRequest, NewX509svidParams, batch_new_x509svid_response,
     svid_client::SvidClient,
 };
 use lanyard_proto::spire::api::types;
@@ -255,6 +255,25 @@ impl ServerClient {
             .await
             .map_err(|s| self.error(RPC, &s))?
             .into_inner())
+    }
+
+    /// `SVID/NewJWTSVID`: a JWT-SVID for entry `entry_id` with `audience`.
+    pub(crate) async fn new_jwt_svid(
+        &self,
+        entry_id: &str,
+        audience: &[String],
+    ) -> Result<types::Jwtsvid, RpcError> {
+        const RPC: &str = "SVID/NewJWTSVID";
+        SvidClient::new(self.channel())
+            .new_jwtsvid(NewJwtsvidRequest {
+                entry_id: entry_id.to_string(),
+                audience: audience.to_vec(),
+            })
+            .await
+            .map_err(|s| self.error(RPC, &s))?
+            .into_inner()
+            .svid
+            .ok_or_else(|| RpcError::protocol(RPC, "the response carries no JWT-SVID"))
     }
 
     /// `SVID/BatchNewX509SVID`: one result per request, in request order.

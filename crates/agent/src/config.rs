@@ -149,7 +149,11 @@ pub enum ConfigError {
 
 /// Reads the bootstrap bundle from a PEM file.
 pub(crate) fn read_pem_bundle(td: &TrustDomain, path: &Path) -> Result<X509Bundle, ConfigError> {
-    let pem = std::fs::read(path).map_err(|source| ConfigError::TrustBundleRead {
+    let pem = lanyard_ca::operator_file::read_operator_file(
+        path,
+        lanyard_ca::operator_file::MAX_OPERATOR_FILE_BYTES,
+    )
+    .map_err(|source| ConfigError::TrustBundleRead {
         path: path.to_path_buf(),
         source,
     })?;
@@ -253,6 +257,17 @@ mod tests {
         std::fs::write(&path, "not PEM").unwrap();
         let err = read_pem_bundle(&td, &path).unwrap_err();
         assert!(std::error::Error::source(&err).is_some());
+    }
+
+    #[test]
+    fn a_trust_bundle_that_is_a_device_is_refused_without_reading_it() {
+        let td = TrustDomain::new("example.org").unwrap();
+        let err = read_pem_bundle(&td, Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(
+            crate::report::ErrorChain(&err).to_string(),
+            "cannot read the trust bundle /dev/zero: it is a character device: only a regular \
+             file is read"
+        );
     }
 
     #[test]

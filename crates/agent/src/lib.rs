@@ -10,9 +10,12 @@
 //! a unix socket, with updates pushed to open streams.
 //!
 //! `health_checks {}` and `telemetry {}` add HTTP probes (live: the agent's own Workload API
-//! answers; ready: also attested) and `/metrics`, bound before attestation.
+//! answers; ready: also attested and not locked out, see `health.rs`) and `/metrics`, bound
+//! before attestation.
 //!
-//! Deliberately not here (yet): JWT-SVIDs, federated bundles, workload attestors other than
+//! JWT-SVIDs are signed by the server on demand and cached per SPIFFE ID and audience set.
+//!
+//! Deliberately not here (yet): federated bundles, workload attestors other than
 //! `unix`, re-attestation with attestors other than join tokens, the agent admin API, and
 //! persisting workload SVIDs (a restarted agent signs them anew, as SPIRE's does).
 
@@ -24,6 +27,7 @@ mod client;
 mod config;
 mod entry;
 mod health;
+mod jwt_cache;
 mod published;
 mod report;
 mod retry;
@@ -181,7 +185,7 @@ async fn run_with_clock(
             return Err(e);
         }
     };
-    probe.set_attested();
+    probe.set_attested(syncer.health());
 
     let sync_task = tokio::spawn(syncer.run(cancel.child_token()));
     let ended_early = tokio::select! {
@@ -265,7 +269,12 @@ fn assemble(
         Arc::clone(&cert),
     )?;
     let origin = TrustOrigin::Stored(store.dir().to_path_buf());
-    let client = ServerClient::new(ServerAddress::parse(&config.server_address)?, tls, origin);
+    let client = Arc::new(ServerClient::new(
+        ServerAddress::parse(&config.server_address)?,
+        tls,
+        origin,
+    ));
+    published.set_client(Arc::clone(&client));
     let cache = Cache::new(identity.bundle);
     published.publish(cache.snapshot());
     Ok(Syncer::new(SyncParts {

@@ -2,15 +2,18 @@
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::sync::watch;
 
 use crate::cache::Snapshot;
+use crate::client::ServerClient;
 
-/// The latest [`Snapshot`] and a counter bumped each time it is replaced.
+/// The latest [`Snapshot`], a counter bumped each time it is replaced, and the server client
+/// once the agent has an identity (JWT-SVIDs are signed on demand).
 pub(crate) struct Published {
     snapshot: ArcSwap<Snapshot>,
     changes: watch::Sender<u64>,
+    client: ArcSwapOption<ServerClient>,
 }
 
 impl Published {
@@ -19,7 +22,18 @@ impl Published {
         Self {
             snapshot: ArcSwap::from_pointee(initial),
             changes: watch::Sender::new(0),
+            client: ArcSwapOption::empty(),
         }
+    }
+
+    /// Hands the server client to the Workload API.
+    pub(crate) fn set_client(&self, client: Arc<ServerClient>) {
+        self.client.store(Some(client));
+    }
+
+    /// The server client, once the agent has an identity.
+    pub(crate) fn client(&self) -> Option<Arc<ServerClient>> {
+        self.client.load_full()
     }
 
     /// The current snapshot.

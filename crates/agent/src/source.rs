@@ -2,32 +2,96 @@
 //! cached entries, and hand out the SVIDs (and the bundle) it is entitled to.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use lanyard_ca::Clock;
-use lanyard_spiffe::Selector;
 use lanyard_spiffe::x509::concat_der;
+use lanyard_spiffe::{JwtBundleSet, Selector, SpiffeId};
 use lanyard_workload::{
-    BundlesSnapshot, Caller, IdentitySource, SourceError, X509Snapshot, X509SvidItem,
+    BundlesSnapshot, Caller, IdentitySource, JwtSvidItem, SourceError, X509Snapshot, X509SvidItem,
 };
 use tokio::sync::watch;
 
 use crate::attestor::unix;
 use crate::cache::{Identity, Snapshot};
 use crate::check::usable_at;
+use crate::jwt_cache::{CachedJwt, JwtCache};
 use crate::published::Published;
 use crate::report::ErrorChain;
 
-/// Serves workloads from the published cache snapshots.
+/// Serves workloads from the published cache snapshots; JWT-SVIDs are signed by the server on
+/// demand and cached.
 pub(crate) struct AgentSource {
     published: Arc<Published>,
     clock: Arc<dyn Clock>,
+    jwts: Mutex<JwtCache>,
 }
 
 impl AgentSource {
     pub(crate) fn new(published: Arc<Published>, clock: Arc<dyn Clock>) -> Self {
-        Self { published, clock }
+        Self {
+            published,
+            clock,
+            jwts: Mutex::new(JwtCache::default()),
+        }
+    }
+
+    /// A JWT-SVID for `identity`: the cached one while fresh, else a new one from the server.
+    async fn jwt_svid(
+        &self,
+        identity: &Identity,
+        audience: &[String],
+    ) -> Result<JwtSvidItem, SourceError> {
+        let id = &identity.entry.spiffe_id;
+        let cached = self
+            .jwts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id, audience, self.clock.now());
+        let jwt = match cached {
+            Some(jwt) => jwt,
+            None => self.new_jwt_svid(identity, audience).await?,
+        };
+        Ok(JwtSvidItem {
+            spiffe_id: id.clone(),
+            token: jwt.token,
+            hint: jwt.hint,
+        })
+    }
+
+    async fn new_jwt_svid(
+        &self,
+        identity: &Identity,
+        audience: &[String],
+    ) -> Result<CachedJwt, SourceError> {
+        let client = self.published.client().ok_or_else(|| {
+            SourceError::Unavailable("the agent is not connected to the server yet".into())
+        })?;
+        let wire = client
+            .new_jwt_svid(&identity.entry.id, audience)
+            .await
+            .map_err(|e| {
+                tracing::warn!(entry.id = %identity.entry.id, error = %e, "Cannot get a JWT-SVID");
+                SourceError::Unavailable(format!("cannot get a JWT-SVID from the server: {e}"))
+            })?;
+        let at = |secs: i64| SystemTime::UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs());
+        let jwt = CachedJwt {
+            token: wire.token,
+            hint: wire.hint,
+            issued_at: at(wire.issued_at),
+            expires_at: at(wire.expires_at),
+        };
+        tracing::debug!(
+            spiffe_id = %identity.entry.spiffe_id,
+            expires_at = wire.expires_at,
+            "JWT-SVID signed"
+        );
+        self.jwts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(&identity.entry.spiffe_id, audience, jwt.clone());
+        Ok(jwt)
     }
 
     /// The caller's selectors from every attestor (only `unix` so far).
@@ -88,6 +152,66 @@ impl IdentitySource for AgentSource {
 
     fn changes(&self) -> watch::Receiver<u64> {
         self.published.subscribe()
+    }
+
+    async fn jwt_svids(
+        &self,
+        caller: &Caller,
+        audience: &[String],
+        spiffe_id: Option<&SpiffeId>,
+    ) -> Result<Vec<JwtSvidItem>, SourceError> {
+        let selectors = self.attest(caller).await?;
+        let snapshot = self.published.load();
+        let mut seen = BTreeSet::new();
+        let identities: Vec<&Identity> = matching(&snapshot, &selectors)
+            .filter(|i| seen.insert(&i.entry.spiffe_id))
+            .collect();
+        if identities.is_empty() {
+            tracing::info!(
+                peer.uid = caller.uid,
+                peer.pid = caller.pid,
+                "Denied: no identity issued for the caller"
+            );
+            return Err(SourceError::NoIdentity);
+        }
+        let wanted: Vec<&Identity> = match spiffe_id {
+            None => identities,
+            Some(id) => identities
+                .into_iter()
+                .filter(|i| i.entry.spiffe_id == *id)
+                .collect(),
+        };
+        if let (Some(id), true) = (spiffe_id, wanted.is_empty()) {
+            tracing::info!(peer.uid = caller.uid, peer.pid = caller.pid, spiffe_id = %id, "Denied: the caller asked for an identity it does not have");
+            return Err(SourceError::NotEntitled(id.clone()));
+        }
+        let mut svids = Vec::with_capacity(wanted.len());
+        for identity in wanted {
+            svids.push(self.jwt_svid(identity, audience).await?);
+        }
+        Ok(svids)
+    }
+
+    async fn jwt_bundles(&self, caller: &Caller) -> Result<JwtBundleSet, SourceError> {
+        let selectors = self.attest(caller).await?;
+        let snapshot = self.published.load();
+        if matching(&snapshot, &selectors).next().is_none() {
+            tracing::info!(
+                peer.uid = caller.uid,
+                peer.pid = caller.pid,
+                "Denied: no identity issued for the caller"
+            );
+            return Err(SourceError::NoIdentity);
+        }
+        // Federation is not implemented yet: only the own trust domain's keys exist.
+        Ok(JwtBundleSet::from_iter([snapshot
+            .jwt_bundle
+            .as_ref()
+            .clone()]))
+    }
+
+    fn now(&self) -> SystemTime {
+        self.clock.now()
     }
 }
 

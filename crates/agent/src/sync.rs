@@ -11,7 +11,8 @@ use arc_swap::ArcSwap;
 use lanyard_ca::{CaError, Clock, KeyError, KeyType};
 use lanyard_proto::spire::api::server::svid::v1::{NewX509svidParams, batch_new_x509svid_response};
 use lanyard_proto::spire::api::types;
-use lanyard_spiffe::{TrustDomain, X509Bundle, X509Svid};
+use lanyard_spiffe::jwt::JwtPublicKey;
+use lanyard_spiffe::{JwtBundle, TrustDomain, X509Bundle, X509Svid};
 use lanyard_telemetry::{AgentMetrics, SvidKind};
 use rcgen::KeyPair;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +22,7 @@ use crate::cache::Cache;
 use crate::check::{SvidCheckError, accept_svid};
 use crate::client::{RpcError, ServerClient};
 use crate::entry::WorkloadEntry;
+use crate::health::SyncHealth;
 use crate::published::Published;
 use crate::report::ErrorChain;
 use crate::retry::{FailureLog, backoff};
@@ -68,7 +70,7 @@ pub enum SyncError {
 /// Everything the sync loop works with.
 pub(crate) struct SyncParts {
     pub(crate) trust_domain: TrustDomain,
-    pub(crate) client: ServerClient,
+    pub(crate) client: Arc<ServerClient>,
     pub(crate) cert: Arc<AgentCert>,
     pub(crate) bundle: Arc<ArcSwap<X509Bundle>>,
     pub(crate) store: Arc<StateStore>,
@@ -90,6 +92,8 @@ pub(crate) struct Syncer {
     entry_failures: HashMap<String, u64>,
     bad_entries: HashSet<String>,
     expired: ExpiryAlarm,
+    /// Readiness: the last successful sync and the agent SVID's expiry.
+    health: Arc<SyncHealth>,
 }
 
 impl Syncer {
@@ -97,6 +101,11 @@ impl Syncer {
         let svid = &parts.agent.svid;
         let now = parts.clock.now();
         let agent_renew_at = renew_at(svid.not_before(), svid.not_after(), now, random_jitter());
+        let health = Arc::new(SyncHealth::new(
+            Arc::clone(&parts.clock),
+            parts.interval,
+            svid.not_after(),
+        ));
         Self {
             p: parts,
             agent_renew_at,
@@ -105,7 +114,13 @@ impl Syncer {
             entry_failures: HashMap::new(),
             bad_entries: HashSet::new(),
             expired: ExpiryAlarm::default(),
+            health,
         }
+    }
+
+    /// What readiness reads from this loop.
+    pub(crate) fn health(&self) -> Arc<SyncHealth> {
+        Arc::clone(&self.health)
     }
 
     /// Syncs now, then again and again until `cancel` fires.
@@ -124,6 +139,8 @@ impl Syncer {
             self.p
                 .metrics
                 .sync_finished(started.elapsed(), result.is_ok());
+            self.health
+                .record(result.is_ok(), self.p.agent.svid.not_after());
             if self.p.cache.take_dirty() {
                 let snapshot = self.p.cache.snapshot();
                 let svids = snapshot
@@ -179,6 +196,7 @@ impl Syncer {
         let wire = self.p.client.bundle().await?;
         let bundle = bundle_from_wire(&self.p.trust_domain, &wire).map_err(SyncError::Bundle)?;
         self.apply_bundle(bundle, wire.sequence_number).await?;
+        self.apply_jwt_bundle(&wire.jwt_authorities);
         Ok(entries)
     }
 
@@ -247,6 +265,25 @@ impl Syncer {
         blocking(move || store.save_bundle(&bundle)).await??;
         tracing::info!(authorities, sequence, "Trust bundle updated");
         Ok(())
+    }
+
+    /// Keeps the server's JWT keys; a key that cannot be used is left out with a warning.
+    fn apply_jwt_bundle(&mut self, keys: &[types::JwtKey]) {
+        let mut bundle = JwtBundle::new(self.p.trust_domain.clone());
+        for k in keys {
+            match JwtPublicKey::from_spki_der(&k.public_key) {
+                Ok(key) => {
+                    bundle.insert(k.key_id.clone(), key);
+                }
+                Err(e) => {
+                    tracing::warn!(kid = %k.key_id, error = %e, "Ignoring an unusable JWT key");
+                }
+            }
+        }
+        let kids = bundle.len();
+        if self.p.cache.set_jwt_bundle(bundle) {
+            tracing::info!(keys = kids, "JWT keys updated");
+        }
     }
 
     fn apply_entries(&mut self, wire: &[types::Entry]) {

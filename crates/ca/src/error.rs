@@ -100,6 +100,16 @@ pub enum CaError {
         /// What the id is now: `the active authority`, `the prepared authority`, `unknown`.
         role: &'static str,
     },
+    /// Taint or revoke named an X.509 authority id that matches none of the authorities.
+    #[error(
+        "cannot {action} x509 authority '{id}': no authority has this id; expected the subject key id as hex, e.g. 50e7cb44... (see `lanyard server localauthority x509 show`)"
+    )]
+    UnknownX509Authority {
+        /// `taint` or `revoke`.
+        action: &'static str,
+        /// The id asked for.
+        id: String,
+    },
     /// Taint named an authority that is already tainted.
     #[error("cannot taint {kind} authority '{id}': it is already tainted")]
     AlreadyTainted {

@@ -5,7 +5,8 @@
 //! rotates both on SPIRE's prepared / active / old schedule and persists them through a journal.
 //!
 //! This crate does no network I/O and owns no database: the only I/O it performs is the
-//! [`DiskKeyManager`]'s key files and [`DiskUpstream`]'s upstream CA files. Journal persistence goes through the [`JournalStore`] trait,
+//! [`DiskKeyManager`]'s key files and [`DiskUpstream`]'s upstream CA files, read through [`operator_file`] (also used by the agent and CLI for
+//! operator-configured files). Journal persistence goes through the [`JournalStore`] trait,
 //! which the datastore implements. Time comes from a [`Clock`] or an explicit `SystemTime`, so
 //! rotation can be tested by moving a [`ManualClock`]. It does not validate peers (that is
 //! `lanyard-spiffe`), talks to no remote upstream authority, and does not encrypt keys at rest
@@ -17,12 +18,14 @@ pub mod authority;
 pub mod clock;
 pub mod csr;
 pub mod disk;
+pub mod drift;
 mod encoding;
 pub mod error;
 pub mod journal;
 pub mod jwt;
 pub mod key;
 pub mod manager;
+pub mod operator_file;
 pub mod schedule;
 mod slots;
 pub mod svid;
@@ -35,6 +38,7 @@ pub use authority::X509Authority;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use csr::{ValidatedCsr, make_csr, parse_csr};
 pub use disk::DiskKeyManager;
+pub use drift::config_drift;
 pub use encoding::public_key_from_spki;
 pub use error::CaError;
 pub use journal::{JournalError, JournalStore, MemoryJournalStore};
@@ -44,7 +48,8 @@ pub use key::{
     key_pair_from_pkcs8, validate_key_id,
 };
 pub use manager::{
-    AuthorityState, AuthorityStates, CaConfig, CaManager, X509_KEY_IDS, x509_authority_id,
+    AuthorityState, AuthorityStates, CaConfig, CaManager, X509_KEY_IDS,
+    normalize_x509_authority_id, x509_authority_id,
 };
 pub use svid::SvidParams;
 pub use upstream::{

@@ -48,6 +48,19 @@ pub struct AuthorityStates {
     pub old: Option<AuthorityState>,
 }
 
+/// An X.509 authority id as an operator may write it, in the form [`x509_authority_id`] gives:
+/// upper-case hex and colon-separated bytes (as `openssl x509 -ext subjectKeyIdentifier`
+/// prints them) become lowercase hex without colons. Anything that is not hex is returned as
+/// given, so that the error names what was asked for.
+pub fn normalize_x509_authority_id(id: &str) -> String {
+    let hex: String = id.chars().filter(|c| *c != ':').collect();
+    if !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        hex.to_ascii_lowercase()
+    } else {
+        id.to_owned()
+    }
+}
+
 /// The id the LocalAuthority API gives an X.509 authority: its subject key identifier in
 /// lowercase hex, or, for a certificate without one, the SHA-1 of its public key (RFC 5280
 /// §4.2.1.2, method 1).
@@ -128,6 +141,8 @@ impl CaManager {
     /// failures.
     pub async fn activate_x509_authority(&self, id: &str) -> Result<AuthorityState, CaError> {
         require_id(X509, "activate", id)?;
+        let id = normalize_x509_authority_id(id);
+        let id = id.as_str();
         let _serialized = self.rotation.lock().await;
         let mut next = self.snapshot();
         let prepared = next
@@ -166,6 +181,8 @@ impl CaManager {
     /// failures.
     pub async fn taint_x509_authority(&self, id: &str) -> Result<AuthorityState, CaError> {
         require_id(X509, "taint", id)?;
+        let id = normalize_x509_authority_id(id);
+        let id = id.as_str();
         let _serialized = self.rotation.lock().await;
         let mut next = self.snapshot();
         let old = self.old_x509(&next, "taint", id)?;
@@ -195,6 +212,8 @@ impl CaManager {
     /// journal failures.
     pub async fn revoke_x509_authority(&self, id: &str) -> Result<AuthorityState, CaError> {
         require_id(X509, "revoke", id)?;
+        let id = normalize_x509_authority_id(id);
+        let id = id.as_str();
         let _serialized = self.rotation.lock().await;
         let mut next = self.snapshot();
         let old = self.old_x509(&next, "revoke", id)?;
@@ -378,7 +397,10 @@ impl CaManager {
         {
             "the prepared authority"
         } else {
-            "unknown"
+            return Err(CaError::UnknownX509Authority {
+                action,
+                id: id.to_owned(),
+            });
         };
         Err(CaError::NotOldAuthority {
             kind: X509,

@@ -114,7 +114,29 @@ async fn x509_refusals_name_the_rule() {
     let err = ca.taint_x509_authority(&active).await.unwrap_err();
     assert!(matches!(err, CaError::AlreadyTainted { .. }), "{err}");
     let err = ca.revoke_x509_authority("beef").await.unwrap_err();
-    assert!(err.to_string().contains("'beef' (unknown)"), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "cannot revoke x509 authority 'beef': no authority has this id; expected the subject \
+         key id as hex, e.g. 50e7cb44... (see `lanyard server localauthority x509 show`)"
+    );
+}
+
+#[tokio::test]
+async fn x509_authority_ids_accept_upper_case_and_colon_separated_hex() {
+    let h = Harness::new();
+    let ca = h.load().await.unwrap();
+    let prepared = ca.prepare_x509_authority().await.unwrap().authority_id;
+    let openssl_style = prepared
+        .to_ascii_uppercase()
+        .as_bytes()
+        .chunks(2)
+        .map(|pair| std::str::from_utf8(pair).unwrap())
+        .collect::<Vec<_>>()
+        .join(":");
+    let activated = ca.activate_x509_authority(&openssl_style).await.unwrap();
+    assert_eq!(activated.authority_id, prepared);
+    assert_eq!(normalize_x509_authority_id("AB:cd:01"), "abcd01");
+    assert_eq!(normalize_x509_authority_id("not-hex"), "not-hex");
 }
 
 #[tokio::test]

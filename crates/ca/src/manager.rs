@@ -22,7 +22,9 @@ use crate::svid::SvidParams;
 
 #[path = "local_authority.rs"]
 mod local_authority;
-pub use local_authority::{AuthorityState, AuthorityStates, x509_authority_id};
+pub use local_authority::{
+    AuthorityState, AuthorityStates, normalize_x509_authority_id, x509_authority_id,
+};
 
 /// The two key ids X.509 authorities alternate between.
 pub const X509_KEY_IDS: [&str; 2] = ["x509-CA-A", "x509-CA-B"];

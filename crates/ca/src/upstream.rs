@@ -26,6 +26,7 @@ use crate::encoding::{
     SharedKey, cert_time, public_key_from_spki, random_serial, subject, system_time,
 };
 use crate::error::{CaError, fmt_time};
+use crate::operator_file::{MAX_OPERATOR_FILE_BYTES, read_operator_file, read_operator_text};
 
 /// The certificates around an upstream-signed authority.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -328,10 +329,12 @@ impl Loaded {
         }
 
         let key_pem =
-            std::fs::read_to_string(&paths.key).map_err(|source| UpstreamError::Read {
-                what: "key",
-                path: paths.key.clone(),
-                source,
+            read_operator_text(&paths.key, MAX_OPERATOR_FILE_BYTES).map_err(|source| {
+                UpstreamError::Read {
+                    what: "key",
+                    path: paths.key.clone(),
+                    source,
+                }
             })?;
         let key = KeyPair::from_pem(&key_pem).map_err(|e| {
             malformed(
@@ -479,10 +482,12 @@ fn read_certs(
     what: &'static str,
     path: &Path,
 ) -> Result<Vec<CertificateDer<'static>>, UpstreamError> {
-    let pem = std::fs::read(path).map_err(|source| UpstreamError::Read {
-        what,
-        path: path.to_path_buf(),
-        source,
+    let pem = read_operator_file(path, MAX_OPERATOR_FILE_BYTES).map_err(|source| {
+        UpstreamError::Read {
+            what,
+            path: path.to_path_buf(),
+            source,
+        }
     })?;
     lanyard_spiffe::x509::parse_pem_certs(&pem).map_err(|e| malformed(what, path, e.to_string()))
 }

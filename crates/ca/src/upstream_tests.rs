@@ -256,6 +256,38 @@ fn refuses_a_key_that_is_not_the_certificates() {
 }
 
 #[test]
+fn refuses_a_fifo_or_device_as_an_upstream_file_without_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = OperatorCa::root("Operator Root", t0() + 1000 * HOUR);
+    let mut files = paths(dir.path(), &root, &[&root.cert], None);
+    let fifo = dir.path().join("fifo.crt");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    files.cert = fifo.clone();
+    let err = DiskUpstream::open(files.clone(), t0()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cannot read upstream certificate {}: it is a FIFO: only a regular file is read",
+            fifo.display()
+        )
+    );
+
+    files.cert = write_pem(dir.path(), "root.crt", &[&root.cert]);
+    files.key = "/dev/zero".into();
+    let err = DiskUpstream::open(files, t0()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot read upstream key /dev/zero: it is a character device: only a regular file is read"
+    );
+}
+
+#[test]
 fn refuses_a_certificate_that_is_not_a_ca() {
     let dir = tempfile::tempdir().unwrap();
     let root = OperatorCa::root("Operator Root", t0() + 1000 * HOUR);

@@ -32,8 +32,8 @@ impl std::fmt::Display for DurationError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Malformed => {
-                "is not a duration: use whole seconds (3600) or a number with a unit: s, m, h, d \
-                 (1h30m)"
+                "is not a duration: use whole seconds (3600) or numbers with units: ns, us (or \
+                 µs), ms, s, m, h, d (1h30m, 500ms)"
             }
             Self::Spaces => "is not a duration: write it without spaces, such as 1h30m",
             Self::TooLarge => "is too large for a duration",
@@ -159,8 +159,8 @@ mod tests {
     fn rejects_garbage_naming_it_and_the_forms() {
         assert_eq!(
             parse("1x").unwrap_err(),
-            "\"1x\" is not a duration: use whole seconds (3600) or a number with a unit: s, m, \
-             h, d (1h30m)"
+            "\"1x\" is not a duration: use whole seconds (3600) or numbers with units: ns, us \
+             (or µs), ms, s, m, h, d (1h30m, 500ms)"
         );
         for bad in ["ten", "-5", "", "h", "1..5h", "1h-"] {
             assert_eq!(parse_typed(bad), Err(DurationError::Malformed), "{bad}");

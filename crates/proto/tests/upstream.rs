@@ -152,6 +152,39 @@ fn local_authority_service_is_complete() {
     assert_eq!(methods(&ours).len(), 12);
 }
 
+/// Agents get workload JWT-SVIDs with `NewJWTSVID`; the generic comparison checks its fields
+/// only if we declare it, so its presence (with both request fields) is asserted here.
+#[test]
+fn svid_service_declares_new_jwt_svid_like_upstream() {
+    let file = "spire/api/server/svid/v1/svid.proto";
+    let ours = protox::compile([file], [our_proto_dir()]).unwrap();
+    let ours_file = ours.file.iter().find(|f| f.name() == file).unwrap();
+    let method = ours_file.service[0]
+        .method
+        .iter()
+        .find(|m| m.name() == "NewJWTSVID")
+        .expect("NewJWTSVID is declared");
+    assert_eq!(
+        method.input_type(),
+        ".spire.api.server.svid.v1.NewJWTSVIDRequest"
+    );
+    assert_eq!(
+        method.output_type(),
+        ".spire.api.server.svid.v1.NewJWTSVIDResponse"
+    );
+    let request = ours_file
+        .message_type
+        .iter()
+        .find(|m| m.name() == "NewJWTSVIDRequest")
+        .unwrap();
+    let fields: Vec<(&str, i32)> = request
+        .field
+        .iter()
+        .map(|f| (f.name(), f.number()))
+        .collect();
+    assert_eq!(fields, [("entry_id", 1), ("audience", 2)]);
+}
+
 /// Compares every item of `ours` with `theirs`; returns how many items were compared.
 fn compare(ours: &FileDescriptorSet, theirs: &FileDescriptorSet) -> usize {
     let mut their_messages = HashMap::new();

@@ -3,7 +3,8 @@
 //!
 //! Each event names the caller as the kernel reported it (uid, gid, pid, and the executable
 //! from `/proc/<pid>/exe` when readable), the method, the final status code and message, and
-//! the request fields that identify what was touched (entry IDs, SPIFFE IDs, parent IDs).
+//! the request fields that identify what was touched (entry IDs, SPIFFE IDs, parent IDs,
+//! authority IDs).
 //! Handlers add those through [`AuditFields`]; they never add secrets: a join token is
 //! recorded as whether the caller chose its value, never as the value.
 //!
@@ -73,6 +74,8 @@ impl CallHook for AuditLog {
             request.spiffe_ids = joined(&record.spiffe_ids),
             request.parent_ids = joined(&record.parent_ids),
             request.details = joined(&record.details),
+            request.authority_id = record.authority_id,
+            result.authority_id = record.result_authority_id,
             results = joined(&record.results),
             elapsed_ms = u64::try_from(outcome.elapsed.as_millis()).unwrap_or(u64::MAX),
             "Admin API call"
@@ -97,6 +100,10 @@ pub(crate) struct AuditRecord {
     pub(crate) details: Vec<String>,
     /// Per-item status codes of a batch call.
     pub(crate) results: Vec<String>,
+    /// The LocalAuthority id named by the request (activate, taint, revoke), as sent.
+    pub(crate) authority_id: Option<String>,
+    /// The LocalAuthority id the call prepared, activated, tainted or revoked.
+    pub(crate) result_authority_id: Option<String>,
 }
 
 impl AuditFields {

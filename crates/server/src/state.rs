@@ -94,6 +94,15 @@ impl ServerState {
             clock.clone(),
         )
         .await?;
+        let drift = lanyard_ca::config_drift(&ca, &config.ca_config(), config.upstream.is_some());
+        if !drift.is_empty() {
+            tracing::warn!(
+                changes = %drift.join("; "),
+                "The configuration differs from the active authority and takes effect at the next \
+                 rotation, or now with `lanyard server localauthority x509 prepare` (or jwt) \
+                 then activate"
+            );
+        }
 
         let trust_domain = config.trust_domain.clone();
         let server_id = SpiffeId::from_segments(&trust_domain, &["spire", "server"])

@@ -263,3 +263,87 @@ async fn certificate_from_another_ca_fails_the_handshake() {
     let svid = f.attest().await;
     f.authorized_entries(Some(&svid)).await.unwrap();
 }
+
+#[tokio::test]
+async fn new_jwt_svid_signs_only_authorized_entries_with_their_ttl() {
+    use lanyard_proto::spire::api::server::entry::v1::{
+        BatchCreateEntryRequest, entry_client::EntryClient,
+    };
+    use lanyard_proto::spire::api::server::svid::v1::{NewJwtsvidRequest, svid_client::SvidClient};
+    use lanyard_spiffe::jwt::{JwtBundle, JwtPublicKey};
+
+    let f = start().await;
+    let svid = f.attest().await;
+    let wire_id = |id: &SpiffeId| types::Spiffeid {
+        trust_domain: id.trust_domain_name().into(),
+        path: id.path().into(),
+    };
+    let workload = SpiffeId::parse("spiffe://example.org/web").unwrap();
+    let created = EntryClient::new(f.admin.clone())
+        .batch_create_entry(BatchCreateEntryRequest {
+            entries: vec![types::Entry {
+                spiffe_id: Some(wire_id(&workload)),
+                parent_id: Some(wire_id(svid.spiffe_id())),
+                selectors: vec![types::Selector {
+                    r#type: "unix".into(),
+                    value: "uid:1000".into(),
+                }],
+                jwt_svid_ttl: 120,
+                ..Default::default()
+            }],
+            output_mask: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let entry_id = created.results[0].entry.as_ref().unwrap().id.clone();
+    let mut client = SvidClient::new(f.channel(Some(&svid)).await.unwrap());
+    let ask = |entry_id: &str, audience: &[&str]| NewJwtsvidRequest {
+        entry_id: entry_id.into(),
+        audience: audience.iter().map(|a| a.to_string()).collect(),
+    };
+
+    let err = client.new_jwtsvid(ask(&entry_id, &[])).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = client
+        .new_jwtsvid(ask("no-such-entry", &["db"]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let mut anonymous = SvidClient::new(f.channel(None).await.unwrap());
+    assert!(
+        anonymous
+            .new_jwtsvid(ask(&entry_id, &["db"]))
+            .await
+            .is_err()
+    );
+
+    let signed = client
+        .new_jwtsvid(ask(&entry_id, &["db"]))
+        .await
+        .unwrap()
+        .into_inner()
+        .svid
+        .unwrap();
+    assert_eq!(signed.expires_at - signed.issued_at, 120);
+    let wire = BundleClient::new(f.admin.clone())
+        .get_bundle(GetBundleRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let mut keys = JwtBundle::new(TrustDomain::new("example.org").unwrap());
+    for k in wire.jwt_authorities {
+        keys.insert(
+            k.key_id,
+            JwtPublicKey::from_spki_der(&k.public_key).unwrap(),
+        );
+    }
+    let token = lanyard_spiffe::JwtSvid::parse_and_validate(
+        &signed.token,
+        &keys,
+        &["db"],
+        std::time::SystemTime::now(),
+    )
+    .unwrap();
+    assert_eq!(token.spiffe_id(), &workload);
+}

@@ -164,6 +164,11 @@ async fn bad_mint_requests_are_refused_with_the_rule_and_the_server_keeps_servin
             "at least one non-empty audience",
         ),
         (jwt("example.org", vec!["a".into()], -5), "ttl is -5"),
+        // Audiences no validator would accept a token for: the caller's fault, not the CA's.
+        (
+            jwt("example.org", vec!["a".repeat(100_000)], 60),
+            "at most 65536 are accepted by validators",
+        ),
     ];
     for (request, expected) in cases {
         let err = svid.mint_jwtsvid(request).await.unwrap_err();

@@ -187,6 +187,75 @@ async fn audit_log_has_one_line_per_admin_call_naming_caller_method_and_status_b
     );
 }
 
+#[tokio::test(flavor = "current_thread")]
+async fn audit_lines_of_local_authority_calls_name_the_authority() {
+    use lanyard_proto::spire::api::server::localauthority::v1::{
+        ActivateX509AuthorityRequest, PrepareX509AuthorityRequest, TaintX509AuthorityRequest,
+        local_authority_client::LocalAuthorityClient,
+    };
+
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.audit_log_enabled = true;
+    let server = lanyard_server::start(config.clone()).await.unwrap();
+    let mut client = LocalAuthorityClient::new(admin(&config).await);
+
+    let prepared = client
+        .prepare_x509_authority(PrepareX509AuthorityRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .prepared_authority
+        .unwrap()
+        .authority_id;
+    client
+        .activate_x509_authority(ActivateX509AuthorityRequest {
+            authority_id: prepared.to_ascii_uppercase(),
+        })
+        .await
+        .unwrap();
+    let unknown = client
+        .taint_x509_authority(TaintX509AuthorityRequest {
+            authority_id: "beef".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::FailedPrecondition);
+    drop(client);
+    server.stop().await.unwrap();
+
+    let lines = logs.audit_lines();
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    let prepare = &lines[0]["fields"];
+    assert!(prepare.get("request.authority_id").is_none(), "{prepare}");
+    assert_eq!(prepare["result.authority_id"], prepared.as_str());
+    let activate = &lines[1]["fields"];
+    assert_eq!(
+        activate["request.authority_id"],
+        prepared.to_ascii_uppercase().as_str()
+    );
+    assert_eq!(activate["result.authority_id"], prepared.as_str());
+    let taint = &lines[2]["fields"];
+    assert_eq!(taint["request.authority_id"], "beef");
+    assert!(taint.get("result.authority_id").is_none(), "{taint}");
+    assert!(
+        taint["status.message"]
+            .as_str()
+            .unwrap()
+            .contains("expected the subject key id as hex"),
+        "{taint}"
+    );
+}
+
 #[tokio::test]
 async fn no_audit_lines_unless_enabled() {
     let logs = Captured::default();

@@ -179,6 +179,8 @@ pub enum SvidKind {
     X509Minted,
     /// A JWT-SVID minted by an operator (`svid.v1 MintJWTSVID`).
     JwtMinted,
+    /// A workload's JWT-SVID, signed for a registration entry (`svid.v1 NewJWTSVID`).
+    JwtWorkload,
 }
 
 impl SvidKind {
@@ -190,6 +192,7 @@ impl SvidKind {
             SvidKind::X509Server => "x509_server",
             SvidKind::X509Minted => "x509_minted",
             SvidKind::JwtMinted => "jwt_minted",
+            SvidKind::JwtWorkload => "jwt_workload",
         }
     }
 }

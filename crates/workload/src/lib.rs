@@ -9,12 +9,13 @@
 //! It deliberately does not decide who a caller is or what it may have: an [`IdentitySource`]
 //! (the agent) does. It does not serve TCP (the specification allows it only where the
 //! network authenticates callers, which Lanyard does not assume), and it does not serve the
-//! JWT-SVID profile yet: those RPCs answer `Unimplemented`.
+//! optional WIT-SVID profile.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod addr;
+mod claims;
 pub mod client;
 pub mod server;
 mod source;
@@ -27,7 +28,7 @@ pub use server::{
     DEFAULT_SHUTDOWN_GRACE, ServeError, WorkloadApiServer, WorkloadListener, serve_unix,
 };
 pub use source::{
-    BundlesSnapshot, Caller, IdentitySource, SourceError, X509Snapshot, X509SvidItem,
+    BundlesSnapshot, Caller, IdentitySource, JwtSvidItem, SourceError, X509Snapshot, X509SvidItem,
 };
 
 /// The error of [`serve_unix`], under the name the crate interface uses.

@@ -1,8 +1,9 @@
 //! What the Workload API server asks of whoever holds the identities.
 
 use std::collections::BTreeMap;
+use std::time::SystemTime;
 
-use lanyard_spiffe::SpiffeId;
+use lanyard_spiffe::{JwtBundleSet, SpiffeId};
 use tokio::sync::watch;
 
 /// The calling process, as the kernel reports it for the socket connection.
@@ -64,6 +65,27 @@ pub struct BundlesSnapshot {
     pub bundles: BTreeMap<String, Vec<u8>>,
 }
 
+/// One JWT-SVID for the Workload API. Its `Debug` form leaves the token out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct JwtSvidItem {
+    /// The identity in `sub`.
+    pub spiffe_id: SpiffeId,
+    /// The compact JWS.
+    pub token: String,
+    /// Operator label, or empty.
+    pub hint: String,
+}
+
+impl std::fmt::Debug for JwtSvidItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtSvidItem")
+            .field("spiffe_id", &self.spiffe_id.as_str())
+            .field("token", &format_args!("<redacted>"))
+            .field("hint", &self.hint)
+            .finish()
+    }
+}
+
 /// Why a source cannot answer.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum SourceError {
@@ -73,6 +95,9 @@ pub enum SourceError {
     /// The source cannot answer right now (attestation failed, still starting): `Unavailable`.
     #[error("{0}")]
     Unavailable(String),
+    /// The caller asked for a SPIFFE ID that is not one of its identities: `PermissionDenied`.
+    #[error("no identity {0} issued to the caller")]
+    NotEntitled(SpiffeId),
 }
 
 /// Where the Workload API server gets its answers.
@@ -93,6 +118,26 @@ pub trait IdentitySource: Send + Sync + 'static {
     /// their answer and send it if it differs from the last one sent. Once the sender is
     /// dropped, open streams stay open with their last answer.
     fn changes(&self) -> watch::Receiver<u64>;
+
+    /// JWT-SVIDs for `audience` (never empty): for `spiffe_id` only, which must be one of the
+    /// caller's identities ([`SourceError::NotEntitled`] otherwise), or else one per identity of
+    /// the caller (Workload API §6.2: all of them). An empty answer is
+    /// [`SourceError::NoIdentity`].
+    async fn jwt_svids(
+        &self,
+        caller: &Caller,
+        audience: &[String],
+        spiffe_id: Option<&SpiffeId>,
+    ) -> Result<Vec<JwtSvidItem>, SourceError>;
+
+    /// The JWT bundles the caller may use, to hand out and to validate JWT-SVIDs with. An
+    /// empty set is treated as [`SourceError::Unavailable`].
+    async fn jwt_bundles(&self, caller: &Caller) -> Result<JwtBundleSet, SourceError>;
+
+    /// The time JWT-SVIDs are validated at; the system clock unless the source has its own.
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
 }
 
 #[cfg(test)]

@@ -47,12 +47,23 @@ enum ApiCommand {
     /// Fetch identities.
     #[command(subcommand)]
     Fetch(FetchCommand),
+    /// Validate an identity document through the Workload API.
+    #[command(subcommand)]
+    Validate(ValidateCommand),
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum ValidateCommand {
+    /// Validate a JWT-SVID for an audience.
+    Jwt(super::agent_jwt::ValidateJwtArgs),
 }
 
 #[derive(clap::Subcommand, Debug)]
 enum FetchCommand {
     /// Fetch this process's X509-SVIDs and bundles.
     X509(FetchX509Args),
+    /// Fetch JWT-SVIDs for an audience.
+    Jwt(super::agent_jwt::FetchJwtArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -78,6 +89,8 @@ impl AgentArgs {
             AgentCommand::Run(args) => args.run().await,
             AgentCommand::Validate(args) => args.validate(),
             AgentCommand::Api(ApiCommand::Fetch(FetchCommand::X509(args))) => args.run().await,
+            AgentCommand::Api(ApiCommand::Fetch(FetchCommand::Jwt(args))) => args.run().await,
+            AgentCommand::Api(ApiCommand::Validate(ValidateCommand::Jwt(args))) => args.run().await,
             AgentCommand::Healthcheck(args) => args.run().await,
         }
     }

@@ -120,6 +120,7 @@ impl DemoArgs {
             first.bundle.display(),
             first.svid.display()
         );
+        jwt_round_trip(&addr).await?;
         out!("\nDone in {:.2}s.", started.elapsed().as_secs_f64());
 
         if self.keep_running {
@@ -225,6 +226,33 @@ async fn first_context(addr: &EndpointAddr) -> anyhow::Result<X509Context> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     anyhow::bail!("no SVID within {FIRST_SVID_DEADLINE:?}: {last_error}")
+}
+
+/// The audience of the demo's JWT-SVID.
+const JWT_AUDIENCE: &str = "demo";
+
+/// Fetches a JWT-SVID, has the agent validate it, and prints its claims.
+async fn jwt_round_trip(addr: &EndpointAddr) -> anyhow::Result<()> {
+    let mut client = WorkloadClient::connect(addr).await?;
+    let svids = client
+        .fetch_jwt_svids(&[JWT_AUDIENCE.to_string()], None)
+        .await
+        .context("the Workload API refused to give a JWT-SVID")?;
+    let svid = svids
+        .first()
+        .context("the Workload API answered without a JWT-SVID")?;
+    let (id, claims) = client
+        .validate_jwt_svid(JWT_AUDIENCE, &svid.token)
+        .await
+        .context("the agent did not accept its own JWT-SVID")?;
+    out!("\nJWT-SVID for audience {JWT_AUDIENCE:?}, validated by the agent as {id}");
+    for (name, value) in &claims {
+        out!("  {name:<4} {value}");
+    }
+    out!(
+        "\nCheck it yourself:\n  lanyard agent api fetch jwt --audience {JWT_AUDIENCE} --socket {addr}"
+    );
+    Ok(())
 }
 
 /// Validates the SVID the way a peer would: chain to the bundle of its own trust domain.

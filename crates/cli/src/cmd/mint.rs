@@ -216,9 +216,18 @@ fn wire_ttl(ttl: Option<Duration>) -> anyhow::Result<i32> {
     match ttl {
         None => Ok(0),
         Some(ttl) if ttl.as_secs() == 0 => {
-            anyhow::bail!("--ttl {}s: an SVID must live at least 1s", ttl.as_secs())
+            anyhow::bail!("--ttl {}: an SVID must live at least 1s", shown_ttl(ttl))
         }
         Some(ttl) => crate::duration::to_i32_seconds("--ttl", ttl).map_err(anyhow::Error::msg),
+    }
+}
+
+/// A duration as the user most likely typed it: `0s`, `500ms`, `1.5s`.
+fn shown_ttl(ttl: Duration) -> String {
+    if ttl.is_zero() {
+        "0s".to_owned()
+    } else {
+        format!("{ttl:?}")
     }
 }
 
@@ -238,4 +247,25 @@ fn make_csr(key: &rcgen::KeyPair, id: &SpiffeId, dns: &[String]) -> anyhow::Resu
         .serialize_request(key)
         .context("cannot sign the certificate signing request")?;
     Ok(csr.der().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ttl_under_a_second_is_refused_naming_what_was_typed() {
+        assert_eq!(
+            wire_ttl(Some(Duration::from_millis(500)))
+                .unwrap_err()
+                .to_string(),
+            "--ttl 500ms: an SVID must live at least 1s"
+        );
+        assert_eq!(
+            wire_ttl(Some(Duration::ZERO)).unwrap_err().to_string(),
+            "--ttl 0s: an SVID must live at least 1s"
+        );
+        assert_eq!(wire_ttl(None).unwrap(), 0);
+        assert_eq!(wire_ttl(Some(Duration::from_secs(90))).unwrap(), 90);
+    }
 }

@@ -1,6 +1,7 @@
 //! The command tree. Each module owns one top-level command.
 
 mod agent;
+mod agent_jwt;
 mod bundle;
 mod demo;
 mod entry;

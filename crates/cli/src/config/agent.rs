@@ -340,7 +340,11 @@ fn split_host_port(s: &str) -> (&str, Option<u16>) {
 }
 
 fn read_token(path: &Path) -> Result<String, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+    let text = lanyard_ca::operator_file::read_operator_text(
+        path,
+        lanyard_ca::operator_file::MAX_OPERATOR_FILE_BYTES,
+    )
+    .map_err(|source| ConfigError::ReadFile {
         what: "join token file",
         path: path.to_path_buf(),
         source,

@@ -230,3 +230,14 @@ fn join_token_file_is_read() {
     let err = load(&text).unwrap_err().to_string();
     assert!(err.starts_with("cannot read the join token file"), "{err}");
 }
+
+#[test]
+fn a_join_token_file_that_is_a_device_is_refused_without_reading_it() {
+    let err = load("agent {\n insecure_bootstrap = true\n join_token_file = \"/dev/zero\"\n}\n")
+        .unwrap_err();
+    assert_eq!(
+        format!("{:#}", anyhow::Error::new(err)),
+        "cannot read the join token file /dev/zero: it is a character device: only a regular \
+         file is read"
+    );
+}

@@ -413,8 +413,8 @@ mod tests {
         let e = parse("ca_ttl = \"1x\"\nb = 18446744073709551616\nc = \" 1h\"\n").unwrap();
         assert_eq!(
             e[0].duration().unwrap_err().to_string(),
-            "ca_ttl \"1x\" (line 1) is not a duration: use whole seconds (3600) or a number with \
-             a unit: s, m, h, d (1h30m)"
+            "ca_ttl \"1x\" (line 1) is not a duration: use whole seconds (3600) or numbers with \
+             units: ns, us (or µs), ms, s, m, h, d (1h30m, 500ms)"
         );
         assert_eq!(
             e[1].duration().unwrap_err().to_string(),

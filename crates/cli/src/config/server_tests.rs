@@ -303,8 +303,8 @@ fn bad_duration_is_named() {
     let err = error("server {\n  ca_ttl = \"1x\"\n}\n");
     assert_eq!(
         err,
-        "ca_ttl \"1x\" (line 2) is not a duration: use whole seconds (3600) or a number with a \
-         unit: s, m, h, d (1h30m)"
+        "ca_ttl \"1x\" (line 2) is not a duration: use whole seconds (3600) or numbers with \
+         units: ns, us (or µs), ms, s, m, h, d (1h30m, 500ms)"
     );
 }
 

@@ -1,5 +1,6 @@
 //! `server validate` and `agent validate`: the checks that can be made without starting
-//! anything. Nothing is created, bound or written.
+//! anything. Nothing is created or written; each TCP listener is bound and released at once,
+//! to find ports already in use.
 
 use std::path::Path;
 
@@ -83,9 +84,17 @@ pub(crate) fn server(settings: &ServerSettings) -> Findings {
         &config.socket_path,
         &mut findings.notes,
     ));
+    let daemon_running = !findings.notes.is_empty();
     let problems = &mut findings.problems;
     problems.extend(log_file(&settings.log));
     problems.extend(listeners(&config.health_checks, &config.telemetry));
+    let mut tcp = vec![(
+        "bind_address/bind_port".to_owned(),
+        config.bind.ip().to_string(),
+        config.bind.port(),
+    )];
+    tcp.extend(tcp_listeners(&config.health_checks, &config.telemetry));
+    ports_free(&tcp, daemon_running, &mut findings);
     findings
 }
 
@@ -98,7 +107,10 @@ pub(crate) fn agent(settings: &AgentSettings) -> Findings {
         problems.push(e.to_string());
     }
     if let lanyard_agent::TrustBootstrap::Pem(path) = &config.trust_bundle {
-        match std::fs::read(path) {
+        match lanyard_ca::operator_file::read_operator_file(
+            path,
+            lanyard_ca::operator_file::MAX_OPERATOR_FILE_BYTES,
+        ) {
             Err(e) => problems.push(format!(
                 "trust_bundle_path {}: cannot read it: {e}",
                 path.display()
@@ -119,6 +131,7 @@ pub(crate) fn agent(settings: &AgentSettings) -> Findings {
         &config.socket_path,
         &mut findings.notes,
     ));
+    let daemon_running = !findings.notes.is_empty();
     let problems = &mut findings.problems;
     problems.extend(log_file(&settings.log));
     problems.extend(listeners(&config.health_checks, &config.telemetry));
@@ -129,6 +142,11 @@ pub(crate) fn agent(settings: &AgentSettings) -> Findings {
     {
         problems.push(e.to_string());
     }
+    ports_free(
+        &tcp_listeners(&config.health_checks, &config.telemetry),
+        daemon_running,
+        &mut findings,
+    );
     findings
 }
 
@@ -222,6 +240,14 @@ fn log_file(log: &LogSettings) -> Option<String> {
     }
     // Also catches a parent that is a regular file (then the path cannot exist).
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty())?;
+    // The log file is created when it is missing, but its directory is not.
+    if !parent.exists() {
+        return Some(format!(
+            "log_file {}: directory {} does not exist: create it or choose another path",
+            path.display(),
+            parent.display()
+        ));
+    }
     writable_dir(&format!("log_file {}: directory", path.display()), parent)
 }
 
@@ -246,6 +272,71 @@ fn listeners(
         ));
     }
     problems
+}
+
+/// The health and metrics TCP listeners `run` binds, as (setting, host, port); one when they
+/// share a host and port.
+fn tcp_listeners(
+    health: &lanyard_telemetry::HealthChecks,
+    telemetry: &lanyard_telemetry::Telemetry,
+) -> Vec<(String, String, u16)> {
+    let mut out = Vec::new();
+    if health.listener_enabled {
+        out.push((
+            "health_checks bind_address/bind_port".to_owned(),
+            health.bind_address.clone(),
+            health.bind_port,
+        ));
+    }
+    if let Some(p) = &telemetry.prometheus
+        && !(health.listener_enabled && health.bind_address == p.host && health.bind_port == p.port)
+    {
+        out.push((
+            "telemetry Prometheus host/port".to_owned(),
+            p.host.clone(),
+            p.port,
+        ));
+    }
+    out
+}
+
+/// Binds each TCP listener and releases it at once, so that a port already taken is reported
+/// now rather than by `run`. When a daemon answers on the configured socket (`daemon_running`),
+/// a taken port is most likely its own and is a note instead. Port 0 and hosts that do not
+/// resolve (reported by the other checks) are skipped.
+fn ports_free(listeners: &[(String, String, u16)], daemon_running: bool, findings: &mut Findings) {
+    use std::net::ToSocketAddrs as _;
+
+    for (key, host, port) in listeners {
+        if *port == 0 {
+            continue;
+        }
+        let Some(addr) = (host.as_str(), *port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+        else {
+            continue;
+        };
+        match std::net::TcpListener::bind(addr) {
+            Ok(listener) => drop(listener),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && daemon_running => {
+                findings.notes.push(format!(
+                    "{key} {addr}: the address is in use, most likely by the daemon running on \
+                     the socket; stop it before starting another with this configuration"
+                ));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                findings.problems.push(format!(
+                    "{key} {addr}: the address is already in use: stop what listens there or \
+                     choose another port"
+                ));
+            }
+            Err(e) => findings
+                .problems
+                .push(format!("{key} {addr}: cannot listen on it: {e}")),
+        }
+    }
 }
 
 fn host_unusable(host: &str) -> bool {
@@ -347,5 +438,57 @@ mod tests {
         std::fs::write(&file, "").unwrap();
         let problem = log_file(&log(&file.join("x.log"))).unwrap();
         assert!(problem.contains("is not a directory"), "{problem}");
+    }
+
+    #[test]
+    fn a_port_in_use_is_a_problem_or_a_note_when_the_daemon_runs() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let listeners = [(
+            "health_checks bind_address/bind_port".to_owned(),
+            "127.0.0.1".to_owned(),
+            addr.port(),
+        )];
+
+        let mut findings = Findings::default();
+        ports_free(&listeners, false, &mut findings);
+        assert_eq!(
+            findings.problems,
+            [format!(
+                "health_checks bind_address/bind_port {addr}: the address is already in use: \
+                 stop what listens there or choose another port"
+            )]
+        );
+
+        let mut findings = Findings::default();
+        ports_free(&listeners, true, &mut findings);
+        assert!(findings.problems.is_empty());
+        assert_eq!(findings.notes.len(), 1, "{:?}", findings.notes);
+        assert!(findings.notes[0].contains(&addr.to_string()));
+
+        drop(taken);
+        let mut findings = Findings::default();
+        ports_free(&listeners, false, &mut findings);
+        assert!(findings.problems.is_empty(), "{:?}", findings.problems);
+        // Checking released the port again.
+        std::net::TcpListener::bind(addr).unwrap();
+    }
+
+    #[test]
+    fn a_log_file_in_a_missing_directory_is_a_problem() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("nonexistent/dir/x.log");
+        let settings = LogSettings {
+            file: Some(path.clone()),
+            ..LogSettings::default()
+        };
+        assert_eq!(
+            log_file(&settings).unwrap(),
+            format!(
+                "log_file {}: directory {} does not exist: create it or choose another path",
+                path.display(),
+                tmp.path().join("nonexistent/dir").display()
+            )
+        );
     }
 }

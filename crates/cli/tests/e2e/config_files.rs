@@ -158,6 +158,50 @@ fn validate_notes_a_running_daemon_without_failing() {
 }
 
 #[test]
+fn run_and_validate_refuse_a_log_file_in_a_missing_directory() {
+    let l = lanyard();
+    let log = l.dir().join("nonexistent/dir/x.log");
+    let conf = write(
+        &l,
+        "server.conf",
+        &server_file(l.dir(), &format!("log_file = \"{}\"", log.display())),
+    );
+    let expected = format!(
+        "log_file {}: directory {} does not exist: create it or choose another path",
+        log.display(),
+        l.dir().join("nonexistent/dir").display()
+    );
+    for command in ["validate", "run"] {
+        let out = l.cli(&["server", command, "--config", &conf]);
+        assert!(!out.success, "{command}");
+        assert!(out.stderr.contains(&expected), "{command}: {}", out.stderr);
+    }
+}
+
+#[test]
+fn validate_refuses_a_health_port_already_in_use() {
+    let l = lanyard();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let conf = format!(
+        "{}\nhealth_checks {{\n    listener_enabled = true\n    bind_address = \"127.0.0.1\"\n    \
+         bind_port = \"{port}\"\n}}\n",
+        server_file(l.dir(), "")
+    );
+    let conf = write(&l, "server.conf", &conf);
+    let out = l.cli(&["server", "validate", "--config", &conf]);
+    assert!(!out.success, "{}", out.stdout);
+    assert!(
+        out.stderr.contains(&format!(
+            "health_checks bind_address/bind_port 127.0.0.1:{port}: the address is already in \
+             use: stop what listens there or choose another port"
+        )),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn run_and_validate_say_the_same_of_a_data_dir_that_is_a_file() {
     let l = lanyard();
     let conf = write(&l, "server.conf", &server_file(l.dir(), ""));

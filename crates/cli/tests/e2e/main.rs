@@ -11,6 +11,7 @@
 mod common;
 mod config_files;
 mod failures;
+mod jwt;
 mod key_types;
 mod local_authority;
 mod mint;

@@ -141,6 +141,37 @@ fn validate_loads_the_upstream_files() {
     );
 }
 
+#[test]
+fn validate_refuses_an_upstream_key_that_is_a_fifo_without_hanging() {
+    let l = lanyard();
+    let pki = operator_pki(l.dir());
+    let data = l.path("data");
+    let fifo = l.path("upstream.fifo");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success());
+    let conf = upstream_file(&l, &pki, &fifo);
+    let out = l.cli(&[
+        "server",
+        "validate",
+        "--config",
+        &conf,
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert!(!out.success, "{}", out.stdout);
+    assert!(
+        out.stderr.contains(&format!(
+            "cannot read upstream key {}: it is a FIFO: only a regular file is read",
+            fifo.display()
+        )),
+        "{}",
+        out.stderr
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn svids_of_an_upstream_signed_server_verify_against_the_upstream_root() {
     let l = lanyard();

@@ -188,6 +188,11 @@ fn demo_writes_files_that_openssl_verifies() {
     let out = l.cli(&["demo", "--dir", dir.to_str().unwrap()]);
     assert!(out.success, "demo failed:\n{}\n{}", out.stdout, out.stderr);
     assert!(
+        out.stdout.contains("JWT-SVID for audience \"demo\""),
+        "{}",
+        out.stdout
+    );
+    assert!(
         out.stdout.contains("spiffe://example.org/demo/workload"),
         "{}",
         out.stdout

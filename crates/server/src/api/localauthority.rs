@@ -8,6 +8,7 @@ use lanyard_proto::spire::api::server::localauthority::v1::{self as wire, local_
 use tonic::{Request, Response, Status};
 
 use super::Api;
+use crate::audit::AuditFields;
 use crate::caller::Peer;
 use crate::state::unix_seconds;
 
@@ -31,8 +32,9 @@ impl local_authority_server::LocalAuthority for Api {
         request: Request<wire::PrepareJwtAuthorityRequest>,
     ) -> Result<Response<wire::PrepareJwtAuthorityResponse>, Status> {
         Peer::of(&request)?.require_local()?;
+        let audit = AuditFields::of(&request);
         let state = self.state.ca.prepare_jwt_authority().await;
-        let prepared_authority = self.changed(state).await?;
+        let prepared_authority = self.changed(state, audit.as_ref()).await?;
         self.state.metrics.ca_prepared();
         Ok(Response::new(wire::PrepareJwtAuthorityResponse {
             prepared_authority,
@@ -44,9 +46,13 @@ impl local_authority_server::LocalAuthority for Api {
         request: Request<wire::ActivateJwtAuthorityRequest>,
     ) -> Result<Response<wire::ActivateJwtAuthorityResponse>, Status> {
         Peer::of(&request)?.require_local()?;
+        AuditFields::note(&request, |r| {
+            r.authority_id = Some(request.get_ref().authority_id.clone());
+        });
+        let audit = AuditFields::of(&request);
         let id = request.into_inner().authority_id;
         let state = self.state.ca.activate_jwt_authority(&id).await;
-        let activated_authority = self.changed(state).await?;
+        let activated_authority = self.changed(state, audit.as_ref()).await?;
         self.state.metrics.ca_activated();
         Ok(Response::new(wire::ActivateJwtAuthorityResponse {
             activated_authority,
@@ -58,10 +64,14 @@ impl local_authority_server::LocalAuthority for Api {
         request: Request<wire::TaintJwtAuthorityRequest>,
     ) -> Result<Response<wire::TaintJwtAuthorityResponse>, Status> {
         Peer::of(&request)?.require_local()?;
+        AuditFields::note(&request, |r| {
+            r.authority_id = Some(request.get_ref().authority_id.clone());
+        });
+        let audit = AuditFields::of(&request);
         let id = request.into_inner().authority_id;
         let state = self.state.ca.taint_jwt_authority(&id).await;
         Ok(Response::new(wire::TaintJwtAuthorityResponse {
-            tainted_authority: self.changed(state).await?,
+            tainted_authority: self.changed(state, audit.as_ref()).await?,
         }))
     }
 
@@ -70,10 +80,14 @@ impl local_authority_server::LocalAuthority for Api {
         request: Request<wire::RevokeJwtAuthorityRequest>,
     ) -> Result<Response<wire::RevokeJwtAuthorityResponse>, Status> {
         Peer::of(&request)?.require_local()?;
+        AuditFields::note(&request, |r| {
+            r.authority_id = Some(request.get_ref().authority_id.clone());
+        });
+        let audit = AuditFields::of(&request);
         let id = request.into_inner().authority_id;
         let state = self.state.ca.revoke_jwt_authority(&id).await;
         Ok(Response::new(wire::RevokeJwtAuthorityResponse {
-            revoked_authority: self.changed(state).await?,
+            revoked_authority: self.changed(state, audit.as_ref()).await?,
         }))
     }
 
@@ -100,8 +114,9 @@ impl local_authority_server::LocalAuthority for Api {
         request: Request<wire::PrepareX509AuthorityRequest>,
     ) -> Result<Response<wire::PrepareX509AuthorityResponse>, Status> {
         Peer::of(&request)?.require_local()?;
+        let audit = AuditFields::of(&request);
         let state = self.state.ca.prepare_x509_authority().await;
-        let prepared_authority = self.changed(state).await?;
+        let prepared_authority = self.changed(state, audit.as_ref()).await?;
         self.state.metrics.ca_prepared();
         Ok(Response::new(wire::PrepareX509AuthorityResponse {
             prepared_authority,
@@ -113,9 +128,13 @@ impl local_authority_server::LocalAuthority for Api {
         request: Request<wire::ActivateX509AuthorityRequest>,
     ) -> Result<Response<wire::ActivateX509AuthorityResponse>, Status> {
         Peer::of(&request)?.require_local()?;
+        AuditFields::note(&request, |r| {
+            r.authority_id = Some(request.get_ref().authority_id.clone());
+        });
+        let audit = AuditFields::of(&request);
         let id = request.into_inner().authority_id;
         let state = self.state.ca.activate_x509_authority(&id).await;
-        let activated_authority = self.changed(state).await?;
+        let activated_authority = self.changed(state, audit.as_ref()).await?;
         self.state.metrics.ca_activated();
         Ok(Response::new(wire::ActivateX509AuthorityResponse {
             activated_authority,
@@ -127,10 +146,14 @@ impl local_authority_server::LocalAuthority for Api {
         request: Request<wire::TaintX509AuthorityRequest>,
     ) -> Result<Response<wire::TaintX509AuthorityResponse>, Status> {
         Peer::of(&request)?.require_local()?;
+        AuditFields::note(&request, |r| {
+            r.authority_id = Some(request.get_ref().authority_id.clone());
+        });
+        let audit = AuditFields::of(&request);
         let id = request.into_inner().authority_id;
         let state = self.state.ca.taint_x509_authority(&id).await;
         Ok(Response::new(wire::TaintX509AuthorityResponse {
-            tainted_authority: self.changed(state).await?,
+            tainted_authority: self.changed(state, audit.as_ref()).await?,
         }))
     }
 
@@ -139,10 +162,14 @@ impl local_authority_server::LocalAuthority for Api {
         request: Request<wire::RevokeX509AuthorityRequest>,
     ) -> Result<Response<wire::RevokeX509AuthorityResponse>, Status> {
         Peer::of(&request)?.require_local()?;
+        AuditFields::note(&request, |r| {
+            r.authority_id = Some(request.get_ref().authority_id.clone());
+        });
+        let audit = AuditFields::of(&request);
         let id = request.into_inner().authority_id;
         let state = self.state.ca.revoke_x509_authority(&id).await;
         Ok(Response::new(wire::RevokeX509AuthorityResponse {
-            revoked_authority: self.changed(state).await?,
+            revoked_authority: self.changed(state, audit.as_ref()).await?,
         }))
     }
 
@@ -175,11 +202,16 @@ impl Api {
     }
 
     /// Publishes the bundle after a successful change and converts its result.
+    /// The resulting authority id goes to the call's audit event.
     async fn changed(
         &self,
         result: Result<AuthorityState, CaError>,
+        audit: Option<&AuditFields>,
     ) -> Result<Option<wire::AuthorityState>, Status> {
         let state = result.map_err(authority_status)?;
+        AuditFields::add(audit, |r| {
+            r.result_authority_id = Some(state.authority_id.clone());
+        });
         self.state.publish_authority_change().await.map_err(|e| {
             tracing::warn!(error = %e, "Publishing the bundle after an authority change failed");
             Status::internal(format!(
@@ -221,6 +253,7 @@ fn authority_status(e: CaError) -> Status {
         | CaError::NotOldAuthority { .. }
         | CaError::AlreadyTainted { .. }
         | CaError::UpstreamSignedAuthority { .. }
+        | CaError::UnknownX509Authority { .. }
         | CaError::NotTainted { .. } => Status::failed_precondition(e.to_string()),
         other => {
             tracing::warn!(error = %other, "Authority change failed");

@@ -97,7 +97,12 @@ fn ca_status(e: lanyard_ca::CaError) -> Status {
         | E::RootSpiffeId(_)
         | E::InvalidDnsName(_)
         | E::EmptyAudience(_)
-        | E::InvalidTtl { .. } => Status::invalid_argument(e.to_string()),
+        | E::InvalidTtl { .. }
+        // Claims the caller chose (audiences, extra claims) that no token can carry, such as a
+        // token over the validators' size limit.
+        | E::Jwt(lanyard_spiffe::jwt::JwtError::InvalidClaims { .. }) => {
+            Status::invalid_argument(e.to_string())
+        }
         other => {
             tracing::warn!(error = %other, "Signing failed");
             Status::internal(format!("signing failed: {other}"))

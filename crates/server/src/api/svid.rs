@@ -1,5 +1,5 @@
-//! `spire.api.server.svid.v1.SVID`: agents get X509-SVIDs signed for their entries; operators
-//! on the admin socket mint X509-SVIDs and JWT-SVIDs directly.
+//! `spire.api.server.svid.v1.SVID`: agents get X509-SVIDs and JWT-SVIDs signed for their
+//! entries; operators on the admin socket mint X509-SVIDs and JWT-SVIDs directly.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -7,7 +7,8 @@ use std::time::Duration;
 use lanyard_ca::parse_csr;
 use lanyard_proto::spire::api::server::svid::v1::{
     BatchNewX509svidRequest, BatchNewX509svidResponse, MintJwtsvidRequest, MintJwtsvidResponse,
-    MintX509svidRequest, MintX509svidResponse, batch_new_x509svid_response, svid_server,
+    MintX509svidRequest, MintX509svidResponse, NewJwtsvidRequest, NewJwtsvidResponse,
+    batch_new_x509svid_response, svid_server,
 };
 use lanyard_proto::spire::api::types;
 use lanyard_spiffe::SpiffeId;
@@ -159,6 +160,66 @@ impl svid_server::Svid for Api {
             results.push(result);
         }
         Ok(Response::new(BatchNewX509svidResponse { results }))
+    }
+
+    async fn new_jwtsvid(
+        &self,
+        request: Request<NewJwtsvidRequest>,
+    ) -> Result<Response<NewJwtsvidResponse>, Status> {
+        self.new_jwt_svid_for_agent(request).await
+    }
+}
+
+impl Api {
+    /// `NewJWTSVID`: a JWT-SVID for one entry the calling agent is authorized for (the same
+    /// authorization as `BatchNewX509SVID`), with the entry's JWT-SVID TTL or the default.
+    pub(crate) async fn new_jwt_svid_for_agent(
+        &self,
+        request: Request<NewJwtsvidRequest>,
+    ) -> Result<Response<NewJwtsvidResponse>, Status> {
+        let agent = Peer::of(&request)?.require_agent(&self.state).await?;
+        let req = request.into_inner();
+        if req.audience.is_empty() || req.audience.iter().any(String::is_empty) {
+            return Err(Status::invalid_argument(format!(
+                "audience {:?}: at least one value is required and none may be empty",
+                req.audience
+            )));
+        }
+        let authorized = self.state.authorized_entries(&agent);
+        let Some(entry) = authorized.iter().find(|e| e.id.as_str() == req.entry_id) else {
+            tracing::info!(agent.id = %agent.id, entry.id = %req.entry_id, "Denied: entry not authorized");
+            return Err(Status::not_found(format!(
+                "entry {:?} does not exist or is not authorized for this agent",
+                req.entry_id
+            )));
+        };
+        let ttl = match entry.jwt_svid_ttl {
+            0 => self.state.config.default_jwt_svid_ttl,
+            secs => Duration::from_secs(secs.unsigned_abs().into()),
+        };
+        let signed = self
+            .state
+            .ca
+            .sign_jwt_svid(&entry.spiffe_id, &req.audience, ttl, self.state.clock.now())
+            .map_err(ca_status)?;
+        self.state.metrics.svid_signed(SvidKind::JwtWorkload);
+        tracing::debug!(
+            agent.id = %agent.id,
+            entry.id = %entry.id,
+            spiffe_id = %entry.spiffe_id,
+            kid = %signed.kid,
+            expires_at = unix_seconds(signed.expires_at),
+            "Signed workload JWT-SVID"
+        );
+        Ok(Response::new(NewJwtsvidResponse {
+            svid: Some(types::Jwtsvid {
+                token: signed.token,
+                id: Some(wire_id(&entry.spiffe_id)),
+                expires_at: unix_seconds(signed.expires_at),
+                issued_at: unix_seconds(signed.issued_at),
+                hint: entry.hint.clone(),
+            }),
+        }))
     }
 }
 

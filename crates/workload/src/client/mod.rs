@@ -2,6 +2,7 @@
 //! header, and parses answers strictly with `lanyard-spiffe`.
 
 mod context;
+mod jwt;
 
 use std::error::Error as _;
 

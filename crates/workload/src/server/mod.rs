@@ -6,7 +6,7 @@
 //! - the first message of a stream at once, later ones only when the answer changed, each
 //!   carrying the complete state (Workload API §4);
 //! - status codes clients act on (Workload Endpoint §6): no identity is `PermissionDenied`,
-//!   a source that cannot answer is `Unavailable`, the JWT-SVID profile is `Unimplemented`.
+//!   a source that cannot answer is `Unavailable`, a malformed request is `InvalidArgument`.
 
 mod conn;
 mod listen;
@@ -23,13 +23,15 @@ use lanyard_proto::workload::{
     ValidateJwtsvidResponse, X509BundlesRequest, X509BundlesResponse, X509svid, X509svidRequest,
     X509svidResponse,
 };
+use lanyard_spiffe::bundle::jwt_bundle_to_jwks;
+use lanyard_spiffe::{JwtBundleSet, JwtSvid, SpiffeId};
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 pub use listen::{DEFAULT_SHUTDOWN_GRACE, ServeError, WorkloadListener, serve_unix};
 
-use crate::{BundlesSnapshot, Caller, IdentitySource, SourceError, X509Snapshot};
+use crate::{BundlesSnapshot, Caller, IdentitySource, JwtSvidItem, SourceError, X509Snapshot};
 use updates::{ResponseStream, updates};
 
 /// The metadata key every Workload API request must carry, with the value `true` (Workload
@@ -164,30 +166,132 @@ impl<S: IdentitySource> SpiffeWorkloadApi for WorkloadApiServer<S> {
         &self,
         request: Request<JwtsvidRequest>,
     ) -> Result<Response<JwtsvidResponse>, Status> {
-        self.admit(&request, "FetchJWTSVID")?;
-        Err(jwt_unimplemented())
+        let caller = self.admit(&request, "FetchJWTSVID")?;
+        let span = rpc_span("FetchJWTSVID", Some(&caller));
+        let req = request.into_inner();
+        let answer = async {
+            let (audience, spiffe_id) = jwt_svid_request(req)?;
+            let svids = self
+                .source
+                .jwt_svids(&caller, &audience, spiffe_id.as_ref())
+                .await
+                .map_err(status)?;
+            jwt_svid_response(svids)
+        }
+        .instrument(span.clone())
+        .await;
+        refused(&span, answer).map(Response::new)
     }
 
     async fn fetch_jwt_bundles(
         &self,
         request: Request<JwtBundlesRequest>,
     ) -> Result<Response<Self::FetchJWTBundlesStream>, Status> {
-        self.admit(&request, "FetchJWTBundles")?;
-        Err(jwt_unimplemented())
+        let caller = self.admit(&request, "FetchJWTBundles")?;
+        self.open_stream("FetchJWTBundles", caller, |source, caller| async move {
+            jwt_bundles_response(&source.jwt_bundles(&caller).await.map_err(status)?)
+        })
+        .await
     }
 
     async fn validate_jwtsvid(
         &self,
         request: Request<ValidateJwtsvidRequest>,
     ) -> Result<Response<ValidateJwtsvidResponse>, Status> {
-        self.admit(&request, "ValidateJWTSVID")?;
-        Err(jwt_unimplemented())
+        let caller = self.admit(&request, "ValidateJWTSVID")?;
+        let span = rpc_span("ValidateJWTSVID", Some(&caller));
+        let req = request.into_inner();
+        let answer = async {
+            if req.audience.is_empty() {
+                return Err(Status::invalid_argument(AUDIENCE_MISSING));
+            }
+            if req.svid.is_empty() {
+                return Err(Status::invalid_argument("svid must be specified"));
+            }
+            let bundles = self.source.jwt_bundles(&caller).await.map_err(status)?;
+            validate(&req.svid, &req.audience, &bundles, self.source.now())
+        }
+        .instrument(span.clone())
+        .await;
+        refused(&span, answer).map(Response::new)
     }
 }
 
-// TODO: issue #8 (full Workload API) replaces this with JWT-SVID minting and validation.
-fn jwt_unimplemented() -> Status {
-    Status::unimplemented("the JWT-SVID profile is not available in this version of Lanyard")
+/// The status message for a JWT request without an audience.
+pub const AUDIENCE_MISSING: &str = "audience must be specified";
+
+/// Logs a refused unary call in its span and passes the answer on.
+fn refused<T>(span: &tracing::Span, answer: Result<T, Status>) -> Result<T, Status> {
+    if let Err(status) = &answer {
+        span.in_scope(
+            || tracing::info!(code = ?status.code(), reason = status.message(), "Refused request"),
+        );
+    }
+    answer
+}
+
+/// The audience (at least one, none empty) and the optional SPIFFE ID of a `FetchJWTSVID`.
+fn jwt_svid_request(req: JwtsvidRequest) -> Result<(Vec<String>, Option<SpiffeId>), Status> {
+    if req.audience.is_empty() || req.audience.iter().any(String::is_empty) {
+        return Err(Status::invalid_argument(AUDIENCE_MISSING));
+    }
+    let spiffe_id = match req.spiffe_id.as_str() {
+        "" => None,
+        id => Some(SpiffeId::parse(id).map_err(|e| {
+            Status::invalid_argument(format!("spiffe_id {id:?} is not a SPIFFE ID: {e}"))
+        })?),
+    };
+    Ok((req.audience, spiffe_id))
+}
+
+/// The wire form of a JWT-SVID answer; without SVIDs it is "no identity" (Workload API §5.4:
+/// `svids` holds at least one entry).
+fn jwt_svid_response(svids: Vec<JwtSvidItem>) -> Result<JwtsvidResponse, Status> {
+    if svids.is_empty() {
+        return Err(Status::permission_denied(NO_IDENTITY));
+    }
+    Ok(JwtsvidResponse {
+        svids: svids
+            .into_iter()
+            .map(|s| lanyard_proto::workload::Jwtsvid {
+                spiffe_id: s.spiffe_id.to_string(),
+                svid: s.token,
+                hint: s.hint,
+            })
+            .collect(),
+    })
+}
+
+/// The wire form of a JWT bundles answer: trust domain ID to a JWKS document, `{"keys":[]}`
+/// for a trust domain without JWT keys (never empty bytes). It must hold at least the own trust
+/// domain (Workload API §5.5); an empty set means the source has no bundle yet.
+fn jwt_bundles_response(set: &JwtBundleSet) -> Result<JwtBundlesResponse, Status> {
+    if set.is_empty() {
+        return Err(Status::unavailable("no JWT bundle is available yet"));
+    }
+    Ok(JwtBundlesResponse {
+        bundles: set
+            .iter()
+            .map(|b| (b.trust_domain().id_string(), jwt_bundle_to_jwks(b)))
+            .collect(),
+    })
+}
+
+/// Full JWT-SVID validation (JWT-SVID §4, Workload API §6.3) against `bundles`; every failure
+/// is `InvalidArgument` with the validator's reason.
+fn validate(
+    token: &str,
+    audience: &str,
+    bundles: &JwtBundleSet,
+    now: std::time::SystemTime,
+) -> Result<ValidateJwtsvidResponse, Status> {
+    let svid = JwtSvid::parse_and_validate(token, bundles, &[audience], now)
+        .map_err(|e| Status::invalid_argument(format!("invalid JWT-SVID: {e}")))?;
+    tracing::debug!(spiffe_id = %svid.spiffe_id(), kid = svid.kid(), "Validated JWT-SVID");
+    Ok(ValidateJwtsvidResponse {
+        spiffe_id: svid.spiffe_id().to_string(),
+        claims: Some(crate::claims::to_struct(svid.claims())),
+    })
 }
 
 fn rpc_span(method: &'static str, caller: Option<&Caller>) -> tracing::Span {
@@ -219,6 +323,7 @@ fn status(e: SourceError) -> Status {
     match e {
         SourceError::NoIdentity => Status::permission_denied(NO_IDENTITY),
         SourceError::Unavailable(msg) => Status::unavailable(msg),
+        e @ SourceError::NotEntitled(_) => Status::permission_denied(e.to_string()),
     }
 }
 

@@ -7,10 +7,10 @@ use std::time::{Duration, SystemTime};
 
 use lanyard_ca::{KeyType, SvidParams, X509Authority, generate_key_pair};
 use lanyard_proto::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
-use lanyard_spiffe::{SpiffeId, TrustDomain};
+use lanyard_spiffe::{JwtBundle, JwtBundleSet, SpiffeId, TrustDomain};
 use lanyard_workload::{
-    BundlesSnapshot, Caller, DEFAULT_SHUTDOWN_GRACE, EndpointAddr, IdentitySource, ServeError,
-    SourceError, WorkloadListener, X509Snapshot, X509SvidItem,
+    BundlesSnapshot, Caller, DEFAULT_SHUTDOWN_GRACE, EndpointAddr, IdentitySource, JwtSvidItem,
+    ServeError, SourceError, WorkloadListener, X509Snapshot, X509SvidItem,
 };
 use tokio::sync::{oneshot, watch};
 use tonic::transport::{Channel, Endpoint};
@@ -77,6 +77,41 @@ impl IdentitySource for FakeSource {
 
     fn changes(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
+    }
+
+    /// A placeholder token `jwt:<audience>:<id>` per X509-SVID identity.
+    async fn jwt_svids(
+        &self,
+        caller: &Caller,
+        audience: &[String],
+        spiffe_id: Option<&SpiffeId>,
+    ) -> Result<Vec<JwtSvidItem>, SourceError> {
+        self.callers.lock().unwrap().push(*caller);
+        let snapshot = self.answer.lock().unwrap().clone()?;
+        let items: Vec<_> = snapshot
+            .svids
+            .iter()
+            .filter(|s| spiffe_id.is_none_or(|id| *id == s.spiffe_id))
+            .map(|s| JwtSvidItem {
+                spiffe_id: s.spiffe_id.clone(),
+                token: format!("jwt:{}:{}", audience.join(","), s.spiffe_id),
+                hint: s.hint.clone(),
+            })
+            .collect();
+        match spiffe_id {
+            Some(id) if items.is_empty() => Err(SourceError::NotEntitled(id.clone())),
+            _ => Ok(items),
+        }
+    }
+
+    /// An empty JWT bundle for the own trust domain.
+    async fn jwt_bundles(&self, caller: &Caller) -> Result<JwtBundleSet, SourceError> {
+        self.callers.lock().unwrap().push(*caller);
+        let snapshot = self.answer.lock().unwrap().clone()?;
+        let own = snapshot.svids.first().ok_or(SourceError::NoIdentity)?;
+        Ok(JwtBundleSet::from_iter([JwtBundle::new(
+            own.spiffe_id.trust_domain().clone(),
+        )]))
     }
 }
 

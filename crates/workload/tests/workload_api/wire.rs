@@ -97,7 +97,7 @@ async fn source_that_cannot_answer_gives_unavailable() {
 }
 
 #[tokio::test]
-async fn jwt_rpcs_are_unimplemented_in_this_version() {
+async fn jwt_rpcs_without_identity_are_permission_denied() {
     let running = start(FakeSource::new(Err(SourceError::NoIdentity)));
     let mut raw = running.raw_client().await;
     let fetch = raw
@@ -119,12 +119,8 @@ async fn jwt_rpcs_are_unimplemented_in_this_version() {
         .await
         .unwrap_err();
     for status in [fetch, bundles, validate] {
-        assert_eq!(status.code(), Code::Unimplemented);
-        assert!(
-            status
-                .message()
-                .contains("JWT-SVID profile is not available")
-        );
+        assert_eq!(status.code(), Code::PermissionDenied);
+        assert_eq!(status.message(), "no identity issued");
     }
 
     // The header rule comes first, for these RPCs too.
@@ -133,6 +129,103 @@ async fn jwt_rpcs_are_unimplemented_in_this_version() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn fetch_jwt_svid_checks_audience_and_spiffe_id() {
+    let ca = TestCa::new("example.org");
+    let running = start(FakeSource::new(snapshot(vec![
+        ca.svid("/a"),
+        ca.svid("/b"),
+    ])));
+    let mut raw = running.raw_client().await;
+    let mut fetch = async |audience: Vec<&str>, spiffe_id: &str| {
+        raw.fetch_jwtsvid(with_header(JwtsvidRequest {
+            audience: audience.into_iter().map(String::from).collect(),
+            spiffe_id: spiffe_id.into(),
+        }))
+        .await
+    };
+
+    let err = fetch(vec![], "").await.unwrap_err();
+    assert_eq!(
+        (err.code(), err.message()),
+        (Code::InvalidArgument, "audience must be specified")
+    );
+    let err = fetch(vec![""], "").await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = fetch(vec!["db"], "not-an-id").await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("not-an-id"), "{}", err.message());
+    let err = fetch(vec!["db"], "spiffe://example.org/c")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    let all = fetch(vec!["db", "cache"], "").await.unwrap().into_inner();
+    let tokens: Vec<_> = all.svids.iter().map(|s| s.svid.as_str()).collect();
+    assert_eq!(
+        tokens,
+        [
+            "jwt:db,cache:spiffe://example.org/a",
+            "jwt:db,cache:spiffe://example.org/b"
+        ]
+    );
+    let one = fetch(vec!["db"], "spiffe://example.org/b")
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(one.svids.len(), 1);
+    assert_eq!(one.svids[0].spiffe_id, "spiffe://example.org/b");
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn jwt_bundles_are_jwks_and_validation_refuses_bad_requests() {
+    let ca = TestCa::new("example.org");
+    let running = start(FakeSource::new(snapshot(vec![ca.svid("/a")])));
+    let mut raw = running.raw_client().await;
+
+    let mut stream = raw
+        .fetch_jwt_bundles(with_header(JwtBundlesRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = next(&mut stream).await.unwrap().unwrap();
+    assert_eq!(
+        first.bundles,
+        BTreeMap::from([(
+            "spiffe://example.org".to_string(),
+            b"{\"keys\":[]}".to_vec()
+        )])
+        .into_iter()
+        .collect()
+    );
+
+    for (audience, svid) in [("", "x.y.z"), ("db", "")] {
+        let err = raw
+            .validate_jwtsvid(with_header(ValidateJwtsvidRequest {
+                audience: audience.into(),
+                svid: svid.into(),
+            }))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{audience:?} {svid:?}");
+    }
+    let err = raw
+        .validate_jwtsvid(with_header(ValidateJwtsvidRequest {
+            audience: "db".into(),
+            svid: "x.y.z".into(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().starts_with("invalid JWT-SVID: "),
+        "{}",
+        err.message()
+    );
     running.shutdown().await;
 }
 
