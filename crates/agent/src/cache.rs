@@ -3,12 +3,13 @@
 //! Owned by the sync loop; workloads read immutable [`Snapshot`]s of it. Nothing here is
 //! persisted: a restarted agent signs every SVID anew.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use lanyard_spiffe::x509::verify_chain;
 use lanyard_spiffe::{JwtBundle, TrustDomain, X509Bundle, X509Svid};
+use rustls_pki_types::CertificateDer;
 
 use crate::entry::WorkloadEntry;
 use crate::schedule::{is_due, renew_at};
@@ -16,7 +17,13 @@ use crate::schedule::{is_due, renew_at};
 /// Entries and SVIDs, keyed by entry ID.
 pub(crate) struct Cache {
     bundle: X509Bundle,
+    /// The authorities of `bundle` the server marked tainted (same trust domain).
+    tainted: X509Bundle,
+    /// The server's sequence number of the bundle last taken.
+    sequence: u64,
     jwt_bundle: Arc<JwtBundle>,
+    /// The `kid`s of `jwt_bundle` the server marked tainted.
+    tainted_kids: Arc<BTreeSet<String>>,
     slots: BTreeMap<String, Slot>,
     dirty: bool,
 }
@@ -31,7 +38,8 @@ struct CachedSvid {
     /// The entry as it was when the SVID was requested.
     signed_for: WorkloadEntry,
     renew_at: SystemTime,
-    /// The chain no longer verifies against the current bundle.
+    /// The chain no longer verifies against the current bundle, or a tainted authority issued
+    /// it.
     stale: bool,
 }
 
@@ -53,6 +61,9 @@ pub(crate) struct Snapshot {
     pub(crate) identities: Vec<Identity>,
     /// The keys that sign its JWT-SVIDs.
     pub(crate) jwt_bundle: Arc<JwtBundle>,
+    /// The `kid`s of `jwt_bundle` the server marked tainted: cached JWT-SVIDs they signed are
+    /// not handed out again.
+    pub(crate) tainted_kids: Arc<BTreeSet<String>>,
 }
 
 impl Snapshot {
@@ -60,6 +71,7 @@ impl Snapshot {
     pub(crate) fn empty(trust_domain: TrustDomain) -> Self {
         Self {
             jwt_bundle: Arc::new(JwtBundle::new(trust_domain.clone())),
+            tainted_kids: Arc::default(),
             trust_domain,
             bundle_der: Vec::new(),
             identities: Vec::new(),
@@ -78,6 +90,9 @@ impl Cache {
     pub(crate) fn new(bundle: X509Bundle) -> Self {
         Self {
             jwt_bundle: Arc::new(JwtBundle::new(bundle.trust_domain().clone())),
+            tainted_kids: Arc::default(),
+            tainted: X509Bundle::new(bundle.trust_domain().clone(), Vec::new()),
+            sequence: 0,
             bundle,
             slots: BTreeMap::new(),
             dirty: true,
@@ -89,26 +104,45 @@ impl Cache {
         &self.bundle
     }
 
-    /// Replaces the bundle; SVIDs that no longer chain to it are marked for re-signing.
-    /// Returns whether anything changed.
-    pub(crate) fn set_bundle(&mut self, bundle: X509Bundle, now: SystemTime) -> bool {
-        if bundle == self.bundle {
+    /// The authorities of the bundle that the server marked tainted.
+    pub(crate) fn tainted(&self) -> &X509Bundle {
+        &self.tainted
+    }
+
+    /// Takes the server's bundle `bundle` at `sequence`, with the `tainted` authorities among
+    /// its certificates. SVIDs that no longer chain to it, or that a tainted authority issued,
+    /// are marked for re-signing. Returns whether anything changed.
+    pub(crate) fn set_bundle(
+        &mut self,
+        bundle: X509Bundle,
+        tainted: X509Bundle,
+        sequence: u64,
+        now: SystemTime,
+    ) -> bool {
+        if bundle == self.bundle && tainted == self.tainted && sequence == self.sequence {
             return false;
         }
         for cached in self.slots.values_mut().filter_map(|s| s.svid.as_mut()) {
-            cached.stale = verify_chain(cached.svid.chain(), &bundle, now).is_err();
+            let chain = cached.svid.chain();
+            cached.stale = verify_chain(chain, &bundle, now).is_err()
+                || issued_by_tainted(chain, &tainted, now);
         }
         self.bundle = bundle;
+        self.tainted = tainted;
+        self.sequence = sequence;
         self.dirty = true;
         true
     }
 
-    /// Replaces the JWT signing keys; returns whether they changed.
-    pub(crate) fn set_jwt_bundle(&mut self, bundle: JwtBundle) -> bool {
-        if bundle == *self.jwt_bundle {
+    /// Replaces the JWT signing keys and the tainted `kid`s among them; returns whether they
+    /// changed.
+    pub(crate) fn set_jwt_bundle(&mut self, bundle: JwtBundle, tainted: BTreeSet<String>) -> bool {
+        if bundle == *self.jwt_bundle && tainted == *self.tainted_kids {
             return false;
         }
+        // Always a new allocation: readers notice a change by pointer (see `JwtCache::prune`).
         self.jwt_bundle = Arc::new(bundle);
+        self.tainted_kids = Arc::new(tainted);
         self.dirty = true;
         true
     }
@@ -215,8 +249,32 @@ impl Cache {
             bundle_der: self.bundle.to_der(),
             identities,
             jwt_bundle: Arc::clone(&self.jwt_bundle),
+            tainted_kids: Arc::clone(&self.tainted_kids),
         }
     }
+}
+
+/// Whether one of the `tainted` authorities issued `chain` (leaf first): it carries one of them,
+/// or its leaf (through the rest of the chain) verifies with them as the only trust anchors.
+///
+/// Signatures rather than key identifiers decide, so a chain without an authority key identifier
+/// is judged too. With an upstream authority the server's tainted certificate is an intermediate
+/// in the SVID chain, which the first test catches.
+pub(crate) fn issued_by_tainted(
+    chain: &[CertificateDer<'_>],
+    tainted: &X509Bundle,
+    now: SystemTime,
+) -> bool {
+    if tainted.is_empty() {
+        return false;
+    }
+    let carried = chain.iter().skip(1).any(|c| {
+        tainted
+            .authorities()
+            .iter()
+            .any(|t| t.as_ref() == c.as_ref())
+    });
+    carried || verify_chain(chain, tainted, now).is_ok()
 }
 
 #[cfg(test)]
@@ -235,6 +293,11 @@ mod tests {
         let key = generate_key_pair(KeyType::EcP256).unwrap();
         let chain = ca.sign_at(&key, e.spiffe_id.path(), Duration::from_secs(100), start);
         X509Svid::from_parts(chain, PrivatePkcs8KeyDer::from(key.serialize_der())).unwrap()
+    }
+
+    /// No tainted authority.
+    fn none(ca: &TestCa) -> X509Bundle {
+        X509Bundle::new(ca.td.clone(), Vec::new())
     }
 
     fn ids(entries: &[WorkloadEntry]) -> Vec<&str> {
@@ -294,18 +357,78 @@ mod tests {
 
         let mut both = ca.bundle().authorities().to_vec();
         both.extend(next.bundle().authorities().iter().cloned());
-        assert!(cache.set_bundle(X509Bundle::new(ca.td.clone(), both), now));
+        assert!(cache.set_bundle(X509Bundle::new(ca.td.clone(), both), none(&ca), 1, now));
         assert!(
             cache.due(now).is_empty(),
             "the old authority is still trusted"
         );
-        assert!(cache.set_bundle(next.bundle(), now));
+        assert!(cache.set_bundle(next.bundle(), none(&ca), 2, now));
         assert_eq!(ids(&cache.due(now)), ["e1"]);
         assert!(
-            !cache.set_bundle(next.bundle(), now),
+            !cache.set_bundle(next.bundle(), none(&ca), 2, now),
             "same bundle is no change"
         );
         assert!(cache.take_dirty());
+    }
+
+    #[test]
+    fn svids_of_a_tainted_authority_are_due_at_once_and_others_are_not() {
+        let old = TestCa::new();
+        let new = TestCa::new();
+        let both = X509Bundle::new(
+            old.td.clone(),
+            vec![old.authority.cert().clone(), new.authority.cert().clone()],
+        );
+        let mut cache = Cache::new(both.clone());
+        let web = entry("e1", "/web", &["unix:uid:1"]);
+        let db = entry("e2", "/db", &["unix:uid:2"]);
+        let now = SystemTime::now();
+        cache.set_entries(vec![web.clone(), db.clone()]);
+        cache.insert_svid(&web, svid_for(&old, &web, now), now, 0.0);
+        cache.insert_svid(&db, svid_for(&new, &db, now), now, 0.0);
+        assert!(cache.due(now).is_empty());
+        cache.take_dirty();
+
+        let tainted = old.bundle();
+        assert!(cache.set_bundle(both.clone(), tainted.clone(), 4, now));
+        assert_eq!(
+            ids(&cache.due(now)),
+            ["e1"],
+            "only the SVID of the tainted authority"
+        );
+        assert!(cache.take_dirty());
+
+        cache.insert_svid(&web, svid_for(&new, &web, now), now, 0.0);
+        assert!(
+            cache.due(now).is_empty(),
+            "re-signed by the active authority"
+        );
+    }
+
+    #[test]
+    fn a_new_sequence_alone_is_a_change() {
+        let ca = TestCa::new();
+        let mut cache = Cache::new(ca.bundle());
+        let now = SystemTime::now();
+        assert!(cache.set_bundle(ca.bundle(), none(&ca), 3, now));
+        assert!(!cache.set_bundle(ca.bundle(), none(&ca), 3, now));
+        assert!(cache.set_bundle(ca.bundle(), none(&ca), 4, now));
+        assert!(
+            cache.set_bundle(ca.bundle(), ca.bundle(), 4, now),
+            "taint flag alone"
+        );
+    }
+
+    #[test]
+    fn issued_by_tainted_matches_the_issuer_only() {
+        let old = TestCa::new();
+        let new = TestCa::new();
+        let web = entry("e1", "/web", &["unix:uid:1"]);
+        let now = SystemTime::now();
+        let svid = svid_for(&old, &web, now);
+        assert!(issued_by_tainted(svid.chain(), &old.bundle(), now));
+        assert!(!issued_by_tainted(svid.chain(), &new.bundle(), now));
+        assert!(!issued_by_tainted(svid.chain(), &none(&old), now));
     }
 
     #[test]

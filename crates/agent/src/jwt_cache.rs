@@ -1,13 +1,13 @@
 //! JWT-SVIDs the server signed for workloads, reused while more than half their lifetime is
 //! left. Bounded: past [`MAX_CACHED`] tokens the oldest one is dropped.
-//!
-//! TODO: a token signed by a JWT key that was tainted or removed from the bundle stays cached
-//! until its half life; drop such tokens when the agent's JWT bundle changes (as SPIRE does).
+//! Tokens signed by a key the server tainted, or one that left the bundle, are dropped when the
+//! agent's JWT keys change, so the next request gets a token from the active key.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::SystemTime;
 
-use lanyard_spiffe::SpiffeId;
+use lanyard_spiffe::{JwtBundle, SpiffeId};
 
 /// Most tokens kept at once.
 pub(crate) const MAX_CACHED: usize = 1000;
@@ -20,6 +20,8 @@ type Key = (SpiffeId, BTreeSet<String>);
 pub(crate) struct CachedJwt {
     pub(crate) token: String,
     pub(crate) hint: String,
+    /// The `kid` in the token's header: the key that signed it.
+    pub(crate) kid: String,
     pub(crate) issued_at: SystemTime,
     pub(crate) expires_at: SystemTime,
 }
@@ -38,9 +40,25 @@ impl CachedJwt {
 #[derive(Default)]
 pub(crate) struct JwtCache {
     tokens: HashMap<Key, CachedJwt>,
+    /// The JWT keys the tokens were last checked against.
+    checked: Option<Arc<JwtBundle>>,
 }
 
 impl JwtCache {
+    /// Drops the tokens whose signing key is not in `keys` or is one of `tainted`; returns how
+    /// many. Does nothing when `keys` is the same allocation as at the last call (the agent's
+    /// cache makes a new one at every change of the keys or of their taint).
+    pub(crate) fn prune(&mut self, keys: &Arc<JwtBundle>, tainted: &BTreeSet<String>) -> usize {
+        if self.checked.as_ref().is_some_and(|c| Arc::ptr_eq(c, keys)) {
+            return 0;
+        }
+        self.checked = Some(Arc::clone(keys));
+        let before = self.tokens.len();
+        self.tokens
+            .retain(|_, c| keys.get(&c.kid).is_some() && !tainted.contains(&c.kid));
+        before - self.tokens.len()
+    }
+
     /// The cached token for `id` and `audience`, if it is still fresh at `now`.
     pub(crate) fn get(
         &self,
@@ -88,9 +106,14 @@ mod tests {
     use super::*;
 
     fn token(name: &str, issued_at: SystemTime) -> CachedJwt {
+        signed(name, "k1", issued_at)
+    }
+
+    fn signed(name: &str, kid: &str, issued_at: SystemTime) -> CachedJwt {
         CachedJwt {
             token: name.into(),
             hint: String::new(),
+            kid: kid.into(),
             issued_at,
             expires_at: issued_at + Duration::from_secs(300),
         }
@@ -140,5 +163,49 @@ mod tests {
                 .get(&id("/new"), &aud, t0 + Duration::from_secs(5000))
                 .is_some()
         );
+    }
+
+    fn keys(kids: &[&str]) -> Arc<JwtBundle> {
+        let td = lanyard_spiffe::TrustDomain::new("example.org").unwrap();
+        let key = lanyard_spiffe::jwt::JwtSigningKey::from_pkcs8(
+            &lanyard_ca::generate_key_pair(lanyard_ca::KeyType::EcP256)
+                .unwrap()
+                .serialize_der(),
+        )
+        .unwrap();
+        let mut bundle = JwtBundle::new(td);
+        for kid in kids {
+            bundle.insert(*kid, key.public_key().clone());
+        }
+        Arc::new(bundle)
+    }
+
+    #[test]
+    fn drops_tokens_of_a_tainted_kid_and_of_a_kid_gone_from_the_bundle() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+        let aud = ["a".to_string()];
+        let mut cache = JwtCache::default();
+        cache.insert(&id("/old"), &aud, signed("o", "old", t0));
+        cache.insert(&id("/new"), &aud, signed("n", "new", t0));
+        cache.insert(&id("/gone"), &aud, signed("g", "gone", t0));
+
+        let both = keys(&["old", "new"]);
+        let tainted = BTreeSet::from(["old".to_string()]);
+        assert_eq!(cache.prune(&both, &tainted), 2);
+        assert!(cache.get(&id("/old"), &aud, t0).is_none(), "tainted kid");
+        assert!(
+            cache.get(&id("/gone"), &aud, t0).is_none(),
+            "kid left the bundle"
+        );
+        assert_eq!(cache.get(&id("/new"), &aud, t0).unwrap().token, "n");
+
+        cache.insert(&id("/late"), &aud, signed("l", "old", t0));
+        assert_eq!(
+            cache.prune(&both, &tainted),
+            0,
+            "same keys: not checked again"
+        );
+        assert_eq!(cache.prune(&keys(&["new"]), &BTreeSet::new()), 1);
+        assert_eq!(cache.len(), 1);
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use lanyard_ca::Clock;
 use lanyard_spiffe::x509::concat_der;
-use lanyard_spiffe::{JwtBundleSet, Selector, SpiffeId};
+use lanyard_spiffe::{JwtBundleSet, JwtSvid, Selector, SpiffeId};
 use lanyard_workload::{
     BundlesSnapshot, Caller, IdentitySource, JwtSvidItem, SourceError, X509Snapshot, X509SvidItem,
 };
@@ -44,11 +44,18 @@ impl AgentSource {
         audience: &[String],
     ) -> Result<JwtSvidItem, SourceError> {
         let id = &identity.entry.spiffe_id;
-        let cached = self
-            .jwts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(id, audience, self.clock.now());
+        let snapshot = self.published.load();
+        let cached = {
+            let mut jwts = self.jwts.lock().unwrap_or_else(PoisonError::into_inner);
+            let dropped = jwts.prune(&snapshot.jwt_bundle, &snapshot.tainted_kids);
+            if dropped > 0 {
+                tracing::info!(
+                    dropped,
+                    "Dropped cached JWT-SVIDs signed by a tainted or removed key"
+                );
+            }
+            jwts.get(id, audience, self.clock.now())
+        };
         let jwt = match cached {
             Some(jwt) => jwt,
             None => self.new_jwt_svid(identity, audience).await?,
@@ -76,7 +83,14 @@ impl AgentSource {
                 SourceError::Unavailable(format!("cannot get a JWT-SVID from the server: {e}"))
             })?;
         let at = |secs: i64| SystemTime::UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs());
+        // An unreadable header leaves the kid empty: no bundle has it, so the token is handed
+        // out once and dropped at the next change of the keys.
+        let audience_refs: Vec<&str> = audience.iter().map(String::as_str).collect();
+        let kid = JwtSvid::parse_insecure(&wire.token, &audience_refs, self.clock.now())
+            .map(|svid| svid.kid().to_owned())
+            .unwrap_or_default();
         let jwt = CachedJwt {
+            kid,
             token: wire.token,
             hint: wire.hint,
             issued_at: at(wire.issued_at),

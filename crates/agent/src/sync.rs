@@ -3,7 +3,7 @@
 //! X509-SVID for every entry that needs one. Failures are retried with backoff while the
 //! cache keeps being served.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -15,10 +15,11 @@ use lanyard_spiffe::jwt::JwtPublicKey;
 use lanyard_spiffe::{JwtBundle, TrustDomain, X509Bundle, X509Svid};
 use lanyard_telemetry::{AgentMetrics, SvidKind};
 use rcgen::KeyPair;
+use rustls_pki_types::CertificateDer;
 use tokio_util::sync::CancellationToken;
 
 use crate::bootstrap::bundle_from_wire;
-use crate::cache::Cache;
+use crate::cache::{Cache, issued_by_tainted};
 use crate::check::{SvidCheckError, accept_svid};
 use crate::client::{RpcError, ServerClient};
 use crate::entry::WorkloadEntry;
@@ -180,6 +181,7 @@ impl Syncer {
         self.report_expiry();
         // The bundle goes first: a renewed agent SVID may come from a CA that is new in it.
         let fetched = self.fetch().await;
+        self.renew_agent_now_if_tainted();
         match self.renew_agent_if_due().await {
             Ok(true) => self.renew_failures.succeeded(),
             Ok(false) => {}
@@ -195,7 +197,9 @@ impl Syncer {
         let entries = self.p.client.authorized_entries().await?;
         let wire = self.p.client.bundle().await?;
         let bundle = bundle_from_wire(&self.p.trust_domain, &wire).map_err(SyncError::Bundle)?;
-        self.apply_bundle(bundle, wire.sequence_number).await?;
+        let tainted = tainted_from_wire(&self.p.trust_domain, &wire);
+        self.apply_bundle(bundle, tainted, wire.sequence_number)
+            .await?;
         self.apply_jwt_bundle(&wire.jwt_authorities);
         Ok(entries)
     }
@@ -239,6 +243,23 @@ impl Syncer {
         Ok(true)
     }
 
+    /// Moves the agent SVID's renewal to now when a tainted authority issued it, so the next
+    /// step renews it as it would at half life: once that authority is revoked the server
+    /// refuses the SVID.
+    fn renew_agent_now_if_tainted(&mut self) {
+        let now = self.p.clock.now();
+        if self.agent_renew_at <= now
+            || !issued_by_tainted(self.p.agent.svid.chain(), self.p.cache.tainted(), now)
+        {
+            return;
+        }
+        tracing::info!(
+            spiffe_id = %self.p.agent.svid.spiffe_id(),
+            "The agent SVID was issued by a tainted authority: renewing it now"
+        );
+        self.agent_renew_at = now;
+    }
+
     /// Once the agent SVID has expired the server refuses it, renewal included, and only a new
     /// attestation helps. Workloads then see their SVIDs run out, so this is repeated (every
     /// [`EXPIRED_REMINDER`]) rather than said once.
@@ -255,25 +276,47 @@ impl Syncer {
         }
     }
 
-    async fn apply_bundle(&mut self, bundle: X509Bundle, sequence: u64) -> Result<(), SyncError> {
-        if !self.p.cache.set_bundle(bundle.clone(), self.p.clock.now()) {
+    /// Takes the server's bundle when anything in it changed, the sequence number included:
+    /// SVIDs it no longer covers, or that a tainted authority issued, come due at once.
+    async fn apply_bundle(
+        &mut self,
+        bundle: X509Bundle,
+        tainted: X509Bundle,
+        sequence: u64,
+    ) -> Result<(), SyncError> {
+        let authorities = bundle.authorities().len();
+        let tainted_count = tainted.authorities().len();
+        let now = self.p.clock.now();
+        if !self
+            .p
+            .cache
+            .set_bundle(bundle.clone(), tainted, sequence, now)
+        {
             return Ok(());
         }
         self.p.bundle.store(Arc::new(bundle.clone()));
-        let authorities = bundle.authorities().len();
         let store = Arc::clone(&self.p.store);
         blocking(move || store.save_bundle(&bundle)).await??;
-        tracing::info!(authorities, sequence, "Trust bundle updated");
+        tracing::info!(
+            authorities,
+            tainted = tainted_count,
+            sequence,
+            "Trust bundle updated"
+        );
         Ok(())
     }
 
     /// Keeps the server's JWT keys; a key that cannot be used is left out with a warning.
     fn apply_jwt_bundle(&mut self, keys: &[types::JwtKey]) {
         let mut bundle = JwtBundle::new(self.p.trust_domain.clone());
+        let mut tainted = BTreeSet::new();
         for k in keys {
             match JwtPublicKey::from_spki_der(&k.public_key) {
                 Ok(key) => {
                     bundle.insert(k.key_id.clone(), key);
+                    if k.tainted {
+                        tainted.insert(k.key_id.clone());
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(kid = %k.key_id, error = %e, "Ignoring an unusable JWT key");
@@ -281,8 +324,9 @@ impl Syncer {
             }
         }
         let kids = bundle.len();
-        if self.p.cache.set_jwt_bundle(bundle) {
-            tracing::info!(keys = kids, "JWT keys updated");
+        let tainted_count = tainted.len();
+        if self.p.cache.set_jwt_bundle(bundle, tainted) {
+            tracing::info!(keys = kids, tainted = tainted_count, "JWT keys updated");
         }
     }
 
@@ -417,6 +461,17 @@ impl ExpiryAlarm {
         self.next = Some(now + EXPIRED_REMINDER);
         true
     }
+}
+
+/// The X.509 authorities of `wire` the server marked tainted, as a bundle of `td`.
+fn tainted_from_wire(td: &TrustDomain, wire: &types::Bundle) -> X509Bundle {
+    let tainted = wire
+        .x509_authorities
+        .iter()
+        .filter(|a| a.tainted)
+        .map(|a| CertificateDer::from(a.asn1.clone()))
+        .collect();
+    X509Bundle::new(td.clone(), tainted)
 }
 
 /// A count as a gauge value (saturating).

@@ -18,5 +18,6 @@ mod mint;
 mod operations;
 mod rotation;
 mod signals;
+mod taint;
 mod upstream;
 mod walking_skeleton;
