@@ -6,8 +6,6 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use lanyard_spiffe::jwt::{EcCurve, JwtAlgorithm, JwtPublicKey, JwtSigner, JwtSigningKey};
 
 use crate::authority::BACKDATE;
@@ -20,8 +18,12 @@ use crate::slots::Minter;
 /// The two key manager ids JWT signing keys alternate between.
 pub const JWT_KEY_IDS: [&str; 2] = ["JWT-Signer-A", "JWT-Signer-B"];
 
-/// Bytes of randomness in a `kid` (32 base64url characters).
-const KID_BYTES: usize = 24;
+/// Characters in a `kid`: 32 letters and digits carry about 190 bits of randomness.
+const KID_LEN: usize = 32;
+
+/// The `kid` alphabet. Letters and digits only: a base64url `kid` may start with `-`, which
+/// command lines then read as a flag (`--authority-id -Jx...`).
+const KID_ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 /// One published JWT signing key: what a JWT bundle holds under its `kid`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -399,9 +401,19 @@ pub(crate) fn other_jwt_key_id(id: &str) -> &'static str {
 }
 
 fn random_kid() -> Result<String, CaError> {
-    let mut bytes = [0u8; KID_BYTES];
-    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| CaError::Random)?;
-    Ok(URL_SAFE_NO_PAD.encode(bytes))
+    let mut kid = String::with_capacity(KID_LEN);
+    let mut bytes = [0u8; 64];
+    while kid.len() < KID_LEN {
+        aws_lc_rs::rand::fill(&mut bytes).map_err(|_| CaError::Random)?;
+        // Rejection sampling: 248 = 4 * 62, so bytes below it map uniformly onto the alphabet.
+        for b in bytes.iter().filter(|&&b| b < 248) {
+            if kid.len() == KID_LEN {
+                break;
+            }
+            kid.push(char::from(KID_ALPHABET[usize::from(*b) % KID_ALPHABET.len()]));
+        }
+    }
+    Ok(kid)
 }
 
 /// Seconds since the epoch; times before it count as 0.

@@ -60,7 +60,8 @@ pub(crate) struct Common {
 #[derive(clap::Args, Debug)]
 pub(crate) struct WithId {
     /// The authority: subject key identifier in hex (x509) or key ID (jwt), as `show` prints it.
-    #[arg(long)]
+    // Key IDs made by older versions may start with '-'.
+    #[arg(long, allow_hyphen_values = true)]
     authority_id: String,
     #[command(flatten)]
     common: Common,
