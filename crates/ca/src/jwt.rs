@@ -410,7 +410,9 @@ fn random_kid() -> Result<String, CaError> {
             if kid.len() == KID_LEN {
                 break;
             }
-            kid.push(char::from(KID_ALPHABET[usize::from(*b) % KID_ALPHABET.len()]));
+            kid.push(char::from(
+                KID_ALPHABET[usize::from(*b) % KID_ALPHABET.len()],
+            ));
         }
     }
     Ok(kid)
