@@ -36,6 +36,42 @@ pub struct AgentConfig {
     pub health_checks: HealthChecks,
     /// SPIRE's `telemetry {}`: the Prometheus exporter.
     pub telemetry: Telemetry,
+    /// SPIRE's `WorkloadAttestor "unix" { plugin_data {} }`.
+    pub unix_attestor: UnixAttestorConfig,
+}
+
+/// The settings of the `unix` workload attestor, as SPIRE names them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UnixAttestorConfig {
+    /// SPIRE's `discover_workload_path`: also produce `unix:path` and `unix:sha256` from the
+    /// caller's binary. Off by default; the agent needs permission to read the caller's
+    /// `/proc/<pid>/exe` (run as root or as the workload's user).
+    pub discover_workload_path: bool,
+    /// SPIRE's `workload_size_limit`: which binaries get a `unix:sha256` selector.
+    pub workload_size_limit: WorkloadSizeLimit,
+}
+
+/// How big a workload binary may be for the agent to hash it (SPIRE's `workload_size_limit`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WorkloadSizeLimit {
+    /// Hash binaries of any size (SPIRE's `0`, its default).
+    #[default]
+    Unlimited,
+    /// Hash binaries up to this many bytes; bigger ones get no `unix:sha256` selector.
+    Bytes(u64),
+    /// Never hash (SPIRE's negative values).
+    NeverHash,
+}
+
+impl WorkloadSizeLimit {
+    /// The meaning SPIRE gives the number: zero is no limit, negative is never hash.
+    pub fn from_spire(value: i64) -> Self {
+        match u64::try_from(value) {
+            Ok(0) => Self::Unlimited,
+            Ok(n) => Self::Bytes(n),
+            Err(_) => Self::NeverHash,
+        }
+    }
 }
 
 /// Where trust in the server comes from on first contact.
@@ -51,8 +87,8 @@ pub enum TrustBootstrap {
 
 impl AgentConfig {
     /// A configuration with the defaults for everything but the essentials: the sync interval
-    /// [`DEFAULT_SYNC_INTERVAL`], EC P-256 workload keys, no join token, and the Workload API
-    /// socket `<data_dir>/api.sock`.
+    /// [`DEFAULT_SYNC_INTERVAL`], EC P-256 workload keys, no join token, the Workload API
+    /// socket `<data_dir>/api.sock`, and the `unix` attestor without path discovery.
     pub fn new(
         trust_domain: TrustDomain,
         data_dir: PathBuf,
@@ -71,6 +107,7 @@ impl AgentConfig {
             workload_key_type: KeyType::EcP256,
             health_checks: HealthChecks::default(),
             telemetry: Telemetry::default(),
+            unix_attestor: UnixAttestorConfig::default(),
         }
     }
 
@@ -108,6 +145,7 @@ impl fmt::Debug for AgentConfig {
             .field("workload_key_type", &self.workload_key_type)
             .field("health_checks", &self.health_checks)
             .field("telemetry", &self.telemetry)
+            .field("unix_attestor", &self.unix_attestor)
             .finish()
     }
 }

@@ -54,7 +54,10 @@ use tokio_util::sync::CancellationToken;
 pub use bootstrap::BootstrapError;
 pub use check::SvidCheckError;
 pub use client::RpcError;
-pub use config::{AgentConfig, ConfigError, DEFAULT_SYNC_INTERVAL, TrustBootstrap};
+pub use config::{
+    AgentConfig, ConfigError, DEFAULT_SYNC_INTERVAL, TrustBootstrap, UnixAttestorConfig,
+    WorkloadSizeLimit,
+};
 pub use health::workload_api_answers;
 pub use store::StoreError;
 
@@ -156,7 +159,14 @@ async fn run_with_clock(
         }
     };
     let published = Arc::new(Published::new(Snapshot::empty(config.trust_domain.clone())));
-    let source = Arc::new(AgentSource::new(Arc::clone(&published), Arc::clone(&clock)));
+    let attestors: Vec<Arc<dyn attestor::WorkloadAttestor>> = vec![Arc::new(
+        attestor::unix::UnixAttestor::new(config.unix_attestor),
+    )];
+    let source = Arc::new(AgentSource::new(
+        Arc::clone(&published),
+        Arc::clone(&clock),
+        attestors,
+    ));
     let cancel = CancellationToken::new();
     let telemetry =
         tokio::spawn(endpoints.serve(registry, probe.clone(), cancel.clone().cancelled_owned()));

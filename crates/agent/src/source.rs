@@ -13,7 +13,7 @@ use lanyard_workload::{
 };
 use tokio::sync::watch;
 
-use crate::attestor::unix;
+use crate::attestor::{WorkloadAttestor, attest_all};
 use crate::cache::{Identity, Snapshot};
 use crate::check::usable_at;
 use crate::jwt_cache::{CachedJwt, JwtCache};
@@ -26,14 +26,20 @@ pub(crate) struct AgentSource {
     published: Arc<Published>,
     clock: Arc<dyn Clock>,
     jwts: Mutex<JwtCache>,
+    attestors: Vec<Arc<dyn WorkloadAttestor>>,
 }
 
 impl AgentSource {
-    pub(crate) fn new(published: Arc<Published>, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn new(
+        published: Arc<Published>,
+        clock: Arc<dyn Clock>,
+        attestors: Vec<Arc<dyn WorkloadAttestor>>,
+    ) -> Self {
         Self {
             published,
             clock,
             jwts: Mutex::new(JwtCache::default()),
+            attestors,
         }
     }
 
@@ -110,7 +116,7 @@ impl AgentSource {
 
     /// The caller's selectors from every attestor (only `unix` so far).
     async fn attest(&self, caller: &Caller) -> Result<BTreeSet<Selector>, SourceError> {
-        unix::attest(caller.uid, caller.gid).await.map_err(|e| {
+        attest_all(&self.attestors, caller).await.map_err(|e| {
             let error = ErrorChain(&e);
             tracing::warn!(peer.uid = caller.uid, peer.pid = caller.pid, %error, "Workload attestation failed");
             SourceError::Unavailable(format!("workload attestation failed: {error}"))

@@ -23,12 +23,13 @@ mod source;
 mod testca;
 
 pub use addr::EndpointAddr;
-pub use client::{ClientError, WorkloadClient, X509Context};
+pub use client::{ClientError, JwtBundlesWatcher, WorkloadClient, X509Context, X509Watcher};
 pub use server::{
     DEFAULT_SHUTDOWN_GRACE, ServeError, WorkloadApiServer, WorkloadListener, serve_unix,
 };
 pub use source::{
-    BundlesSnapshot, Caller, IdentitySource, JwtSvidItem, SourceError, X509Snapshot, X509SvidItem,
+    BundlesSnapshot, Caller, IdentitySource, JwtSvidItem, ProcessDir, SourceError, X509Snapshot,
+    X509SvidItem,
 };
 
 /// The error of [`serve_unix`], under the name the crate interface uses.

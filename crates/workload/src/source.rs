@@ -1,13 +1,18 @@
 //! What the Workload API server asks of whoever holds the identities.
 
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use lanyard_spiffe::{JwtBundleSet, SpiffeId};
 use tokio::sync::watch;
 
 /// The calling process, as the kernel reports it for the socket connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
     /// Process ID, when the kernel reports one.
     pub pid: Option<i32>,
@@ -15,7 +20,65 @@ pub struct Caller {
     pub uid: u32,
     /// Effective group ID.
     pub gid: u32,
+    /// The caller's `/proc/<pid>` directory, opened when the connection was accepted; `None`
+    /// when there is no PID or the directory could not be opened (the process is gone, or
+    /// `/proc` is not mounted). Attestors that look at the process read through it.
+    pub process: Option<ProcessDir>,
 }
+
+/// An open handle on one process's `/proc/<pid>` directory.
+///
+/// Why this is safe against PID reuse: the kernel binds an open `/proc/<pid>` directory to the
+/// process it was opened for, not to the number. Once that process has exited, every lookup
+/// below the handle (`status`, `exe`, ...) fails with `ESRCH`/`ENOENT`, even when a new process
+/// has been given the same PID. Reads relative to the handle (`openat`) therefore either see
+/// the original caller or fail. The remaining window is between the peer's `connect` (when
+/// `SO_PEERCRED` was recorded) and the `accept` that opens the handle: the caller would have to
+/// exit and its PID be recycled in between, while its socket stays connected.
+#[derive(Clone, Debug)]
+pub struct ProcessDir(Arc<File>);
+
+impl ProcessDir {
+    /// Opens `/proc/<pid>` as a directory handle.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error of opening it: the process is gone, or `/proc` is not available.
+    pub fn open(pid: i32) -> io::Result<Self> {
+        Self::open_path(&Path::new("/proc").join(pid.to_string()))
+    }
+
+    /// Opens a directory laid out like `/proc/<pid>` (tests use a fake one).
+    ///
+    /// # Errors
+    ///
+    /// The I/O error of opening it, or `NotADirectory` when `path` is not a directory.
+    pub fn open_path(path: &Path) -> io::Result<Self> {
+        let dir = File::open(path)?;
+        if !dir.metadata()?.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("{} is not a directory", path.display()),
+            ));
+        }
+        Ok(Self(Arc::new(dir)))
+    }
+}
+
+impl AsFd for ProcessDir {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+/// Two handles are equal when they are clones of the same open directory.
+impl PartialEq for ProcessDir {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ProcessDir {}
 
 /// One X509-SVID with everything the Workload API sends with it. Its `Debug` form leaves the
 /// private key out.

@@ -50,6 +50,11 @@ enum ApiCommand {
     /// Validate an identity document through the Workload API.
     #[command(subcommand)]
     Validate(ValidateCommand),
+    /// Print every X509-SVID update until SIGINT or SIGTERM, reconnecting as needed.
+    Watch(super::agent_watch::WatchArgs),
+    /// Keep a certificate, key and bundle on disk up to date and notify a program, as
+    /// spiffe-helper does.
+    Helper(super::helper::HelperArgs),
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -91,6 +96,8 @@ impl AgentArgs {
             AgentCommand::Api(ApiCommand::Fetch(FetchCommand::X509(args))) => args.run().await,
             AgentCommand::Api(ApiCommand::Fetch(FetchCommand::Jwt(args))) => args.run().await,
             AgentCommand::Api(ApiCommand::Validate(ValidateCommand::Jwt(args))) => args.run().await,
+            AgentCommand::Api(ApiCommand::Watch(args)) => args.run().await,
+            AgentCommand::Api(ApiCommand::Helper(args)) => args.run().await,
             AgentCommand::Healthcheck(args) => args.run().await,
         }
     }

@@ -97,6 +97,7 @@ impl DemoArgs {
             workload_key_type: KeyType::EcP256,
             health_checks: Default::default(),
             telemetry: Default::default(),
+            unix_attestor: Default::default(),
         };
         let (stop_agent, agent_stopped) = tokio::sync::oneshot::channel::<()>();
         let agent = tokio::spawn(lanyard_agent::run(agent_config, async {

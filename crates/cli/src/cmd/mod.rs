@@ -2,10 +2,12 @@
 
 mod agent;
 mod agent_jwt;
+mod agent_watch;
 mod bundle;
 mod demo;
 mod entry;
 mod healthcheck;
+mod helper;
 mod localauthority;
 mod mint;
 mod server;

@@ -246,6 +246,7 @@ impl AgentFlags {
         if let Some(t) = file.telemetry {
             config.telemetry = t;
         }
+        config.unix_attestor = file.plugins.unix_attestor;
         let log = LogSettings {
             level: self.log_level.or(file.log_level).unwrap_or_default(),
             format: self.log_format.or(file.log_format).unwrap_or_default(),

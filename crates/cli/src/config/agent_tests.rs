@@ -150,14 +150,55 @@ fn unimplemented_agent_plugins_say_so() {
         "WorkloadAttestor \"k8s\" (line 2) is a SPIRE plugin that Lanyard does not implement \
          yet: use WorkloadAttestor \"unix\""
     );
-    let err = error(
-        "plugins {\n WorkloadAttestor \"unix\" {\n  plugin_data {\n   discover_workload_path = \
-         true\n  }\n }\n}\n",
+}
+
+const UNIX_PATH: &str = "agent {\n insecure_bootstrap = true\n}\nplugins {\n WorkloadAttestor \
+                         \"unix\" {\n  plugin_data {\n   discover_workload_path = true\n   \
+                         workload_size_limit = LIMIT\n  }\n }\n}\n";
+
+#[test]
+fn the_unix_attestor_settings_are_mapped_with_spires_meaning() {
+    let table = [
+        ("0", lanyard_agent::WorkloadSizeLimit::Unlimited),
+        (
+            "1048576",
+            lanyard_agent::WorkloadSizeLimit::Bytes(1_048_576),
+        ),
+        ("-1", lanyard_agent::WorkloadSizeLimit::NeverHash),
+    ];
+    for (limit, want) in table {
+        let s = load(&UNIX_PATH.replace("LIMIT", limit)).unwrap();
+        assert!(s.config.unix_attestor.discover_workload_path, "{limit}");
+        assert_eq!(s.config.unix_attestor.workload_size_limit, want, "{limit}");
+    }
+}
+
+#[test]
+fn the_unix_attestor_defaults_to_no_path_discovery() {
+    let s = load("agent {\n insecure_bootstrap = true\n}\n").unwrap();
+    assert_eq!(
+        s.config.unix_attestor,
+        lanyard_agent::UnixAttestorConfig::default()
     );
+    assert!(!s.config.unix_attestor.discover_workload_path);
+}
+
+#[test]
+fn bad_unix_attestor_settings_are_named() {
+    let err = error(&UNIX_PATH.replace("LIMIT", "\"1MB\""));
+    assert!(err.contains("workload_size_limit"), "{err}");
+    assert!(err.contains("line 8"), "{err}");
+    let err = error(&UNIX_PATH.replace("workload_size_limit = LIMIT", "other_key = 1"));
     assert!(
-        err.starts_with("\"plugin_data.discover_workload_path\" (line 4) is a SPIRE"),
+        err.starts_with("unknown key \"other_key\" at line 8"),
         "{err}"
     );
+    let text = UNIX_PATH.replace("LIMIT", "0").replace(
+        "discover_workload_path = true",
+        "discover_workload_path = 1",
+    );
+    let err = error(&text);
+    assert!(err.contains("discover_workload_path"), "{err}");
 }
 
 #[test]

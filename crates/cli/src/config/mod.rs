@@ -13,7 +13,7 @@
 pub(crate) mod agent;
 mod error;
 mod expand;
-mod hcl;
+pub(crate) mod hcl;
 mod ops;
 mod plugins;
 pub(crate) mod server;

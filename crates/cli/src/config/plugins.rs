@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use lanyard_server::KeyManagerKind;
 
-use super::hcl::Entry;
+use super::hcl::{Entry, Value};
 use super::{ConfigError, Key, Scope, walk};
 
 /// SPIRE's server plugin types and the names each type has.
@@ -148,6 +148,8 @@ pub(crate) struct ServerPlugins {
 pub(crate) struct AgentPlugins {
     /// `KeyManager "disk" { plugin_data { directory } }` and its line.
     pub(crate) key_directory: Option<(PathBuf, usize)>,
+    /// `WorkloadAttestor "unix" { plugin_data { discover_workload_path workload_size_limit } }`.
+    pub(crate) unix_attestor: lanyard_agent::UnixAttestorConfig,
 }
 
 /// Reads a server's `plugins {}`.
@@ -279,11 +281,19 @@ pub(crate) fn agent(block: &Entry) -> Result<AgentPlugins, ConfigError> {
                 let scope = data_scope(
                     "WorkloadAttestor \"unix\"",
                     &[
-                        ("discover_workload_path", Key::FalseOnly),
-                        ("workload_size_limit", Key::Unimplemented),
+                        ("discover_workload_path", Key::Mapped),
+                        ("workload_size_limit", Key::Mapped),
                     ],
                 );
-                walk(data, &scope, |_| Ok(()))?;
+                walk(data, &scope, |e| {
+                    match e.key.as_str() {
+                        "discover_workload_path" => {
+                            out.unix_attestor.discover_workload_path = e.bool()?;
+                        }
+                        _ => out.unix_attestor.workload_size_limit = size_limit(e)?,
+                    }
+                    Ok(())
+                })?;
             }
             (ty, name) => return Err(not_implemented(ty, name, plugin.line)),
         }
@@ -377,6 +387,16 @@ fn data_scope<'k>(block: &'k str, keys: &'k [(&'static str, Key)]) -> Scope<'k> 
         kind: block,
         prefix: "plugin_data.",
         keys,
+    }
+}
+
+/// SPIRE's `workload_size_limit`: bytes, `0` for no limit, negative for never hashing.
+fn size_limit(e: &Entry) -> Result<lanyard_agent::WorkloadSizeLimit, ConfigError> {
+    match e.value {
+        Value::Int(n) => Ok(lanyard_agent::WorkloadSizeLimit::from_spire(n)),
+        _ => Err(e.invalid(
+            "workload_size_limit is a whole number of bytes: 0 for no limit, negative to never hash",
+        )),
     }
 }
 

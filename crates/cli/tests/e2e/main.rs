@@ -11,6 +11,7 @@
 mod common;
 mod config_files;
 mod failures;
+mod helper;
 mod jwt;
 mod key_types;
 mod local_authority;
@@ -19,5 +20,6 @@ mod operations;
 mod rotation;
 mod signals;
 mod taint;
+mod unix_attestor;
 mod upstream;
 mod walking_skeleton;

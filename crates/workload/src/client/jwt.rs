@@ -1,6 +1,8 @@
 //! The JWT-SVID RPCs of the client.
 
-use lanyard_proto::workload::{JwtBundlesRequest, JwtsvidRequest, ValidateJwtsvidRequest};
+use lanyard_proto::workload::{
+    JwtBundlesRequest, JwtBundlesResponse, JwtsvidRequest, ValidateJwtsvidRequest,
+};
 use lanyard_spiffe::bundle::parse_jwks;
 use lanyard_spiffe::{JwtBundleSet, SpiffeId, TrustDomain};
 use serde_json::{Map, Value};
@@ -61,18 +63,28 @@ impl WorkloadClient {
             .await?
             .into_inner();
         let first = stream.message().await?.ok_or(ClientError::Empty)?;
-        if first.bundles.is_empty() {
-            return Err(ClientError::Invalid("the response holds no bundle".into()));
-        }
-        let mut set = JwtBundleSet::new();
-        for (td, jwks) in &first.bundles {
-            let trust_domain = TrustDomain::from_name_or_id(td)
-                .map_err(|e| ClientError::Invalid(format!("bundle key {td:?}: {e}")))?;
-            let bundle = parse_jwks(trust_domain, jwks)
-                .map_err(|e| ClientError::Invalid(format!("JWT bundle of {td}: {e}")))?;
-            set.insert(bundle);
-        }
-        Ok(set)
+        parse_jwt_bundles(&first)
+    }
+
+    /// Every message of `FetchJWTBundles`, parsed, until the server ends the stream. Each
+    /// item is the complete set: a trust domain missing from a later item has been removed.
+    ///
+    /// # Errors
+    ///
+    /// When the stream cannot be opened; later failures arrive as stream items.
+    pub async fn watch_jwt_bundles(
+        &mut self,
+    ) -> Result<
+        impl futures::Stream<Item = Result<JwtBundleSet, ClientError>> + Send + use<>,
+        ClientError,
+    > {
+        use futures::StreamExt;
+        let stream = self
+            .inner
+            .fetch_jwt_bundles(JwtBundlesRequest {})
+            .await?
+            .into_inner();
+        Ok(stream.map(|message| parse_jwt_bundles(&message?)))
     }
 
     /// `ValidateJWTSVID`: the SPIFFE ID and the claims of `token` once the server has
@@ -103,4 +115,20 @@ impl WorkloadClient {
             .unwrap_or_default();
         Ok((id, claims))
     }
+}
+
+/// Parses one `FetchJWTBundles` message: at least one bundle, each key a trust domain.
+fn parse_jwt_bundles(message: &JwtBundlesResponse) -> Result<JwtBundleSet, ClientError> {
+    if message.bundles.is_empty() {
+        return Err(ClientError::Invalid("the response holds no bundle".into()));
+    }
+    let mut set = JwtBundleSet::new();
+    for (td, jwks) in &message.bundles {
+        let trust_domain = TrustDomain::from_name_or_id(td)
+            .map_err(|e| ClientError::Invalid(format!("bundle key {td:?}: {e}")))?;
+        let bundle = parse_jwks(trust_domain, jwks)
+            .map_err(|e| ClientError::Invalid(format!("JWT bundle of {td}: {e}")))?;
+        set.insert(bundle);
+    }
+    Ok(set)
 }

@@ -3,6 +3,7 @@
 
 mod context;
 mod jwt;
+mod watch;
 
 use std::error::Error as _;
 
@@ -16,6 +17,9 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
 pub use context::X509Context;
+pub use watch::{
+    DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_BACKOFF, JwtBundlesWatcher, Watcher, X509Watcher,
+};
 
 use crate::EndpointAddr;
 use crate::server::SECURITY_HEADER;
@@ -43,6 +47,9 @@ pub enum ClientError {
     /// The stream ended before the first message.
     #[error("the Workload API closed the stream without sending anything")]
     Empty,
+    /// An open stream ended (the agent stopped or closed it).
+    #[error("the Workload API closed the stream")]
+    Ended,
     /// A message broke the Workload API rules.
     #[error("the Workload API sent an invalid message: {0}")]
     Invalid(String),
@@ -70,7 +77,10 @@ impl ClientError {
                 tonic::Code::InvalidArgument | tonic::Code::Unimplemented
             ),
             ClientError::Address(_) => false,
-            ClientError::Connect { .. } | ClientError::Empty | ClientError::Invalid(_) => true,
+            ClientError::Connect { .. }
+            | ClientError::Empty
+            | ClientError::Ended
+            | ClientError::Invalid(_) => true,
         }
     }
 }
@@ -157,7 +167,8 @@ impl WorkloadClient {
     /// When the stream cannot be opened; later failures arrive as stream items.
     pub async fn watch_x509_context(
         &mut self,
-    ) -> Result<impl Stream<Item = Result<X509Context, ClientError>> + use<>, ClientError> {
+    ) -> Result<impl Stream<Item = Result<X509Context, ClientError>> + Send + use<>, ClientError>
+    {
         let stream = self
             .inner
             .fetch_x509svid(X509svidRequest {})

@@ -11,7 +11,7 @@ use tokio::net::UnixStream;
 use tokio::sync::watch;
 use tonic::transport::server::Connected;
 
-use crate::Caller;
+use crate::{Caller, ProcessDir};
 
 type Signal = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -31,10 +31,19 @@ impl PeerConn {
     /// The connection is cut off once `kill` holds `true` or its sender is gone.
     pub(crate) fn new(stream: UnixStream, mut kill: watch::Receiver<bool>) -> io::Result<Self> {
         let cred = stream.peer_cred()?;
+        // Taken now, before the peer could exit and its PID be reused: see `ProcessDir`.
+        let process = cred.pid().and_then(|pid| match ProcessDir::open(pid) {
+            Ok(dir) => Some(dir),
+            Err(e) => {
+                tracing::debug!(peer.pid = pid, error = %e, "Cannot open the peer's /proc directory");
+                None
+            }
+        });
         let caller = Caller {
             pid: cred.pid(),
             uid: cred.uid(),
             gid: cred.gid(),
+            process,
         };
         let kill = Box::pin(async move {
             let _gone = kill.wait_for(|k| *k).await.is_err();
@@ -48,8 +57,8 @@ impl PeerConn {
     }
 
     /// The peer's credentials.
-    pub(crate) fn caller(&self) -> Caller {
-        self.caller
+    pub(crate) fn caller(&self) -> &Caller {
+        &self.caller
     }
 
     /// `Err` once the kill switch has fired; registers the task for it otherwise.
@@ -71,7 +80,7 @@ impl Connected for PeerConn {
     type ConnectInfo = Caller;
 
     fn connect_info(&self) -> Self::ConnectInfo {
-        self.caller
+        self.caller.clone()
     }
 }
 
@@ -134,6 +143,10 @@ mod tests {
         assert_eq!(caller.uid, nix::unistd::geteuid().as_raw());
         assert_eq!(caller.gid, nix::unistd::getegid().as_raw());
         assert_eq!(caller.pid, Some(i32::try_from(std::process::id()).unwrap()));
+        assert!(
+            caller.process.is_some(),
+            "the peer's /proc directory is open"
+        );
     }
 
     #[tokio::test]

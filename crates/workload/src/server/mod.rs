@@ -79,7 +79,7 @@ impl<S: IdentitySource> WorkloadApiServer<S> {
 
     /// Checks the header and finds the caller; both failures are logged and answered.
     fn admit<T>(&self, request: &Request<T>, method: &'static str) -> Result<Caller, Status> {
-        let caller = request.extensions().get::<Caller>().copied();
+        let caller = request.extensions().get::<Caller>().cloned();
         let span = rpc_span(method, caller.as_ref());
         let _entered = span.enter();
         if let Err(status) = check_header(request) {
@@ -111,7 +111,7 @@ impl<S: IdentitySource> WorkloadApiServer<S> {
         let mut changes = self.source.changes();
         changes.mark_unchanged();
 
-        let first = match compute(self.source.clone(), caller)
+        let first = match compute(self.source.clone(), caller.clone())
             .instrument(span.clone())
             .await
         {
@@ -123,7 +123,7 @@ impl<S: IdentitySource> WorkloadApiServer<S> {
         };
         span.in_scope(|| tracing::debug!("Stream opened"));
         let source = self.source.clone();
-        let next = move || compute(source.clone(), caller);
+        let next = move || compute(source.clone(), caller.clone());
         Ok(Response::new(updates(
             first,
             changes,

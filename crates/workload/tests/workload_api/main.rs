@@ -7,4 +7,5 @@
 mod interop;
 mod lifecycle;
 mod support;
+mod watcher;
 mod wire;

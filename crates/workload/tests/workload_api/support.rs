@@ -58,13 +58,13 @@ impl FakeSource {
 #[async_trait::async_trait]
 impl IdentitySource for FakeSource {
     async fn x509_svids(&self, caller: &Caller) -> Result<X509Snapshot, SourceError> {
-        self.callers.lock().unwrap().push(*caller);
+        self.callers.lock().unwrap().push(caller.clone());
         self.answer.lock().unwrap().clone()
     }
 
     /// The own trust domain's bundle (from the first SVID) and the federated ones.
     async fn x509_bundles(&self, caller: &Caller) -> Result<BundlesSnapshot, SourceError> {
-        self.callers.lock().unwrap().push(*caller);
+        self.callers.lock().unwrap().push(caller.clone());
         let snapshot = self.answer.lock().unwrap().clone()?;
         let own = snapshot.svids.first().ok_or(SourceError::NoIdentity)?;
         let mut bundles = snapshot.federated_bundles.clone();
@@ -86,7 +86,7 @@ impl IdentitySource for FakeSource {
         audience: &[String],
         spiffe_id: Option<&SpiffeId>,
     ) -> Result<Vec<JwtSvidItem>, SourceError> {
-        self.callers.lock().unwrap().push(*caller);
+        self.callers.lock().unwrap().push(caller.clone());
         let snapshot = self.answer.lock().unwrap().clone()?;
         let items: Vec<_> = snapshot
             .svids
@@ -106,7 +106,7 @@ impl IdentitySource for FakeSource {
 
     /// An empty JWT bundle for the own trust domain.
     async fn jwt_bundles(&self, caller: &Caller) -> Result<JwtBundleSet, SourceError> {
-        self.callers.lock().unwrap().push(*caller);
+        self.callers.lock().unwrap().push(caller.clone());
         let snapshot = self.answer.lock().unwrap().clone()?;
         let own = snapshot.svids.first().ok_or(SourceError::NoIdentity)?;
         Ok(JwtBundleSet::from_iter([JwtBundle::new(

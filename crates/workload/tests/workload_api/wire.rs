@@ -244,7 +244,7 @@ async fn first_message_is_immediate_and_the_caller_is_this_process() {
     );
     assert_eq!(ctx.bundles[0].to_der(), ca.bundle_der());
 
-    let caller = source.callers()[0];
+    let caller = source.callers()[0].clone();
     assert_eq!(caller.uid, nix::unistd::geteuid().as_raw());
     assert_eq!(caller.gid, nix::unistd::getegid().as_raw());
     assert_eq!(caller.pid, Some(i32::try_from(std::process::id()).unwrap()));

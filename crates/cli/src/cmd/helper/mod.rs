@@ -1,0 +1,186 @@
+//! `lanyard agent api helper`: keeps a certificate, its key and the trust bundle on disk for
+//! programs that cannot use the Workload API, and tells them when the files change; the
+//! configuration keys are spiffe-helper's.
+
+mod config;
+mod files;
+mod process;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use lanyard_workload::X509Watcher;
+
+use crate::output::out;
+use config::HelperConfig;
+use process::Managed;
+
+/// Flags of `lanyard agent api helper`; each overrides the same key of the file.
+#[derive(clap::Args, Debug)]
+pub(crate) struct HelperArgs {
+    /// An HCL file with spiffe-helper's keys (agent_address, cert_dir, cmd, ...).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Workload API socket (`agent_address`): a path or `unix:///path`; defaults to
+    /// $SPIFFE_ENDPOINT_SOCKET, then to the agent's default socket.
+    #[arg(long)]
+    socket: Option<String>,
+    /// Directory of the files (`cert_dir`).
+    #[arg(long)]
+    cert_dir: Option<PathBuf>,
+    /// Certificate chain file name (`svid_file_name`) [default: svid.pem].
+    #[arg(long)]
+    svid_file_name: Option<String>,
+    /// Private key file name, written with mode 0600 (`svid_key_file_name`)
+    /// [default: svid_key.pem].
+    #[arg(long)]
+    svid_key_file_name: Option<String>,
+    /// Trust bundle file name (`svid_bundle_file_name`) [default: svid_bundle.pem].
+    #[arg(long)]
+    svid_bundle_file_name: Option<String>,
+    /// Program started after the first update (`cmd`).
+    #[arg(long)]
+    cmd: Option<String>,
+    /// Its arguments, split like a shell would (`cmd_args`).
+    #[arg(long, allow_hyphen_values = true)]
+    cmd_args: Option<String>,
+    /// Signal sent to the program after later updates (`renew_signal`), such as SIGHUP.
+    #[arg(long, value_parser = config::parse_signal)]
+    renew_signal: Option<nix::sys::signal::Signal>,
+    /// Signal the pid in this file instead of the started program (`pid_file_name`).
+    #[arg(long)]
+    pid_file_name: Option<PathBuf>,
+    /// Put the SVID's intermediates in the bundle file instead of the certificate file
+    /// (`add_intermediates_to_bundle`).
+    #[arg(long)]
+    add_intermediates_to_bundle: bool,
+    /// Append federated trust domains' CAs to the bundle file (`include_federated_domains`).
+    #[arg(long)]
+    include_federated_domains: bool,
+    /// Keep running and follow rotations (`daemon_mode`); false writes once and exits
+    /// [default: true].
+    #[arg(long)]
+    daemon_mode: Option<bool>,
+}
+
+impl HelperArgs {
+    /// Runs the helper until SIGINT or SIGTERM (daemon mode) or after one update.
+    ///
+    /// # Errors
+    ///
+    /// A refused configuration, a Workload API failure that retrying cannot fix, a file that
+    /// cannot be written, a command that cannot be started or signalled.
+    pub(crate) async fn run(self) -> anyhow::Result<()> {
+        let config = self.merged()?;
+        anyhow::ensure!(
+            !config.cert_dir.as_os_str().is_empty(),
+            "no cert_dir: give --cert-dir or set cert_dir in the helper file"
+        );
+        anyhow::ensure!(
+            config.pid_file_name.is_none() || config.renew_signal.is_some(),
+            "pid_file_name is set without renew_signal: set both"
+        );
+        let addr = super::agent::endpoint(config.agent_address.as_deref())?;
+        let mut managed = Managed::new(
+            config.cmd.clone(),
+            &config.cmd_args,
+            config.renew_signal,
+            config.pid_file_name.clone(),
+        )?;
+        let mut watcher = X509Watcher::x509(addr);
+
+        if !config.daemon_mode {
+            let context = watcher
+                .next()
+                .await
+                .context("the Workload API refused to give an X509-SVID")?;
+            update(&config, &context, &mut managed)?;
+            return managed.wait().await;
+        }
+
+        let shutdown = super::shutdown_signal();
+        tokio::pin!(shutdown);
+        let result = loop {
+            tokio::select! {
+                () = &mut shutdown => break Ok(()),
+                next = watcher.next() => match next {
+                    Ok(context) => {
+                        if let Err(e) = update(&config, &context, &mut managed) {
+                            break Err(e);
+                        }
+                    }
+                    Err(e) => break Err(anyhow::Error::new(e).context("the Workload API watch ended")),
+                },
+            }
+        };
+        managed.stop();
+        result
+    }
+
+    /// The file's settings (or the defaults) with the flags on top.
+    fn merged(self) -> anyhow::Result<HelperConfig> {
+        let mut config = match &self.config {
+            Some(path) => {
+                config::read(path).with_context(|| format!("helper file {}", path.display()))?
+            }
+            None => HelperConfig::default(),
+        };
+        let set = |slot: &mut String, flag: Option<String>, name: &str| -> anyhow::Result<()> {
+            if let Some(v) = flag {
+                anyhow::ensure!(
+                    !v.is_empty() && !v.contains('/'),
+                    "--{name} {v:?}: a file name, without '/', inside cert_dir"
+                );
+                *slot = v;
+            }
+            Ok(())
+        };
+        set(
+            &mut config.svid_file_name,
+            self.svid_file_name,
+            "svid-file-name",
+        )?;
+        set(
+            &mut config.svid_key_file_name,
+            self.svid_key_file_name,
+            "svid-key-file-name",
+        )?;
+        set(
+            &mut config.svid_bundle_file_name,
+            self.svid_bundle_file_name,
+            "svid-bundle-file-name",
+        )?;
+        config.agent_address = self.socket.or(config.agent_address);
+        config.cert_dir = self.cert_dir.unwrap_or(config.cert_dir);
+        config.cmd = self.cmd.or(config.cmd);
+        config.cmd_args = self.cmd_args.unwrap_or(config.cmd_args);
+        config.renew_signal = self.renew_signal.or(config.renew_signal);
+        config.pid_file_name = self.pid_file_name.or(config.pid_file_name);
+        config.add_intermediates_to_bundle |= self.add_intermediates_to_bundle;
+        config.include_federated_domains |= self.include_federated_domains;
+        config.daemon_mode = self.daemon_mode.unwrap_or(config.daemon_mode);
+        Ok(config)
+    }
+}
+
+/// Writes the files of one update, then starts or signals the command.
+fn update(
+    config: &HelperConfig,
+    context: &lanyard_workload::X509Context,
+    managed: &mut Managed,
+) -> anyhow::Result<()> {
+    let written = files::write(config, context)?;
+    tracing::info!(
+        spiffe_id = %written.spiffe_id,
+        serial = %written.serial,
+        "Wrote the X509-SVID files"
+    );
+    out!(
+        "Wrote {} for {} (serial {}) in {}",
+        written.svid.display(),
+        written.spiffe_id,
+        written.serial,
+        config.cert_dir.display()
+    );
+    managed.updated()
+}
