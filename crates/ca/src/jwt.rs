@@ -12,7 +12,8 @@ use crate::authority::BACKDATE;
 use crate::error::{CaError, fmt_time};
 use crate::journal::{JwtRecord, Status};
 use crate::key::validate_key_id;
-use crate::schedule::{activate_at, prepare_at, prune_at};
+use crate::rotation::{self, Published, Rotating, SlotsMut};
+use crate::schedule::prune_at;
 use crate::slots::Minter;
 
 /// The two key manager ids JWT signing keys alternate between.
@@ -117,6 +118,43 @@ impl JwtKey {
     }
 }
 
+impl Published for JwtKey {
+    fn published_at(&self, now: SystemTime) -> bool {
+        JwtKey::published_at(self, now)
+    }
+}
+
+impl Rotating for JwtKey {
+    type Retired = JwtKey;
+
+    const FIRST_KEY_ID: &'static str = JWT_KEY_IDS[0];
+
+    fn validity(&self) -> (SystemTime, SystemTime) {
+        (self.info.not_before, self.info.not_after)
+    }
+
+    fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    fn successor_key_id(&self) -> &'static str {
+        other_jwt_key_id(&self.key_id)
+    }
+
+    fn warn_expired() {
+        tracing::warn!("Active JWT key expired before it was rotated; was the server down?");
+    }
+
+    fn hand_over(self, next: &Self, _old: Option<&JwtKey>, _now: SystemTime) -> JwtKey {
+        tracing::info!(
+            kid = %next.info.kid,
+            previous = %self.info.kid,
+            "Activated JWT key"
+        );
+        self.retire()
+    }
+}
+
 /// The published JWT keys.
 #[derive(Clone)]
 pub(crate) struct JwtSlots {
@@ -179,6 +217,14 @@ impl From<JwtSlots> for JwtDraft {
 }
 
 impl JwtDraft {
+    fn slots(&mut self) -> SlotsMut<'_, JwtKey> {
+        SlotsMut {
+            prepared: &mut self.prepared,
+            active: &mut self.active,
+            old: &mut self.old,
+        }
+    }
+
     pub(crate) fn finish(self) -> Result<JwtSlots, CaError> {
         let active = self
             .active
@@ -206,11 +252,7 @@ impl Minter {
             validate_key_id(&record.key_id).map_err(|e| CaError::CorruptJournal(e.to_string()))?;
             let not_before = UNIX_EPOCH + Duration::from_secs(record.not_before);
             let not_after = UNIX_EPOCH + Duration::from_secs(record.not_after);
-            let gone = match record.status {
-                Status::Old => prune_at(not_before, not_after),
-                _ => not_after,
-            };
-            if now >= gone {
+            if rotation::record_gone(record.status, not_before, not_after, now) {
                 dropped = true;
                 continue;
             }
@@ -275,18 +317,9 @@ impl Minter {
             });
         }
 
-        let clash =
-            matches!((&draft.active, &draft.prepared), (Some(a), Some(p)) if a.key_id == p.key_id);
-        if clash {
-            return Err(CaError::CorruptJournal(
-                "active and prepared jwt keys share a key id".to_owned(),
-            ));
-        }
         // As for X.509 authorities: an active key whose private half is gone stays published
         // as the old key, so the tokens it signed keep validating until they expire.
-        if keyless_active.is_some() {
-            draft.old = keyless_active;
-        }
+        rotation::finish_restore(draft.slots(), keyless_active, "jwt keys")?;
         Ok((draft, dropped))
     }
 
@@ -298,59 +331,7 @@ impl Minter {
         draft: &mut JwtDraft,
         now: SystemTime,
     ) -> Result<bool, CaError> {
-        let mut changed = false;
-        let expired = |k: &Option<JwtKey>| k.as_ref().is_some_and(|k| now >= k.info.not_after);
-        if draft.old.as_ref().is_some_and(|o| !o.published_at(now)) {
-            draft.old = None;
-            changed = true;
-        }
-        if expired(&draft.prepared) {
-            draft.prepared = None;
-            changed = true;
-        }
-        if expired(&draft.active) {
-            tracing::warn!("Active JWT key expired before it was rotated; was the server down?");
-            draft.active = None;
-        }
-
-        let active = match (draft.active.take(), draft.prepared.take()) {
-            (Some(active), prepared) => {
-                draft.prepared = prepared;
-                active
-            }
-            (None, Some(prepared)) => {
-                changed = true;
-                prepared
-            }
-            (None, None) => {
-                changed = true;
-                self.mint_jwt(JWT_KEY_IDS[0], now)?
-            }
-        };
-
-        let (nb, na) = (active.info.not_before, active.info.not_after);
-        if draft.prepared.is_none() && now >= prepare_at(nb, na) {
-            draft.prepared = Some(self.mint_jwt(other_jwt_key_id(&active.key_id), now)?);
-            changed = true;
-        }
-
-        match draft.prepared.take() {
-            Some(next) if now >= activate_at(nb, na) => {
-                tracing::info!(
-                    kid = %next.info.kid,
-                    previous = %active.info.kid,
-                    "Activated JWT key"
-                );
-                draft.old = Some(active.retire());
-                draft.active = Some(next);
-                changed = true;
-            }
-            prepared => {
-                draft.prepared = prepared;
-                draft.active = Some(active);
-            }
-        }
-        Ok(changed)
+        rotation::advance(draft.slots(), now, |key_id| self.mint_jwt(key_id, now))
     }
 
     /// Generates a key of `jwt_key_type` under `key_id` with a fresh random `kid`, valid from

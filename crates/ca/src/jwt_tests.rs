@@ -9,6 +9,7 @@ use super::*;
 use crate::journal::{self, JournalStore};
 use crate::key::KeyType;
 use crate::manager::{CaConfig, CaManager};
+use crate::schedule::{activate_at, prepare_at};
 use crate::test_support::{HOUR, Harness, id};
 
 const AUD: &str = "spiffe://example.org/db";

@@ -26,6 +26,7 @@ pub mod jwt;
 pub mod key;
 pub mod manager;
 pub mod operator_file;
+mod rotation;
 pub mod schedule;
 mod slots;
 pub mod svid;

@@ -13,7 +13,8 @@ use crate::error::{CaError, fmt_time};
 use crate::journal::{Record, Status};
 use crate::key::{KeyManager, validate_key_id};
 use crate::manager::{CaConfig, X509_KEY_IDS};
-use crate::schedule::{activate_at, prepare_at, prune_at};
+use crate::rotation::{self, Published, Rotating, SlotsMut};
+use crate::schedule::prune_at;
 use crate::upstream::{UpstreamAuthority, UpstreamChain};
 
 /// An authority that can sign, with the key id its key is stored under.
@@ -42,6 +43,54 @@ impl Retired {
     /// expiry ends (see [`prune_at`]).
     pub(crate) fn published_at(&self, now: SystemTime) -> bool {
         now < prune_at(self.not_before, self.not_after)
+    }
+}
+
+impl Published for Retired {
+    fn published_at(&self, now: SystemTime) -> bool {
+        Retired::published_at(self, now)
+    }
+}
+
+impl Rotating for Signer {
+    type Retired = Retired;
+
+    const FIRST_KEY_ID: &'static str = X509_KEY_IDS[0];
+
+    fn validity(&self) -> (SystemTime, SystemTime) {
+        (self.authority.not_before(), self.authority.not_after())
+    }
+
+    fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    fn successor_key_id(&self) -> &'static str {
+        other_key_id(&self.key_id)
+    }
+
+    fn warn_expired() {
+        tracing::warn!("Active CA expired before it was rotated; was the server down?");
+    }
+
+    fn hand_over(self, next: &Self, old: Option<&Retired>, now: SystemTime) -> Retired {
+        if old.is_some_and(|o| now < o.not_after) {
+            tracing::warn!("Replacing an unexpired old CA; SVIDs it signed lose their root");
+        }
+        let a = &self.authority;
+        tracing::info!(
+            serial = next.authority.serial_hex(),
+            previous = a.serial_hex(),
+            "Activated CA"
+        );
+        Retired {
+            cert: a.cert().clone(),
+            not_before: a.not_before(),
+            not_after: a.not_after(),
+            key_id: self.key_id.clone(),
+            tainted: false,
+            upstream: a.upstream().cloned(),
+        }
     }
 }
 
@@ -109,6 +158,14 @@ impl From<Slots> for Draft {
 }
 
 impl Draft {
+    fn slots(&mut self) -> SlotsMut<'_, Signer> {
+        SlotsMut {
+            prepared: &mut self.prepared,
+            active: &mut self.active,
+            old: &mut self.old,
+        }
+    }
+
     pub(crate) fn finish(self) -> Result<Slots, CaError> {
         let active = self.active.ok_or_else(|| {
             CaError::CorruptJournal("no active authority after rotation".to_owned())
@@ -147,11 +204,7 @@ impl Minter {
             let (not_before, not_after) = validity_of(&record.cert_der).map_err(|e| {
                 CaError::CorruptJournal(format!("certificate of key id '{}': {e}", record.key_id))
             })?;
-            let gone = match record.status {
-                Status::Old => prune_at(not_before, not_after),
-                _ => not_after,
-            };
-            if now >= gone {
+            if rotation::record_gone(record.status, not_before, not_after, now) {
                 dropped = true;
                 continue;
             }
@@ -217,98 +270,13 @@ impl Minter {
             *slot = signer;
         }
 
-        let clash =
-            matches!((&draft.active, &draft.prepared), (Some(a), Some(p)) if a.key_id == p.key_id);
-        if clash {
-            return Err(CaError::CorruptJournal(
-                "active and prepared authorities share a key id".to_owned(),
-            ));
-        }
-        // An active authority whose key is gone (a memory key manager after a restart) cannot
-        // sign, but what it signed is still valid: it takes the old slot, so its certificate
-        // stays in the bundle until it expires. It is newer than any old one it displaces.
-        if keyless_active.is_some() {
-            draft.old = keyless_active;
-        }
+        rotation::finish_restore(draft.slots(), keyless_active, "authorities")?;
         Ok((draft, dropped))
     }
 
     /// Applies every step the schedule calls for at `now`. Returns whether anything changed.
     pub(crate) fn advance(&self, draft: &mut Draft, now: SystemTime) -> Result<bool, CaError> {
-        let mut changed = false;
-
-        if draft.old.as_ref().is_some_and(|o| !o.published_at(now)) {
-            draft.old = None;
-            changed = true;
-        }
-        if draft
-            .prepared
-            .as_ref()
-            .is_some_and(|p| now >= p.authority.not_after())
-        {
-            draft.prepared = None;
-            changed = true;
-        }
-        if draft
-            .active
-            .as_ref()
-            .is_some_and(|a| now >= a.authority.not_after())
-        {
-            tracing::warn!("Active CA expired before it was rotated; was the server down?");
-            draft.active = None;
-        }
-
-        let active = match (draft.active.take(), draft.prepared.take()) {
-            (Some(active), prepared) => {
-                draft.prepared = prepared;
-                active
-            }
-            (None, Some(prepared)) => {
-                changed = true;
-                prepared
-            }
-            (None, None) => {
-                changed = true;
-                self.mint(X509_KEY_IDS[0], now)?
-            }
-        };
-
-        let a = &active.authority;
-        if draft.prepared.is_none() && now >= prepare_at(a.not_before(), a.not_after()) {
-            draft.prepared = Some(self.mint(other_key_id(&active.key_id), now)?);
-            changed = true;
-        }
-
-        let due = now >= activate_at(a.not_before(), a.not_after());
-        match draft.prepared.take() {
-            Some(next) if due => {
-                if draft.old.as_ref().is_some_and(|o| now < o.not_after) {
-                    tracing::warn!(
-                        "Replacing an unexpired old CA; SVIDs it signed lose their root"
-                    );
-                }
-                tracing::info!(
-                    serial = next.authority.serial_hex(),
-                    previous = a.serial_hex(),
-                    "Activated CA"
-                );
-                draft.old = Some(Retired {
-                    cert: a.cert().clone(),
-                    not_before: a.not_before(),
-                    not_after: a.not_after(),
-                    key_id: active.key_id.clone(),
-                    tainted: false,
-                    upstream: a.upstream().cloned(),
-                });
-                draft.active = Some(next);
-                changed = true;
-            }
-            prepared => {
-                draft.prepared = prepared;
-                draft.active = Some(active);
-            }
-        }
-        Ok(changed)
+        rotation::advance(draft.slots(), now, |key_id| self.mint(key_id, now))
     }
 
     /// Generates a key under `key_id` and a new authority for it: signed by the upstream

@@ -6,7 +6,7 @@
     reason = "integration test helpers assert by panicking"
 )]
 
-use std::path::Path;
+mod support;
 
 use lanyard_proto::spire::api::server::bundle::v1::{
     GetBundleRequest, bundle_client::BundleClient,
@@ -15,25 +15,10 @@ use lanyard_proto::spire::api::server::localauthority::v1::{
     self as la, local_authority_client::LocalAuthorityClient,
 };
 use lanyard_proto::spire::api::types;
-use lanyard_server::ServerConfig;
-use lanyard_spiffe::TrustDomain;
 use tonic::Code;
 use tonic::transport::Channel;
 
-fn config(dir: &Path) -> ServerConfig {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let td = TrustDomain::new("example.org").unwrap();
-    let mut config = ServerConfig::with_defaults(td, dir.join("data"));
-    config.bind = "127.0.0.1:0".parse().unwrap();
-    config.socket_path = dir.join("admin.sock");
-    config
-}
-
-async fn admin(config: &ServerConfig) -> Channel {
-    lanyard_workload::client::unix_channel(&config.socket_path)
-        .await
-        .unwrap()
-}
+use support::{admin, config};
 
 async fn bundle(channel: &Channel) -> types::Bundle {
     BundleClient::new(channel.clone())

@@ -6,6 +6,8 @@
     reason = "integration test helpers assert by panicking"
 )]
 
+mod support;
+
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -23,21 +25,11 @@ use lanyard_spiffe::{JwtBundle, JwtSvid, SpiffeId, TrustDomain};
 use tonic::Code;
 use tonic::transport::Channel;
 
-fn config(dir: &Path) -> ServerConfig {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let td = TrustDomain::new("example.org").unwrap();
-    let mut config = ServerConfig::with_defaults(td, dir.join("data"));
-    config.bind = "127.0.0.1:0".parse().unwrap();
-    config.socket_path = dir.join("admin.sock");
-    config
-}
+use support::{admin, config};
 
 async fn start(config: &ServerConfig) -> (RunningServer, Channel) {
     let server = lanyard_server::start(config.clone()).await.unwrap();
-    let channel = lanyard_workload::client::unix_channel(&config.socket_path)
-        .await
-        .unwrap();
-    (server, channel)
+    (server, admin(config).await)
 }
 
 fn wire_id(td: &str, path: &str) -> types::Spiffeid {

@@ -5,6 +5,8 @@
     reason = "integration test helpers assert by panicking"
 )]
 
+mod support;
+
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -19,26 +21,11 @@ use lanyard_proto::spire::api::server::entry::v1::{
     BatchCreateEntryRequest, GetEntryRequest, ListEntriesRequest, entry_client::EntryClient,
 };
 use lanyard_proto::spire::api::types;
-use lanyard_server::{RunningServer, ServerConfig};
-use lanyard_spiffe::TrustDomain;
+use lanyard_server::RunningServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
-use tonic::transport::Channel;
 
-fn config(dir: &Path) -> ServerConfig {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let td = TrustDomain::new("example.org").unwrap();
-    let mut config = ServerConfig::with_defaults(td, dir.join("data"));
-    config.bind = "127.0.0.1:0".parse().unwrap();
-    config.socket_path = dir.join("admin.sock");
-    config
-}
-
-async fn admin(config: &ServerConfig) -> Channel {
-    lanyard_workload::client::unix_channel(&config.socket_path)
-        .await
-        .unwrap()
-}
+use support::{admin, config};
 
 /// Log output captured in memory.
 #[derive(Clone, Default)]

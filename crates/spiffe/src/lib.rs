@@ -15,6 +15,7 @@ pub mod bundle;
 pub mod id;
 pub mod jwt;
 pub mod selector;
+mod spki;
 pub mod tls;
 pub mod x509;
 

@@ -82,13 +82,6 @@ impl Kind {
     }
 }
 
-/// The slots `show` prints.
-struct States {
-    active: Option<wire::AuthorityState>,
-    prepared: Option<wire::AuthorityState>,
-    old: Option<wire::AuthorityState>,
-}
-
 impl LocalAuthorityCommand {
     pub(crate) async fn run(self) -> anyhow::Result<()> {
         let (kind, action) = match self {
@@ -112,57 +105,84 @@ impl LocalAuthorityCommand {
                 .map_err(|s| admin::rpc_error("cannot prepare an authority", s))?;
                 print_result(kind, "Prepared", state, false, c.output)
             }
-            Action::Activate(a) => {
-                let mut client = client(&a.common).await?;
-                let authority_id = a.authority_id;
-                let state = match kind {
-                    Kind::X509 => client
-                        .activate_x509_authority(wire::ActivateX509AuthorityRequest {
-                            authority_id,
-                        })
-                        .await
-                        .map(|r| r.into_inner().activated_authority),
-                    Kind::Jwt => client
-                        .activate_jwt_authority(wire::ActivateJwtAuthorityRequest { authority_id })
-                        .await
-                        .map(|r| r.into_inner().activated_authority),
-                }
-                .map_err(|s| admin::rpc_error("cannot activate the authority", s))?;
-                print_result(kind, "Activated", state, false, a.common.output)
-            }
-            Action::Taint(a) => {
-                let mut client = client(&a.common).await?;
-                let authority_id = a.authority_id;
-                let state = match kind {
-                    Kind::X509 => client
-                        .taint_x509_authority(wire::TaintX509AuthorityRequest { authority_id })
-                        .await
-                        .map(|r| r.into_inner().tainted_authority),
-                    Kind::Jwt => client
-                        .taint_jwt_authority(wire::TaintJwtAuthorityRequest { authority_id })
-                        .await
-                        .map(|r| r.into_inner().tainted_authority),
-                }
-                .map_err(|s| admin::rpc_error("cannot taint the authority", s))?;
-                print_result(kind, "Tainted", state, true, a.common.output)
-            }
-            Action::Revoke(a) => {
-                let mut client = client(&a.common).await?;
-                let authority_id = a.authority_id;
-                let state = match kind {
-                    Kind::X509 => client
-                        .revoke_x509_authority(wire::RevokeX509AuthorityRequest { authority_id })
-                        .await
-                        .map(|r| r.into_inner().revoked_authority),
-                    Kind::Jwt => client
-                        .revoke_jwt_authority(wire::RevokeJwtAuthorityRequest { authority_id })
-                        .await
-                        .map(|r| r.into_inner().revoked_authority),
-                }
-                .map_err(|s| admin::rpc_error("cannot revoke the authority", s))?;
-                print_result(kind, "Revoked", state, true, a.common.output)
-            }
+            Action::Activate(a) => named(kind, Step::Activate, a).await,
+            Action::Taint(a) => named(kind, Step::Taint, a).await,
+            Action::Revoke(a) => named(kind, Step::Revoke, a).await,
         }
+    }
+}
+
+/// The steps that name an authority.
+#[derive(Clone, Copy)]
+enum Step {
+    Activate,
+    Taint,
+    Revoke,
+}
+
+impl Step {
+    /// What the step did, for the output.
+    fn done(self) -> &'static str {
+        match self {
+            Step::Activate => "Activated",
+            Step::Taint => "Tainted",
+            Step::Revoke => "Revoked",
+        }
+    }
+
+    /// The context of a refused call.
+    fn failure(self) -> &'static str {
+        match self {
+            Step::Activate => "cannot activate the authority",
+            Step::Taint => "cannot taint the authority",
+            Step::Revoke => "cannot revoke the authority",
+        }
+    }
+}
+
+/// Runs `step` on the authority `a` names, and prints what the server answers.
+async fn named(kind: Kind, step: Step, a: WithId) -> anyhow::Result<()> {
+    let mut client = client(&a.common).await?;
+    let state = call(&mut client, kind, step, a.authority_id)
+        .await
+        .map_err(|s| admin::rpc_error(step.failure(), s))?;
+    // Taint and revoke act on the old authority, which is tainted by then.
+    let tainted = !matches!(step, Step::Activate);
+    print_result(kind, step.done(), state, tainted, a.common.output)
+}
+
+/// The LocalAuthority RPC of `step` for `kind`.
+async fn call(
+    client: &mut LocalAuthorityClient<Channel>,
+    kind: Kind,
+    step: Step,
+    authority_id: String,
+) -> Result<Option<wire::AuthorityState>, tonic::Status> {
+    match (kind, step) {
+        (Kind::X509, Step::Activate) => client
+            .activate_x509_authority(wire::ActivateX509AuthorityRequest { authority_id })
+            .await
+            .map(|r| r.into_inner().activated_authority),
+        (Kind::Jwt, Step::Activate) => client
+            .activate_jwt_authority(wire::ActivateJwtAuthorityRequest { authority_id })
+            .await
+            .map(|r| r.into_inner().activated_authority),
+        (Kind::X509, Step::Taint) => client
+            .taint_x509_authority(wire::TaintX509AuthorityRequest { authority_id })
+            .await
+            .map(|r| r.into_inner().tainted_authority),
+        (Kind::Jwt, Step::Taint) => client
+            .taint_jwt_authority(wire::TaintJwtAuthorityRequest { authority_id })
+            .await
+            .map(|r| r.into_inner().tainted_authority),
+        (Kind::X509, Step::Revoke) => client
+            .revoke_x509_authority(wire::RevokeX509AuthorityRequest { authority_id })
+            .await
+            .map(|r| r.into_inner().revoked_authority),
+        (Kind::Jwt, Step::Revoke) => client
+            .revoke_jwt_authority(wire::RevokeJwtAuthorityRequest { authority_id })
+            .await
+            .map(|r| r.into_inner().revoked_authority),
     }
 }
 
@@ -175,40 +195,24 @@ async fn client(c: &Common) -> anyhow::Result<LocalAuthorityClient<Channel>> {
 async fn show(kind: Kind, c: &Common) -> anyhow::Result<()> {
     let channel = admin::connect(&c.socket.socket).await?;
     let mut client = LocalAuthorityClient::new(channel.clone());
-    let states = match kind {
+    let (active, prepared, old) = match kind {
         Kind::X509 => client
             .get_x509_authority_state(wire::GetX509AuthorityStateRequest {})
             .await
-            .map(|r| {
-                let r = r.into_inner();
-                States {
-                    active: r.active,
-                    prepared: r.prepared,
-                    old: r.old,
-                }
-            }),
+            .map(|r| r.into_inner())
+            .map(|r| (r.active, r.prepared, r.old)),
         Kind::Jwt => client
             .get_jwt_authority_state(wire::GetJwtAuthorityStateRequest {})
             .await
-            .map(|r| {
-                let r = r.into_inner();
-                States {
-                    active: r.active,
-                    prepared: r.prepared,
-                    old: r.old,
-                }
-            }),
+            .map(|r| r.into_inner())
+            .map(|r| (r.active, r.prepared, r.old)),
     }
     .map_err(|s| admin::rpc_error("cannot read the authorities", s))?;
 
     // The LocalAuthority API does not report taint; the bundle does.
     let tainted = tainted_ids(kind, channel).await?;
     let is_tainted = |s: &wire::AuthorityState| tainted.contains(&s.authority_id);
-    let slots = [
-        ("active", states.active),
-        ("prepared", states.prepared),
-        ("old", states.old),
-    ];
+    let slots = [("active", active), ("prepared", prepared), ("old", old)];
 
     match c.output {
         OutputFormat::Json => {

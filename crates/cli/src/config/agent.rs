@@ -8,11 +8,12 @@ use lanyard_agent::{AgentConfig, TrustBootstrap};
 use lanyard_ca::KeyType;
 use lanyard_spiffe::TrustDomain;
 
+use super::common::{self, CommonFile, DaemonFile, LogFlags};
 use super::hcl::Entry;
 use super::plugins::{self, AgentPlugins};
-use super::server::{parse_trust_domain, rule, trust_domain};
-use super::{ConfigError, Key, Scope, normalize, ops, walk};
-use crate::logging::{LogFormat, LogLevel, LogSettings};
+use super::server::{parse_trust_domain, rule};
+use super::{ConfigError, Key, Scope, normalize, walk};
+use crate::logging::LogSettings;
 
 /// Where the agent serves the Workload API unless configured.
 pub(crate) const DEFAULT_SOCKET: &str = "/tmp/lanyard-agent/public/api.sock";
@@ -130,15 +131,8 @@ pub(crate) struct AgentFlags {
     /// [default: ec-p256].
     #[arg(long, value_parser = parse_workload_key_type)]
     pub(crate) workload_x509_svid_key_type: Option<KeyType>,
-    /// Log level: debug, info, warn or error, any case [default: info].
-    #[arg(long, value_parser = clap::value_parser!(LogLevel))]
-    pub(crate) log_level: Option<LogLevel>,
-    /// Log format: text or json [default: text].
-    #[arg(long, value_parser = clap::value_parser!(LogFormat))]
-    pub(crate) log_format: Option<LogFormat>,
-    /// Append logs to this file (created 0600) instead of writing them to stderr.
-    #[arg(long)]
-    pub(crate) log_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) log: LogFlags,
 }
 
 /// What `agent run` starts with.
@@ -153,23 +147,16 @@ pub(crate) struct AgentSettings {
 /// The `agent {}` block and the plugins, as written in the file.
 #[derive(Debug, Default)]
 struct AgentFile {
-    trust_domain: Option<TrustDomain>,
-    data_dir: Option<PathBuf>,
+    common: CommonFile,
     server_address: Option<(String, usize)>,
     server_port: Option<u16>,
-    socket_path: Option<PathBuf>,
     trust_bundle_path: Option<PathBuf>,
     insecure_bootstrap: Option<(bool, usize)>,
     join_token: Option<(String, usize)>,
     join_token_file: Option<(PathBuf, usize)>,
     sync_interval: Option<Duration>,
     workload_key_type: Option<KeyType>,
-    log_level: Option<LogLevel>,
-    log_format: Option<LogFormat>,
-    log_file: Option<PathBuf>,
     plugins: AgentPlugins,
-    health_checks: Option<lanyard_telemetry::HealthChecks>,
-    telemetry: Option<lanyard_telemetry::Telemetry>,
 }
 
 impl AgentFlags {
@@ -180,11 +167,7 @@ impl AgentFlags {
     /// The first problem in the file, settings that contradict each other, an unreadable
     /// join token file.
     pub(crate) fn load(&self) -> Result<AgentSettings, ConfigError> {
-        let file = match &self.config {
-            Some(path) => read(&super::read_file(path, self.expand_env)?)?,
-            None => AgentFile::default(),
-        };
-        self.merge(file)
+        self.merge(common::load(self.config.as_deref(), self.expand_env)?)
     }
 
     /// As [`load`](Self::load), with the file's text given and the environment in `lookup`.
@@ -194,17 +177,19 @@ impl AgentFlags {
         text: &str,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<AgentSettings, ConfigError> {
-        self.merge(read(&super::parse_text(text, self.expand_env, lookup)?)?)
+        self.merge(common::read_blocks(&super::parse_text(
+            text,
+            self.expand_env,
+            lookup,
+        )?)?)
     }
 
-    fn merge(&self, file: AgentFile) -> Result<AgentSettings, ConfigError> {
-        let trust_domain = match self.trust_domain.clone().or(file.trust_domain) {
-            Some(td) => td,
-            None => parse_trust_domain("example.org").map_err(ConfigError::Conflict)?,
-        };
+    fn merge(&self, mut file: AgentFile) -> Result<AgentSettings, ConfigError> {
+        let trust_domain = file.common.trust_domain(self.trust_domain.as_ref())?;
         // As for the server: the key directory is checked against the file's own data_dir,
         // and a --data-dir flag moves it along.
         let file_data_dir = file
+            .common
             .data_dir
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         check_key_directory(&file.plugins, &file_data_dir)?;
@@ -232,7 +217,7 @@ impl AgentFlags {
         config.socket_path = self
             .socket
             .clone()
-            .or(file.socket_path)
+            .or(file.common.socket_path)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
         if let Some(interval) = self.sync_interval.or(file.sync_interval) {
             config.sync_interval = interval;
@@ -240,18 +225,14 @@ impl AgentFlags {
         if let Some(kt) = self.workload_x509_svid_key_type.or(file.workload_key_type) {
             config.workload_key_type = kt;
         }
-        if let Some(h) = file.health_checks {
+        if let Some(h) = file.common.health_checks {
             config.health_checks = h;
         }
-        if let Some(t) = file.telemetry {
+        if let Some(t) = file.common.telemetry {
             config.telemetry = t;
         }
         config.unix_attestor = file.plugins.unix_attestor;
-        let log = LogSettings {
-            level: self.log_level.or(file.log_level).unwrap_or_default(),
-            format: self.log_format.or(file.log_format).unwrap_or_default(),
-            file: self.log_file.clone().or(file.log_file),
-        };
+        let log = self.log.over(file.common.log);
         Ok(AgentSettings { config, log })
     }
 
@@ -353,29 +334,21 @@ fn read_token(path: &Path) -> Result<String, ConfigError> {
     Ok(text.trim().to_owned())
 }
 
-fn read(entries: &[Entry]) -> Result<AgentFile, ConfigError> {
-    let mut file = AgentFile::default();
-    let top = Scope {
-        block: "the agent config file",
-        kind: "agent",
-        prefix: "",
-        keys: &[
-            ("agent", Key::Mapped),
-            ("plugins", Key::Mapped),
-            ("telemetry", Key::Mapped),
-            ("health_checks", Key::Mapped),
-        ],
-    };
-    walk(entries, &top, |entry| {
-        match entry.key.as_str() {
-            "agent" => read_agent(entry.object()?, &mut file)?,
-            "plugins" => file.plugins = plugins::agent(entry)?,
-            "telemetry" => file.telemetry = Some(ops::telemetry(entry)?),
-            _ => file.health_checks = Some(ops::health_checks(entry)?),
-        }
+impl DaemonFile for AgentFile {
+    const KIND: &'static str = "agent";
+
+    fn read_block(&mut self, entries: &[Entry]) -> Result<(), ConfigError> {
+        read_agent(entries, self)
+    }
+
+    fn read_plugins(&mut self, entry: &Entry) -> Result<(), ConfigError> {
+        self.plugins = plugins::agent(entry)?;
         Ok(())
-    })?;
-    Ok(file)
+    }
+
+    fn common(&mut self) -> &mut CommonFile {
+        &mut self.common
+    }
 }
 
 fn read_agent(entries: &[Entry], file: &mut AgentFile) -> Result<(), ConfigError> {
@@ -386,9 +359,10 @@ fn read_agent(entries: &[Entry], file: &mut AgentFile) -> Result<(), ConfigError
         keys: AGENT_KEYS,
     };
     walk(entries, &scope, |e| {
+        if file.common.read_key(e)? {
+            return Ok(());
+        }
         match e.key.as_str() {
-            "trust_domain" => file.trust_domain = Some(trust_domain(e)?),
-            "data_dir" => file.data_dir = Some(e.path()?),
             "server_address" => {
                 let s = e.str()?;
                 if s.is_empty() {
@@ -397,7 +371,6 @@ fn read_agent(entries: &[Entry], file: &mut AgentFile) -> Result<(), ConfigError
                 file.server_address = Some((s.to_owned(), e.line));
             }
             "server_port" => file.server_port = Some(e.port()?),
-            "socket_path" => file.socket_path = Some(e.path()?),
             "trust_bundle_path" => file.trust_bundle_path = Some(e.path()?),
             "trust_bundle_format" => match e.str()? {
                 "pem" => {}
@@ -422,9 +395,6 @@ fn read_agent(entries: &[Entry], file: &mut AgentFile) -> Result<(), ConfigError
                 file.join_token = Some((token.to_owned(), e.line));
             }
             "join_token_file" => file.join_token_file = Some((e.path()?, e.line)),
-            "log_level" => file.log_level = Some(e.str()?.parse().map_err(|r| rule(e, r))?),
-            "log_format" => file.log_format = Some(e.str()?.parse().map_err(|r| rule(e, r))?),
-            "log_file" => file.log_file = Some(e.path()?),
             "workload_x509_svid_key_type" => {
                 file.workload_key_type =
                     Some(parse_workload_key_type(e.str()?).map_err(|r| rule(e, r))?);

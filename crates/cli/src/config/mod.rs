@@ -11,6 +11,7 @@
 //! the defaults are applied after merging (and shown in each flag's help text).
 
 pub(crate) mod agent;
+mod common;
 mod error;
 mod expand;
 pub(crate) mod hcl;

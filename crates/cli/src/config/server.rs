@@ -9,10 +9,11 @@ use lanyard_ca::KeyType;
 use lanyard_server::ServerConfig;
 use lanyard_spiffe::TrustDomain;
 
+use super::common::{self, CommonFile, DaemonFile, LogFlags};
 use super::hcl::Entry;
 use super::plugins::{self, ServerPlugins};
-use super::{ConfigError, Key, Scope, normalize, ops, walk};
-use crate::logging::{LogFormat, LogLevel, LogSettings};
+use super::{ConfigError, Key, Scope, normalize, walk};
+use crate::logging::LogSettings;
 
 /// Where the server keeps its state unless configured.
 pub(crate) const DEFAULT_DATA_DIR: &str = ".lanyard/server";
@@ -114,15 +115,8 @@ pub(crate) struct ServerFlags {
     /// [default: false].
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub(crate) audit_log_enabled: Option<bool>,
-    /// Log level: debug, info, warn or error, any case [default: info].
-    #[arg(long, value_parser = clap::value_parser!(LogLevel))]
-    pub(crate) log_level: Option<LogLevel>,
-    /// Log format: text or json [default: text].
-    #[arg(long, value_parser = clap::value_parser!(LogFormat))]
-    pub(crate) log_format: Option<LogFormat>,
-    /// Append logs to this file (created 0600) instead of writing them to stderr.
-    #[arg(long)]
-    pub(crate) log_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) log: LogFlags,
 }
 
 /// What `server run` starts with.
@@ -137,11 +131,9 @@ pub(crate) struct ServerSettings {
 /// The `server {}` block and the plugins, as written in the file.
 #[derive(Debug, Default)]
 struct ServerFile {
-    trust_domain: Option<TrustDomain>,
-    data_dir: Option<PathBuf>,
+    common: CommonFile,
     bind_address: Option<IpAddr>,
     bind_port: Option<u16>,
-    socket_path: Option<PathBuf>,
     ca_key_type: Option<KeyType>,
     ca_ttl: Option<Duration>,
     default_x509_svid_ttl: Option<Duration>,
@@ -150,12 +142,7 @@ struct ServerFile {
     jwt_issuer: Option<String>,
     jwt_key_type: Option<KeyType>,
     audit_log_enabled: Option<bool>,
-    log_level: Option<LogLevel>,
-    log_format: Option<LogFormat>,
-    log_file: Option<PathBuf>,
     plugins: ServerPlugins,
-    health_checks: Option<lanyard_telemetry::HealthChecks>,
-    telemetry: Option<lanyard_telemetry::Telemetry>,
 }
 
 impl ServerFlags {
@@ -165,11 +152,7 @@ impl ServerFlags {
     ///
     /// The first problem in the file, or settings that contradict each other.
     pub(crate) fn load(&self) -> Result<ServerSettings, ConfigError> {
-        let file = match &self.config {
-            Some(path) => read(&super::read_file(path, self.expand_env)?)?,
-            None => ServerFile::default(),
-        };
-        self.merge(file)
+        self.merge(common::load(self.config.as_deref(), self.expand_env)?)
     }
 
     /// As [`load`](Self::load), with the file's text given and the environment in `lookup`.
@@ -179,17 +162,19 @@ impl ServerFlags {
         text: &str,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<ServerSettings, ConfigError> {
-        self.merge(read(&super::parse_text(text, self.expand_env, lookup)?)?)
+        self.merge(common::read_blocks(&super::parse_text(
+            text,
+            self.expand_env,
+            lookup,
+        )?)?)
     }
 
-    fn merge(&self, file: ServerFile) -> Result<ServerSettings, ConfigError> {
-        let trust_domain = match self.trust_domain.clone().or(file.trust_domain) {
-            Some(td) => td,
-            None => parse_trust_domain("example.org").map_err(ConfigError::Conflict)?,
-        };
+    fn merge(&self, mut file: ServerFile) -> Result<ServerSettings, ConfigError> {
+        let trust_domain = file.common.trust_domain(self.trust_domain.as_ref())?;
         // Plugin paths are checked against the file's own data_dir: a --data-dir flag then
         // moves them along with everything else, as flags override the file.
         let file_data_dir = file
+            .common
             .data_dir
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         check_plugin_paths(&file.plugins, &file_data_dir)?;
@@ -209,7 +194,7 @@ impl ServerFlags {
             .or(file.bind_port)
             .unwrap_or(config.bind.port());
         config.bind = SocketAddr::new(ip, port);
-        if let Some(socket) = self.socket.clone().or(file.socket_path) {
+        if let Some(socket) = self.socket.clone().or(file.common.socket_path) {
             config.socket_path = socket;
         }
         if let Some(kt) = self.ca_key_type.or(file.ca_key_type) {
@@ -242,10 +227,10 @@ impl ServerFlags {
             .audit_log_enabled
             .or(file.audit_log_enabled)
             .unwrap_or(false);
-        if let Some(h) = file.health_checks {
+        if let Some(h) = file.common.health_checks {
             config.health_checks = h;
         }
-        if let Some(t) = file.telemetry {
+        if let Some(t) = file.common.telemetry {
             config.telemetry = t;
         }
         config.upstream = file.plugins.upstream;
@@ -253,39 +238,26 @@ impl ServerFlags {
             config.key_manager = kind;
         }
 
-        let log = LogSettings {
-            level: self.log_level.or(file.log_level).unwrap_or_default(),
-            format: self.log_format.or(file.log_format).unwrap_or_default(),
-            file: self.log_file.clone().or(file.log_file),
-        };
+        let log = self.log.over(file.common.log);
         Ok(ServerSettings { config, log })
     }
 }
 
-/// Reads a server file's top-level blocks.
-fn read(entries: &[Entry]) -> Result<ServerFile, ConfigError> {
-    let mut file = ServerFile::default();
-    let top = Scope {
-        block: "the server config file",
-        kind: "server",
-        prefix: "",
-        keys: &[
-            ("server", Key::Mapped),
-            ("plugins", Key::Mapped),
-            ("telemetry", Key::Mapped),
-            ("health_checks", Key::Mapped),
-        ],
-    };
-    walk(entries, &top, |entry| {
-        match entry.key.as_str() {
-            "server" => read_server(entry.object()?, &mut file)?,
-            "plugins" => file.plugins = plugins::server(entry)?,
-            "telemetry" => file.telemetry = Some(ops::telemetry(entry)?),
-            _ => file.health_checks = Some(ops::health_checks(entry)?),
-        }
+impl DaemonFile for ServerFile {
+    const KIND: &'static str = "server";
+
+    fn read_block(&mut self, entries: &[Entry]) -> Result<(), ConfigError> {
+        read_server(entries, self)
+    }
+
+    fn read_plugins(&mut self, entry: &Entry) -> Result<(), ConfigError> {
+        self.plugins = plugins::server(entry)?;
         Ok(())
-    })?;
-    Ok(file)
+    }
+
+    fn common(&mut self) -> &mut CommonFile {
+        &mut self.common
+    }
 }
 
 fn read_server(entries: &[Entry], file: &mut ServerFile) -> Result<(), ConfigError> {
@@ -296,15 +268,12 @@ fn read_server(entries: &[Entry], file: &mut ServerFile) -> Result<(), ConfigErr
         keys: SERVER_KEYS,
     };
     walk(entries, &scope, |e| {
+        if file.common.read_key(e)? {
+            return Ok(());
+        }
         match e.key.as_str() {
-            "trust_domain" => file.trust_domain = Some(trust_domain(e)?),
             "bind_address" => file.bind_address = Some(bind_address(e)?),
             "bind_port" => file.bind_port = Some(e.port()?),
-            "socket_path" => file.socket_path = Some(e.path()?),
-            "data_dir" => file.data_dir = Some(e.path()?),
-            "log_level" => file.log_level = Some(e.str()?.parse().map_err(|r| rule(e, r))?),
-            "log_format" => file.log_format = Some(e.str()?.parse().map_err(|r| rule(e, r))?),
-            "log_file" => file.log_file = Some(e.path()?),
             "ca_key_type" => file.ca_key_type = Some(key_type(e)?),
             "ca_ttl" => file.ca_ttl = Some(e.duration()?),
             "default_x509_svid_ttl" => file.default_x509_svid_ttl = Some(e.duration()?),

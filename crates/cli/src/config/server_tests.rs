@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::*;
+use crate::logging::{LogFormat, LogLevel};
 
 fn load(text: &str) -> Result<ServerSettings, ConfigError> {
     ServerFlags::default().load_text(text, |_| None)
@@ -154,8 +155,11 @@ fn flags_override_the_file_and_the_file_overrides_defaults() {
     let flags = ServerFlags {
         trust_domain: Some(parse_trust_domain("flag.example").unwrap()),
         bind_port: Some(0),
-        log_level: Some(LogLevel::Error),
         audit_log_enabled: Some(false),
+        log: LogFlags {
+            log_level: Some(LogLevel::Error),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let s = flags

@@ -4,7 +4,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use lanyard_testkit::{Agent, AgentOptions, Lanyard, Server, ServerOptions};
+use lanyard_testkit::{Agent, AgentOptions, CliOutput, Lanyard, Server, ServerOptions};
+use serde_json::Value;
 
 pub const TD: &str = "example.org";
 
@@ -112,14 +113,19 @@ pub fn openssl_available() -> bool {
     found
 }
 
-/// `openssl verify -CAfile bundle leaf [-untrusted chain]` prints `OK`.
+/// `openssl verify -CAfile bundle svid` prints `OK`.
 pub fn openssl_verify(bundle: &Path, svid: &Path) {
-    let out = Command::new("openssl")
-        .args(["verify", "-CAfile"])
-        .arg(bundle)
-        .arg(svid)
-        .output()
-        .expect("run openssl");
+    openssl_verify_with(bundle, None, svid);
+}
+
+/// `openssl verify -CAfile bundle [-untrusted chain] svid` prints `OK`.
+pub fn openssl_verify_with(bundle: &Path, untrusted: Option<&Path>, svid: &Path) {
+    let mut command = Command::new("openssl");
+    command.args(["verify", "-CAfile"]).arg(bundle);
+    if let Some(chain) = untrusted {
+        command.arg("-untrusted").arg(chain);
+    }
+    let out = command.arg(svid).output().expect("run openssl");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.trim_end().ends_with(": OK"),
@@ -139,4 +145,54 @@ pub fn assert_key_matches(svid: &spiffe::X509Svid) {
         rcgen::PublicKeyData::subject_public_key_info(&key).as_slice(),
         "the private key does not match the leaf certificate"
     );
+}
+
+/// `server x509 mint` of `spiffe_id` with `extra` flags, writing its files to `dir`.
+pub fn mint_x509(
+    l: &Lanyard,
+    server: &Server,
+    spiffe_id: &str,
+    dir: &Path,
+    extra: &[&str],
+) -> CliOutput {
+    let socket = server.socket_str();
+    let mut args = vec!["server", "x509", "mint", "--socket", &socket];
+    args.extend_from_slice(&["--spiffe-id", spiffe_id]);
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--write", dir.to_str().unwrap()]);
+    l.cli(&args)
+}
+
+/// `agent api fetch x509` from `agent`, writing its files to `dir`.
+pub fn fetch_x509(l: &Lanyard, agent: &Agent, dir: &Path) -> CliOutput {
+    l.cli(&[
+        "agent",
+        "api",
+        "fetch",
+        "x509",
+        "--socket",
+        &agent.endpoint(),
+        "--write",
+        dir.to_str().unwrap(),
+    ])
+}
+
+/// `server localauthority <args> --output json` succeeds; what it prints.
+pub fn localauthority(l: &Lanyard, server: &Server, args: &[&str]) -> Value {
+    let socket = server.socket_str();
+    let mut full = vec!["server", "localauthority"];
+    full.extend_from_slice(args);
+    full.extend_from_slice(&["--socket", &socket, "--output", "json"]);
+    let out = l.cli(&full);
+    assert!(
+        out.success,
+        "{full:?} failed:\n{}\n{}",
+        out.stdout, out.stderr
+    );
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
+}
+
+/// The `authority_id` of one authority `localauthority` printed.
+pub fn authority_id(v: &Value) -> String {
+    v["authority_id"].as_str().unwrap().to_owned()
 }

@@ -23,17 +23,7 @@ async fn mints_verifiable_svids_with(key_type: &str, ca_key_bits: usize, jwt_alg
     let dir = l.path("minted");
     let id = format!("spiffe://{TD}/key-types/{key_type}");
 
-    let out = l.cli(&[
-        "server",
-        "x509",
-        "mint",
-        "--socket",
-        &socket,
-        "--spiffe-id",
-        &id,
-        "--write",
-        dir.to_str().unwrap(),
-    ]);
+    let out = mint_x509(&l, &server, &id, &dir, &[]);
     assert!(
         out.success,
         "x509 mint failed:\n{}\n{}",

@@ -9,20 +9,6 @@ use serde_json::Value;
 
 use crate::common::*;
 
-fn la(l: &Lanyard, server: &Server, args: &[&str]) -> Value {
-    let socket = server.socket_str();
-    let mut full = vec!["server", "localauthority"];
-    full.extend_from_slice(args);
-    full.extend_from_slice(&["--socket", &socket, "--output", "json"]);
-    let out = l.cli(&full);
-    assert!(
-        out.success,
-        "{full:?} failed:\n{}\n{}",
-        out.stdout, out.stderr
-    );
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
-}
-
 fn la_fails(l: &Lanyard, server: &Server, args: &[&str]) -> String {
     let socket = server.socket_str();
     let mut full = vec!["server", "localauthority"];
@@ -31,10 +17,6 @@ fn la_fails(l: &Lanyard, server: &Server, args: &[&str]) -> String {
     let out = l.cli(&full);
     assert!(!out.success, "{full:?} succeeded:\n{}", out.stdout);
     out.stderr
-}
-
-fn id(v: &Value) -> String {
-    v["authority_id"].as_str().unwrap().to_owned()
 }
 
 /// The PEM blocks `server bundle show` prints.
@@ -74,29 +56,29 @@ fn x509_prepare_activate_taint_revoke_through_the_cli() {
     let l = lanyard();
     let server = l.start_server(ServerOptions::default());
 
-    let shown = la(&l, &server, &["x509", "show"]);
-    let first = id(&shown["active"]);
+    let shown = localauthority(&l, &server, &["x509", "show"]);
+    let first = authority_id(&shown["active"]);
     assert_eq!(shown["prepared"], Value::Null);
     assert_eq!(shown["active"]["tainted"], false);
 
     let stderr = la_fails(&l, &server, &["x509", "taint", "--authority-id", &first]);
     assert!(stderr.contains("the active authority"), "{stderr}");
 
-    let prepared = id(&la(&l, &server, &["x509", "prepare"]));
+    let prepared = authority_id(&localauthority(&l, &server, &["x509", "prepare"]));
     assert_eq!(bundle_pems(&l, &server).len(), 2);
-    la(
+    localauthority(
         &l,
         &server,
         &["x509", "activate", "--authority-id", &prepared],
     );
     let stderr = la_fails(&l, &server, &["x509", "revoke", "--authority-id", &first]);
     assert!(stderr.contains("not tainted"), "{stderr}");
-    let tainted = la(&l, &server, &["x509", "taint", "--authority-id", &first]);
+    let tainted = localauthority(&l, &server, &["x509", "taint", "--authority-id", &first]);
     assert_eq!(tainted["tainted"], true);
 
-    let shown = la(&l, &server, &["x509", "show"]);
-    assert_eq!(id(&shown["active"]), prepared);
-    assert_eq!(id(&shown["old"]), first);
+    let shown = localauthority(&l, &server, &["x509", "show"]);
+    assert_eq!(authority_id(&shown["active"]), prepared);
+    assert_eq!(authority_id(&shown["old"]), first);
     assert_eq!(shown["old"]["tainted"], true);
     assert_eq!(shown["active"]["tainted"], false);
 
@@ -121,14 +103,14 @@ fn x509_prepare_activate_taint_revoke_through_the_cli() {
         out.stdout
     );
 
-    la(&l, &server, &["x509", "revoke", "--authority-id", &first]);
+    localauthority(&l, &server, &["x509", "revoke", "--authority-id", &first]);
     let pems = bundle_pems(&l, &server);
     assert_eq!(pems.len(), 1, "the revoked certificate is gone");
     if openssl_available() {
         let skis: Vec<String> = pems.iter().map(|p| openssl_ski(&l, p)).collect();
         assert_eq!(skis, vec![prepared.clone()]);
     }
-    let shown = la(&l, &server, &["x509", "show"]);
+    let shown = localauthority(&l, &server, &["x509", "show"]);
     assert_eq!(shown["old"], Value::Null);
 }
 
@@ -137,20 +119,20 @@ fn jwt_prepare_activate_taint_revoke_through_the_cli() {
     let l = lanyard();
     let server = l.start_server(ServerOptions::default());
 
-    let first = id(&la(&l, &server, &["jwt", "show"])["active"]);
-    let prepared = id(&la(&l, &server, &["jwt", "prepare"]));
+    let first = authority_id(&localauthority(&l, &server, &["jwt", "show"])["active"]);
+    let prepared = authority_id(&localauthority(&l, &server, &["jwt", "prepare"]));
     let stderr = la_fails(&l, &server, &["jwt", "activate", "--authority-id", &first]);
     assert!(stderr.contains("not the prepared authority"), "{stderr}");
-    la(
+    localauthority(
         &l,
         &server,
         &["jwt", "activate", "--authority-id", &prepared],
     );
-    la(&l, &server, &["jwt", "taint", "--authority-id", &first]);
-    let shown = la(&l, &server, &["jwt", "show"]);
+    localauthority(&l, &server, &["jwt", "taint", "--authority-id", &first]);
+    let shown = localauthority(&l, &server, &["jwt", "show"]);
     assert_eq!(shown["old"]["tainted"], true);
-    la(&l, &server, &["jwt", "revoke", "--authority-id", &first]);
-    let shown = la(&l, &server, &["jwt", "show"]);
-    assert_eq!(id(&shown["active"]), prepared);
+    localauthority(&l, &server, &["jwt", "revoke", "--authority-id", &first]);
+    let shown = localauthority(&l, &server, &["jwt", "show"]);
+    assert_eq!(authority_id(&shown["active"]), prepared);
     assert_eq!(shown["old"], Value::Null);
 }

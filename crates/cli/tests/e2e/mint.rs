@@ -56,21 +56,8 @@ async fn x509_mint_writes_files_that_openssl_and_the_spiffe_crate_accept() {
     let server = start(&l);
     let dir = l.path("minted");
     let id = format!("spiffe://{TD}/ops/backup");
-    let out = l.cli(&[
-        "server",
-        "x509",
-        "mint",
-        "--socket",
-        &server.socket_str(),
-        "--spiffe-id",
-        &id,
-        "--ttl",
-        "10m",
-        "--dns",
-        "backup.example.org",
-        "--write",
-        dir.to_str().unwrap(),
-    ]);
+    let extra = ["--ttl", "10m", "--dns", "backup.example.org"];
+    let out = mint_x509(&l, &server, &id, &dir, &extra);
     assert!(
         out.success,
         "x509 mint failed:\n{}\n{}",

@@ -4,44 +4,16 @@
 
 use std::time::Duration;
 
-use lanyard_testkit::{Agent, Lanyard, Server, ServerOptions, wait_until};
-use serde_json::Value;
+use lanyard_testkit::{Agent, Lanyard, ServerOptions, wait_until};
 
 use crate::common::*;
-
-fn la(l: &Lanyard, server: &Server, args: &[&str]) -> Value {
-    let socket = server.socket_str();
-    let mut full = vec!["server", "localauthority", "x509"];
-    full.extend_from_slice(args);
-    full.extend_from_slice(&["--socket", &socket, "--output", "json"]);
-    let out = l.cli(&full);
-    assert!(
-        out.success,
-        "{full:?} failed:\n{}\n{}",
-        out.stdout, out.stderr
-    );
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
-}
-
-fn id(v: &Value) -> String {
-    v["authority_id"].as_str().unwrap().to_owned()
-}
 
 /// The authority key identifiers (lowercase hex) of the leaves `agent api fetch x509 --write`
 /// writes, or `None` when the fetch fails.
 fn fetched_issuers(l: &Lanyard, agent: &Agent) -> Option<Vec<String>> {
     let dir = l.path("fetched");
     let _ = std::fs::remove_dir_all(&dir);
-    let out = l.cli(&[
-        "agent",
-        "api",
-        "fetch",
-        "x509",
-        "--socket",
-        &agent.endpoint(),
-        "--write",
-        dir.to_str().unwrap(),
-    ]);
+    let out = fetch_x509(l, agent, &dir);
     if !out.success {
         return None;
     }
@@ -82,12 +54,16 @@ async fn agent_moves_off_a_tainted_authority_and_survives_its_revocation() {
         &agent_id(&token),
     );
     fetch_with_spiffe_crate(&agent, Duration::from_secs(30)).await;
-    let first = id(&la(&l, &server, &["show"])["active"]);
+    let first = authority_id(&localauthority(&l, &server, &["x509", "show"])["active"]);
     assert_eq!(fetched_issuers(&l, &agent), Some(vec![first.clone()]));
 
-    let prepared = id(&la(&l, &server, &["prepare"]));
-    la(&l, &server, &["activate", "--authority-id", &prepared]);
-    la(&l, &server, &["taint", "--authority-id", &first]);
+    let prepared = authority_id(&localauthority(&l, &server, &["x509", "prepare"]));
+    localauthority(
+        &l,
+        &server,
+        &["x509", "activate", "--authority-id", &prepared],
+    );
+    localauthority(&l, &server, &["x509", "taint", "--authority-id", &first]);
 
     wait_until(
         Duration::from_secs(10),
@@ -106,7 +82,7 @@ async fn agent_moves_off_a_tainted_authority_and_survives_its_revocation() {
         "the taint alone is a bundle update:\n{logs}"
     );
 
-    la(&l, &server, &["revoke", "--authority-id", &first]);
+    localauthority(&l, &server, &["x509", "revoke", "--authority-id", &first]);
     let (data_dir, socket, addr) = (
         server.data_dir.clone(),
         server.socket.clone(),
@@ -119,7 +95,10 @@ async fn agent_moves_off_a_tainted_authority_and_survives_its_revocation() {
         bind: Some(addr),
         ..Default::default()
     });
-    assert_eq!(id(&la(&l, &server, &["show"])["active"]), prepared);
+    assert_eq!(
+        authority_id(&localauthority(&l, &server, &["x509", "show"])["active"]),
+        prepared
+    );
 
     // A new entry reaches the workload only through a sync over a new connection.
     register(

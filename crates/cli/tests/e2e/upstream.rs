@@ -74,20 +74,7 @@ plugins {{
 /// `openssl verify -CAfile root -untrusted chain chain` prints `OK` (the leaf is the first
 /// certificate of `chain`; the rest are intermediates).
 fn openssl_verify_chain(root: &Path, chain: &Path) {
-    let out = Command::new("openssl")
-        .args(["verify", "-CAfile"])
-        .arg(root)
-        .arg("-untrusted")
-        .arg(chain)
-        .arg(chain)
-        .output()
-        .expect("run openssl");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.trim_end().ends_with(": OK"),
-        "openssl verify failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    openssl_verify_with(root, Some(chain), chain);
 }
 
 fn start(l: &Lanyard, conf: &str) -> Server {
@@ -187,17 +174,7 @@ async fn svids_of_an_upstream_signed_server_verify_against_the_upstream_root() {
 
     // An operator-minted SVID: leaf, server CA, upstream intermediate.
     let dir = l.path("minted");
-    let out = l.cli(&[
-        "server",
-        "x509",
-        "mint",
-        "--socket",
-        &server.socket_str(),
-        "--spiffe-id",
-        &format!("spiffe://{TD}/x"),
-        "--write",
-        dir.to_str().unwrap(),
-    ]);
+    let out = mint_x509(&l, &server, &format!("spiffe://{TD}/x"), &dir, &[]);
     assert!(out.success, "{}\n{}", out.stdout, out.stderr);
     let chain =
         lanyard_spiffe::x509::parse_pem_certs(&std::fs::read(dir.join("svid.pem")).unwrap())
@@ -225,16 +202,7 @@ async fn svids_of_an_upstream_signed_server_verify_against_the_upstream_root() {
     );
     fetch_with_spiffe_crate(&agent, Duration::from_secs(30)).await;
     let out_dir = l.path("fetched");
-    let out = l.cli(&[
-        "agent",
-        "api",
-        "fetch",
-        "x509",
-        "--socket",
-        &agent.endpoint(),
-        "--write",
-        out_dir.to_str().unwrap(),
-    ]);
+    let out = fetch_x509(&l, &agent, &out_dir);
     assert!(out.success, "{}\n{}", out.stdout, out.stderr);
     let bundle = lanyard_spiffe::x509::parse_pem_certs(
         &std::fs::read(out_dir.join("bundle.0.pem")).unwrap(),

@@ -40,16 +40,7 @@ async fn fetch_x509_write_produces_files_openssl_accepts() {
     fetch_with_spiffe_crate(&agent, Duration::from_secs(30)).await;
 
     let out_dir = l.path("out");
-    let out = l.cli(&[
-        "agent",
-        "api",
-        "fetch",
-        "x509",
-        "--socket",
-        &agent.endpoint(),
-        "--write",
-        out_dir.to_str().unwrap(),
-    ]);
+    let out = fetch_x509(&l, &agent, &out_dir);
     assert!(out.success, "fetch failed:\n{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains(&workload), "{}", out.stdout);
     for f in ["svid.0.pem", "svid.0.key", "bundle.0.pem"] {

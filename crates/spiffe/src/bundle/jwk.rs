@@ -11,9 +11,7 @@ use super::{BundleDocError, SkipReason};
 use crate::jwt::error::{quoted, shown};
 use crate::jwt::{EcCurve, JwtPublicKey, MAX_RSA_BITS, MIN_RSA_BITS};
 
-const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
-const OID_RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
-const OID_ED25519: &str = "1.3.101.112";
+use crate::spki::{OID_EC_PUBLIC_KEY, OID_ED25519, OID_RSA_ENCRYPTION, ec_curve_oid};
 
 /// Reads the JWT-SVID key of a JWK: `Ok(Err(reason))` when the spec says to ignore it.
 pub(crate) fn read_jwt_key(
@@ -85,19 +83,9 @@ impl KeyParams {
         let bits = &spki.subject_public_key.data;
         match alg.as_str() {
             OID_EC_PUBLIC_KEY => {
-                let curve_oid = spki
-                    .algorithm
-                    .parameters
-                    .as_ref()
-                    .and_then(|p| p.as_oid().ok())
-                    .map(|oid| oid.to_id_string())
-                    .unwrap_or_default();
-                let curve = match curve_oid.as_str() {
-                    "1.2.840.10045.3.1.7" => EcCurve::P256,
-                    "1.3.132.0.34" => EcCurve::P384,
-                    "1.3.132.0.35" => EcCurve::P521,
-                    _ => return Err(format!("EC curve {curve_oid} has no JWK name")),
-                };
+                let curve_oid = ec_curve_oid(spki);
+                let curve = EcCurve::from_oid(&curve_oid)
+                    .ok_or_else(|| format!("EC curve {curve_oid} has no JWK name"))?;
                 let len = curve.coordinate_len();
                 if bits.len() != 1 + 2 * len || bits.first() != Some(&0x04) {
                     return Err("EC point is not uncompressed".into());

@@ -14,8 +14,10 @@ use x509_parser::x509::SubjectPublicKeyInfo;
 
 use super::{JwtAlgorithm, JwtError};
 
-const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
-const OID_RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
+use crate::spki::{
+    OID_CURVE_P256, OID_CURVE_P384, OID_CURVE_P521, OID_EC_PUBLIC_KEY, OID_RSA_ENCRYPTION,
+    ec_curve_oid,
+};
 
 /// Smallest RSA modulus accepted, in bits (aws-lc-rs verifies 2048 to 8192).
 pub const MIN_RSA_BITS: usize = 2048;
@@ -59,11 +61,12 @@ impl EcCurve {
         }
     }
 
-    fn from_oid(oid: &str) -> Option<Self> {
+    /// The curve named by a dotted OID.
+    pub(crate) fn from_oid(oid: &str) -> Option<Self> {
         match oid {
-            "1.2.840.10045.3.1.7" => Some(EcCurve::P256),
-            "1.3.132.0.34" => Some(EcCurve::P384),
-            "1.3.132.0.35" => Some(EcCurve::P521),
+            OID_CURVE_P256 => Some(EcCurve::P256),
+            OID_CURVE_P384 => Some(EcCurve::P384),
+            OID_CURVE_P521 => Some(EcCurve::P521),
             _ => None,
         }
     }
@@ -129,13 +132,7 @@ impl JwtPublicKey {
         let alg = spki.algorithm.algorithm.to_id_string();
         match alg.as_str() {
             OID_EC_PUBLIC_KEY => {
-                let curve_oid = spki
-                    .algorithm
-                    .parameters
-                    .as_ref()
-                    .and_then(|p| p.as_oid().ok())
-                    .map(|oid| oid.to_id_string())
-                    .unwrap_or_default();
+                let curve_oid = ec_curve_oid(&spki);
                 let curve = EcCurve::from_oid(&curve_oid).ok_or_else(|| {
                     invalid(format!(
                         "EC curve {curve_oid:?} is not supported: only P-256, P-384 and P-521 are"

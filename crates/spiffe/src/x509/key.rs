@@ -12,12 +12,10 @@ use x509_parser::x509::SubjectPublicKeyInfo;
 
 use super::X509Error;
 
-const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
-const OID_RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
-const OID_ED25519: &str = "1.3.101.112";
-const OID_CURVE_P256: &str = "1.2.840.10045.3.1.7";
-const OID_CURVE_P384: &str = "1.3.132.0.34";
-const OID_CURVE_P521: &str = "1.3.132.0.35";
+use crate::spki::{
+    OID_CURVE_P256, OID_CURVE_P384, OID_CURVE_P521, OID_EC_PUBLIC_KEY, OID_ED25519,
+    OID_RSA_ENCRYPTION, ec_curve_oid,
+};
 
 /// Fails unless `pkcs8` is the private key of the public key in `spki` (the leaf's).
 pub(crate) fn check_key_matches(
@@ -47,13 +45,7 @@ fn derive_spki(
     let alg = spki.algorithm.algorithm.to_id_string();
     let (name, der) = match alg.as_str() {
         OID_EC_PUBLIC_KEY => {
-            let curve = spki
-                .algorithm
-                .parameters
-                .as_ref()
-                .and_then(|p| p.as_oid().ok())
-                .map(|oid| oid.to_id_string())
-                .unwrap_or_default();
+            let curve = ec_curve_oid(spki);
             let (name, signing) = match curve.as_str() {
                 OID_CURVE_P256 => ("EC P-256", &signature::ECDSA_P256_SHA256_ASN1_SIGNING),
                 OID_CURVE_P384 => ("EC P-384", &signature::ECDSA_P384_SHA384_ASN1_SIGNING),
