@@ -114,6 +114,17 @@ impl AgentSource {
         Ok(jwt)
     }
 
+    /// The published snapshot, for a caller entitled to at least one identity in it: the
+    /// bundle RPCs answer only workloads that have an identity, like the SVID RPCs.
+    async fn entitled_snapshot(&self, caller: &Caller) -> Result<Arc<Snapshot>, SourceError> {
+        let selectors = self.attest(caller).await?;
+        let snapshot = self.published.load();
+        if matching(&snapshot, &selectors).next().is_none() {
+            return Err(no_identity(caller));
+        }
+        Ok(snapshot)
+    }
+
     /// The caller's selectors from every attestor (only `unix` so far).
     async fn attest(&self, caller: &Caller) -> Result<BTreeSet<Selector>, SourceError> {
         attest_all(&self.attestors, caller).await.map_err(|e| {
@@ -131,12 +142,7 @@ impl IdentitySource for AgentSource {
         let snapshot = self.published.load();
         let svids = svid_items(&snapshot, &selectors, self.clock.now());
         if svids.is_empty() {
-            tracing::info!(
-                peer.uid = caller.uid,
-                peer.pid = caller.pid,
-                "Denied: no identity issued for the caller"
-            );
-            return Err(SourceError::NoIdentity);
+            return Err(no_identity(caller));
         }
         tracing::trace!(
             peer.uid = caller.uid,
@@ -153,16 +159,7 @@ impl IdentitySource for AgentSource {
     }
 
     async fn x509_bundles(&self, caller: &Caller) -> Result<BundlesSnapshot, SourceError> {
-        let selectors = self.attest(caller).await?;
-        let snapshot = self.published.load();
-        if matching(&snapshot, &selectors).next().is_none() {
-            tracing::info!(
-                peer.uid = caller.uid,
-                peer.pid = caller.pid,
-                "Denied: no identity issued for the caller"
-            );
-            return Err(SourceError::NoIdentity);
-        }
+        let snapshot = self.entitled_snapshot(caller).await?;
         let bundles = BTreeMap::from([(
             snapshot.trust_domain.id_string(),
             snapshot.bundle_der.clone(),
@@ -187,12 +184,7 @@ impl IdentitySource for AgentSource {
             .filter(|i| seen.insert(&i.entry.spiffe_id))
             .collect();
         if identities.is_empty() {
-            tracing::info!(
-                peer.uid = caller.uid,
-                peer.pid = caller.pid,
-                "Denied: no identity issued for the caller"
-            );
-            return Err(SourceError::NoIdentity);
+            return Err(no_identity(caller));
         }
         let wanted: Vec<&Identity> = match spiffe_id {
             None => identities,
@@ -213,16 +205,7 @@ impl IdentitySource for AgentSource {
     }
 
     async fn jwt_bundles(&self, caller: &Caller) -> Result<JwtBundleSet, SourceError> {
-        let selectors = self.attest(caller).await?;
-        let snapshot = self.published.load();
-        if matching(&snapshot, &selectors).next().is_none() {
-            tracing::info!(
-                peer.uid = caller.uid,
-                peer.pid = caller.pid,
-                "Denied: no identity issued for the caller"
-            );
-            return Err(SourceError::NoIdentity);
-        }
+        let snapshot = self.entitled_snapshot(caller).await?;
         // Federation is not implemented yet: only the own trust domain's keys exist.
         Ok(JwtBundleSet::from_iter([snapshot
             .jwt_bundle
@@ -233,6 +216,16 @@ impl IdentitySource for AgentSource {
     fn now(&self) -> SystemTime {
         self.clock.now()
     }
+}
+
+/// Logs a caller turned away for having no identity, and the error it gets.
+fn no_identity(caller: &Caller) -> SourceError {
+    tracing::info!(
+        peer.uid = caller.uid,
+        peer.pid = caller.pid,
+        "Denied: no identity issued for the caller"
+    );
+    SourceError::NoIdentity
 }
 
 /// The snapshot's entries whose selectors the caller has, in SVID order.
