@@ -15,6 +15,20 @@ use lanyard_server::KeyManagerKind;
 use super::hcl::{Entry, Value};
 use super::{ConfigError, Key, Scope, walk};
 
+/// SPIRE's node attestors: the server and the agent each have one of every name.
+const NODE_ATTESTORS: &[&str] = &[
+    "join_token",
+    "x509pop",
+    "sshpop",
+    "tpm_devid",
+    "aws_iid",
+    "gcp_iit",
+    "azure_msi",
+    "azure_imds",
+    "k8s_psat",
+    "http_challenge",
+];
+
 /// SPIRE's server plugin types and the names each type has.
 const SERVER_CATALOG: &[(&str, &[&str])] = &[
     ("DataStore", &["sql"]),
@@ -29,21 +43,7 @@ const SERVER_CATALOG: &[(&str, &[&str])] = &[
             "hashicorp_vault",
         ],
     ),
-    (
-        "NodeAttestor",
-        &[
-            "join_token",
-            "x509pop",
-            "sshpop",
-            "tpm_devid",
-            "aws_iid",
-            "gcp_iit",
-            "azure_msi",
-            "azure_imds",
-            "k8s_psat",
-            "http_challenge",
-        ],
-    ),
+    ("NodeAttestor", NODE_ATTESTORS),
     (
         "UpstreamAuthority",
         &[
@@ -74,21 +74,7 @@ const SERVER_CATALOG: &[(&str, &[&str])] = &[
 /// SPIRE's agent plugin types and the names each type has.
 const AGENT_CATALOG: &[(&str, &[&str])] = &[
     ("KeyManager", &["disk", "memory"]),
-    (
-        "NodeAttestor",
-        &[
-            "join_token",
-            "x509pop",
-            "sshpop",
-            "tpm_devid",
-            "aws_iid",
-            "gcp_iit",
-            "azure_msi",
-            "azure_imds",
-            "k8s_psat",
-            "http_challenge",
-        ],
-    ),
+    ("NodeAttestor", NODE_ATTESTORS),
     (
         "WorkloadAttestor",
         &["unix", "k8s", "docker", "systemd", "windows", "slurm"],
