@@ -137,7 +137,7 @@ pub(crate) async fn issuance(env: &Env, plan: &Plan, floors: &Floors) -> anyhow:
         floor,
         floor_what: "CSR verify + leaf sign, all cores",
         ratio: rate / floor,
-        target: ">= 0.60 of floor",
+        target: ">= 0.60 of floor".into(),
         spire: "none published; 500 signs/s per agent IP rate limit",
     })
 }

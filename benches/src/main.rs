@@ -3,22 +3,33 @@
 //! Every run first measures this machine's floors in the same process (ECDSA P-256 sign and
 //! verify with aws-lc-rs, a raw unix socketpair round trip), then runs the benchmarks against
 //! real `lanyard` processes and reports each figure next to its floor as a ratio, so numbers
-//! from a noisy shared machine stay comparable. Results go to the terminal as a table and to
+//! from a noisy shared machine stay comparable. Benchmarks with a floor of their own (the
+//! disk's fsync rate, a plain SQLite scan, a plain `Vec` clone) measure it in the same run,
+//! next to the figure. Results go to the terminal as a table and to
 //! `target/bench/<size>.json`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod calibrate;
+mod coldstart;
 mod fleet;
+mod lookup;
+mod populate;
 mod procs;
 mod progress;
 mod report;
+mod select;
+mod serverproc;
+mod storefloor;
 mod workload;
+mod writes;
 
 use std::path::PathBuf;
 
 use clap::Parser;
+
+use crate::select::{Group, Selection};
 
 /// Benchmark sizes.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,13 +59,21 @@ struct Args {
     /// Open Workload API streams (overrides the size's default).
     #[arg(long)]
     streams: Option<usize>,
+    /// Entry counts the server is started with for S5 and S6, comma-separated (overrides
+    /// the size's default; a start with no entries is always added as the baseline).
+    #[arg(long, value_delimiter = ',')]
+    start_entries: Vec<usize>,
+    /// Run only these benchmarks, comma-separated (`S4,S5`); benchmarks sharing a setup run
+    /// together (see `select.rs`).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     /// Where to write the JSON results (default: target/bench/<size>.json).
     #[arg(long)]
     json: Option<PathBuf>,
 }
 
 /// Numbers that depend on the size.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Plan {
     pub(crate) size: Size,
     pub(crate) agents: usize,
@@ -64,6 +83,18 @@ pub(crate) struct Plan {
     pub(crate) propagations: usize,
     pub(crate) cached_svids: usize,
     pub(crate) streams: usize,
+    /// S4: agents in the index, all matching both node aliases.
+    pub(crate) lookup_agents: usize,
+    /// S4: entries under each of the two node aliases.
+    pub(crate) lookup_alias_entries: usize,
+    /// S4: entries parented directly to the one large agent.
+    pub(crate) lookup_direct_entries: usize,
+    /// S5/S6: entry counts the server starts with (ascending; 0 is measured separately).
+    pub(crate) start_entries: Vec<usize>,
+    /// S7: sequential `BatchCreateEntry` calls of one entry each.
+    pub(crate) single_writes: usize,
+    /// S7: `BatchCreateEntry` calls of [`writes::BATCH`] entries each.
+    pub(crate) batch_writes: usize,
 }
 
 impl Plan {
@@ -78,6 +109,12 @@ impl Plan {
                 propagations: 5,
                 cached_svids: 1_000,
                 streams: 100,
+                lookup_agents: 500,
+                lookup_alias_entries: 30,
+                lookup_direct_entries: 1_000,
+                start_entries: vec![10_000],
+                single_writes: 100,
+                batch_writes: 5,
             },
             Size::Full => Plan {
                 size: Size::Full,
@@ -88,6 +125,13 @@ impl Plan {
                 propagations: 20,
                 cached_svids: 10_000,
                 streams: 10_000,
+                // SPIRE's shape (`pkg/server/authorizedentries` benchmarks).
+                lookup_agents: 50_000,
+                lookup_alias_entries: 300,
+                lookup_direct_entries: 100_000,
+                start_entries: vec![100_000, 1_000_000],
+                single_writes: 1_000,
+                batch_writes: 50,
             },
         };
         if let Some(n) = args.agents {
@@ -99,6 +143,12 @@ impl Plan {
         if let Some(n) = args.streams {
             plan.streams = n;
         }
+        if !args.start_entries.is_empty() {
+            plan.start_entries = args.start_entries.clone();
+            plan.start_entries.retain(|n| *n > 0);
+            plan.start_entries.sort_unstable();
+            plan.start_entries.dedup();
+        }
         plan
     }
 }
@@ -107,6 +157,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let plan = Plan::new(&args);
+    let selection = Selection::new(&args.only)?;
     let lanyard = match &args.lanyard {
         Some(p) => p.clone(),
         None => std::env::current_exe()?
@@ -126,10 +177,26 @@ fn main() -> anyhow::Result<()> {
     let floors = calibrate::run();
     let mut rows = Vec::new();
     runtime.block_on(async {
-        let mut env = procs::Env::start(&lanyard).await?;
-        rows.push(fleet::issuance(&env, &plan, &floors).await?);
-        rows.extend(workload::run(&mut env, &plan, &floors).await?);
-        env.stop().await;
+        if selection.has(Group::Fleet) || selection.has(Group::Workload) {
+            let mut env = procs::Env::start(&lanyard).await?;
+            if selection.has(Group::Fleet) {
+                rows.push(fleet::issuance(&env, &plan, &floors).await?);
+            }
+            if selection.has(Group::Workload) {
+                rows.extend(workload::run(&mut env, &plan, &floors).await?);
+            }
+            env.stop().await;
+        }
+        anyhow::Ok(())
+    })?;
+    // In process and CPU-bound: runs while no server is up.
+    if selection.has(Group::Lookup) {
+        rows.extend(lookup::run(&plan)?);
+    }
+    runtime.block_on(async {
+        if selection.has(Group::Start) || selection.has(Group::Writes) {
+            rows.extend(coldstart::run(&lanyard, &plan, &selection).await?);
+        }
         anyhow::Ok(())
     })?;
 

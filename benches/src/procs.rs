@@ -222,11 +222,38 @@ pub(crate) fn entry(path: &str, parent: &str, uid: u32) -> types::Entry {
 
 /// Resident set size of a process, in bytes.
 pub(crate) fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
+    status_bytes(pid, "VmRSS")
+}
+
+/// A `kB` field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`, ...), in bytes.
+pub(crate) fn status_bytes(pid: u32, field: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .context("no VmRSS in /proc status")?;
-    Ok(kb * 1024)
+    status_field_bytes(&status, field).with_context(|| format!("no {field} in /proc/{pid}/status"))
+}
+
+fn status_field_bytes(status: &str, field: &str) -> Option<u64> {
+    let kb = status.lines().find_map(|l| {
+        l.strip_prefix(field)?
+            .strip_prefix(':')?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse::<u64>()
+            .ok()
+    })?;
+    Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::status_field_bytes;
+
+    #[test]
+    fn reads_kilobyte_fields_of_proc_status() {
+        let status = "Name:\tlanyard\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\n";
+        assert_eq!(status_field_bytes(status, "VmRSS"), Some(102_400 * 1024));
+        assert_eq!(status_field_bytes(status, "VmHWM"), Some(204_800 * 1024));
+        assert_eq!(status_field_bytes(status, "VmSwap"), None);
+        assert_eq!(status_field_bytes(status, "Name"), None, "not a size");
+    }
 }

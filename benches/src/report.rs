@@ -19,7 +19,8 @@ pub(crate) struct Row {
     /// For throughput: measured / floor (1.0 is the hardware's limit). For latency, time and
     /// memory: measured / floor (how many floors it costs).
     pub(crate) ratio: f64,
-    pub(crate) target: &'static str,
+    /// What would be clearly better than SPIRE; may name a budget computed for this run.
+    pub(crate) target: String,
     pub(crate) spire: &'static str,
 }
 

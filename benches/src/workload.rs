@@ -74,7 +74,7 @@ async fn first_fetch(addr: &EndpointAddr, plan: &Plan, floors: &Floors) -> anyho
         floor: floors.socketpair_rtt_us,
         floor_what: "unix socketpair round trip",
         ratio: p50 / floors.socketpair_rtt_us,
-        target: "p50 <= 150 us, p99 <= 1 ms",
+        target: "p50 <= 150 us, p99 <= 1 ms".into(),
         spire: "grpc-go transport alone ~100 us/call",
     })
 }
@@ -124,7 +124,7 @@ async fn propagation(
         floor: floors.socketpair_rtt_us / 1e3,
         floor_what: "unix socketpair round trip",
         ratio: p50 / (floors.socketpair_rtt_us / 1e3),
-        target: "p50 < 200 ms, p99 < 1 s",
+        target: "p50 < 200 ms, p99 < 1 s".into(),
         spire: "<= 10 s by design, 7 s observed",
     })
 }
@@ -179,7 +179,7 @@ async fn agent_rss(
         floor: svid_payload,
         floor_what: "P-256 leaf DER + PKCS#8 key",
         ratio: per_svid / svid_payload,
-        target: "<= 1 KB per cached SVID",
+        target: "<= 1 KB per cached SVID".into(),
         spire: "~3 KB per cached SVID",
     })
 }
@@ -244,7 +244,7 @@ async fn streams(
             floor: payload,
             floor_what: "one ~4 KB message buffered per stream",
             ratio: per_stream / payload,
-            target: "<= 10 KB per stream",
+            target: "<= 10 KB per stream".into(),
             spire: "450 SDS streams ~3.5 GB (leak, #5348)",
         },
         Row {
@@ -258,7 +258,7 @@ async fn streams(
             floor: floors.socketpair_rtt_us * plan.streams as f64 / 1e3,
             floor_what: "one socketpair round trip per stream",
             ratio: fan_out_ms / (floors.socketpair_rtt_us * plan.streams as f64 / 1e3),
-            target: "< 1 s to 10k streams",
+            target: "< 1 s to 10k streams".into(),
             spire: "not published",
         },
     ])

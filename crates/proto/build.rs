@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "spire/api/types/bundle.proto",
         "spire/api/types/entry.proto",
         "spire/api/types/federateswith.proto",
+        "spire/api/types/federationrelationship.proto",
         "spire/api/types/jwtsvid.proto",
         "spire/api/types/jointoken.proto",
         "spire/api/types/selector.proto",
@@ -19,6 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "spire/api/server/bundle/v1/bundle.proto",
         "spire/api/server/entry/v1/entry.proto",
         "spire/api/server/svid/v1/svid.proto",
+        "spire/api/server/trustdomain/v1/trustdomain.proto",
         "spire/api/server/localauthority/v1/localauthority.proto",
         "grpc/health/v1/health.proto",
     ];

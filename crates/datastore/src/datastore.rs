@@ -2,9 +2,13 @@
 
 use async_trait::async_trait;
 
+use crate::bundle::{BundleDeleteMode, FederationRelationship, StoredBundle};
+use crate::change::Change;
 use crate::error::DatastoreError;
 use crate::id::EntryId;
-use crate::model::{AttestedAgent, Entry, EntryFilter, NewEntry, StoredBundle, TokenUse};
+use crate::model::{
+    AgentFilter, AttestedAgent, Entry, EntryFilter, EntryUpdate, NewEntry, TokenUse,
+};
 use lanyard_ca::JournalStore;
 use lanyard_spiffe::{SpiffeId, TrustDomain};
 
@@ -151,6 +155,231 @@ pub trait Datastore: JournalStore + Send + Sync {
         &self,
         td: &TrustDomain,
     ) -> Result<Option<StoredBundle>, DatastoreError>;
+
+    /// Stores a batch of new entries in one transaction (one disk sync). Each item succeeds or
+    /// fails on its own, with the errors of [`Datastore::create_entry`]; an item that
+    /// duplicates an earlier item of the same batch is [`DatastoreError::AlreadyExists`].
+    ///
+    /// # Errors
+    ///
+    /// The outer error is for database failures only, and then nothing was stored.
+    async fn create_entries(
+        &self,
+        batch: Vec<NewEntry>,
+    ) -> Result<Vec<Result<Entry, DatastoreError>>, DatastoreError>;
+
+    /// Applies `u` to an entry in one transaction and bumps its revision number by one.
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::EntryNotFound`] if there is no such entry;
+    /// [`DatastoreError::AlreadyExists`] carrying the other entry if the result would have
+    /// the same SPIFFE ID, parent ID and selector set as another entry;
+    /// [`DatastoreError::InvalidInput`] if the result breaks a rule of
+    /// [`Datastore::create_entry`].
+    async fn update_entry(&self, id: &EntryId, u: EntryUpdate) -> Result<Entry, DatastoreError>;
+
+    /// How many entries match `filter`.
+    ///
+    /// # Errors
+    ///
+    /// Database failures only.
+    async fn count_entries(&self, filter: &EntryFilter) -> Result<u64, DatastoreError>;
+
+    /// Every entry plus the change-feed position read before them, in one snapshot:
+    /// replaying [`Datastore::changes_since`] that position onto the entries misses nothing.
+    ///
+    /// # Errors
+    ///
+    /// Database failures only.
+    async fn entries_snapshot(&self) -> Result<(Vec<Entry>, u64), DatastoreError>;
+
+    /// Agents matching `filter`, in ID order, `page_size` at a time (0 returns all), with an
+    /// opaque token for the next page when more may follow.
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::InvalidInput`] if `page_token` was not returned by this method.
+    async fn query_agents(
+        &self,
+        filter: &AgentFilter,
+        page_size: u32,
+        page_token: Option<&str>,
+    ) -> Result<(Vec<AttestedAgent>, Option<String>), DatastoreError>;
+
+    /// How many agents match `filter`.
+    ///
+    /// # Errors
+    ///
+    /// Database failures only.
+    async fn count_agents(&self, filter: &AgentFilter) -> Result<u64, DatastoreError>;
+
+    /// Evicts an agent: its record and node selectors go, so it must attest again. Returns the
+    /// agent, or `None` if there was none.
+    ///
+    /// # Errors
+    ///
+    /// Database failures only.
+    async fn delete_agent(&self, id: &SpiffeId) -> Result<Option<AttestedAgent>, DatastoreError>;
+
+    /// Bans an agent: it may neither renew nor re-attest, and its serials are cleared (an empty
+    /// serial matches no presented certificate). Returns the agent as now stored.
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::AgentNotFound`] if the agent is unknown.
+    async fn set_agent_banned(&self, id: &SpiffeId) -> Result<AttestedAgent, DatastoreError>;
+
+    /// Replaces an attested agent's attestation type, serial, expiry, re-attestation flag and
+    /// node selectors with those of `a`, and clears its pending new serial.
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::AgentNotFound`] if the agent is unknown;
+    /// [`DatastoreError::InvalidInput`] naming the agent if it is banned.
+    async fn reattest_agent(&self, a: &AttestedAgent) -> Result<(), DatastoreError>;
+
+    /// Every agent plus the change-feed position read before them, like
+    /// [`Datastore::entries_snapshot`].
+    ///
+    /// # Errors
+    ///
+    /// Database failures only.
+    async fn agents_snapshot(&self) -> Result<(Vec<AttestedAgent>, u64), DatastoreError>;
+
+    /// Bundles in trust domain order, `page_size` at a time (0 returns all), with an opaque
+    /// token for the next page when more may follow.
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::InvalidInput`] if `page_token` was not returned by this method.
+    async fn list_bundles(
+        &self,
+        page_size: u32,
+        page_token: Option<&str>,
+    ) -> Result<(Vec<StoredBundle>, Option<String>), DatastoreError>;
+
+    /// How many bundles are stored.
+    ///
+    /// # Errors
+    ///
+    /// Database failures only.
+    async fn count_bundles(&self) -> Result<u64, DatastoreError>;
+
+    /// Stores a new bundle at its given sequence (0 becomes 1). Returns it as stored.
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::BundleAlreadyExists`] if the trust domain has one;
+    /// [`DatastoreError::InvalidInput`] if a tainted certificate is not among the authorities
+    /// or a JWT key ID is empty or repeated.
+    async fn create_bundle(&self, b: &StoredBundle) -> Result<StoredBundle, DatastoreError>;
+
+    /// Creates a bundle or replaces every field of the stored one. The sequence becomes the
+    /// given one if that is higher than the stored one; otherwise the stored one plus one if
+    /// the content changed, else it stays. Returns the bundle as stored.
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::InvalidInput`] as for [`Datastore::create_bundle`].
+    async fn put_bundle(&self, b: &StoredBundle) -> Result<StoredBundle, DatastoreError>;
+
+    /// Replaces a stored bundle, with the sequence rule of [`Datastore::put_bundle`].
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::BundleNotFound`] if there is none; otherwise as for
+    /// [`Datastore::put_bundle`].
+    async fn update_bundle(&self, b: &StoredBundle) -> Result<StoredBundle, DatastoreError>;
+
+    /// Deletes a trust domain's bundle, doing with the entries that federate with it what
+    /// `mode` says. Returns the deleted bundle.
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::BundleNotFound`] if there is none; [`DatastoreError::BundleInUse`]
+    /// in [`BundleDeleteMode::Restrict`] when entries federate with the trust domain.
+    async fn delete_bundle(
+        &self,
+        td: &TrustDomain,
+        mode: BundleDeleteMode,
+    ) -> Result<StoredBundle, DatastoreError>;
+
+    /// Stores a new federation relationship.
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::FederationRelationshipAlreadyExists`] if the trust domain has one;
+    /// [`DatastoreError::InvalidInput`] if the endpoint URL is not an `https://` URL of at most
+    /// 2048 bytes.
+    async fn create_federation_relationship(
+        &self,
+        r: &FederationRelationship,
+    ) -> Result<FederationRelationship, DatastoreError>;
+
+    /// The federation relationship with `td`, if any.
+    ///
+    /// # Errors
+    ///
+    /// Database failures only.
+    async fn get_federation_relationship(
+        &self,
+        td: &TrustDomain,
+    ) -> Result<Option<FederationRelationship>, DatastoreError>;
+
+    /// Federation relationships in trust domain order, `page_size` at a time (0 returns all).
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::InvalidInput`] if `page_token` was not returned by this method.
+    async fn list_federation_relationships(
+        &self,
+        page_size: u32,
+        page_token: Option<&str>,
+    ) -> Result<(Vec<FederationRelationship>, Option<String>), DatastoreError>;
+
+    /// Replaces a federation relationship.
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::FederationRelationshipNotFound`] if there is none;
+    /// [`DatastoreError::InvalidInput`] as for [`Datastore::create_federation_relationship`].
+    async fn update_federation_relationship(
+        &self,
+        r: &FederationRelationship,
+    ) -> Result<FederationRelationship, DatastoreError>;
+
+    /// Deletes the federation relationship with `td` (its bundle stays).
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::FederationRelationshipNotFound`] if there is none.
+    async fn delete_federation_relationship(&self, td: &TrustDomain) -> Result<(), DatastoreError>;
+
+    /// Changes after position `after`, in order, at most `limit` of them (0: all).
+    ///
+    /// # Errors
+    ///
+    /// Database failures only.
+    async fn changes_since(&self, after: u64, limit: u32) -> Result<Vec<Change>, DatastoreError>;
+
+    /// The newest change's position; 0 when there was never a change.
+    ///
+    /// # Errors
+    ///
+    /// Database failures only.
+    async fn latest_change(&self) -> Result<u64, DatastoreError>;
+
+    /// Deletes changes recorded before `before` (unix seconds), never the newest one, so
+    /// [`Datastore::latest_change`] never goes back. Returns how many went.
+    ///
+    /// # Errors
+    ///
+    /// Database failures only.
+    async fn prune_changes(&self, before: i64) -> Result<u64, DatastoreError>;
+
+    /// How many SQL statements this datastore has run since it was opened.
+    fn query_count(&self) -> u64;
 
     /// Finishes pending work and closes the connections; for SQLite this folds the
     /// write-ahead log back into the database file, so a copy of that file alone is complete.

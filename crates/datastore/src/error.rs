@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::id::EntryId;
 use crate::model::Entry;
-use lanyard_spiffe::SpiffeId;
+use lanyard_spiffe::{SpiffeId, TrustDomain};
 
 /// Errors of [`Datastore`](crate::Datastore) operations.
 ///
@@ -21,6 +21,9 @@ pub enum DatastoreError {
         .0.spiffe_id, .0.parent_id, .0.id
     )]
     AlreadyExists(Box<Entry>),
+    /// No entry has this ID.
+    #[error("entry '{0}' does not exist")]
+    EntryNotFound(EntryId),
     /// A caller-chosen entry ID is taken by a different entry.
     #[error("entry id '{0}' is already in use: entry ids must be unique")]
     EntryIdInUse(EntryId),
@@ -44,6 +47,30 @@ pub enum DatastoreError {
         /// The serial that was presented.
         serial: String,
     },
+    /// A bundle of this trust domain is already stored.
+    #[error("bundle of '{0}' already exists: there is one bundle per trust domain")]
+    BundleAlreadyExists(TrustDomain),
+    /// No bundle of this trust domain is stored.
+    #[error("bundle of '{0}' does not exist")]
+    BundleNotFound(TrustDomain),
+    /// The bundle cannot be deleted in restrict mode while entries federate with its trust
+    /// domain.
+    #[error(
+        "bundle of '{trust_domain}' is used by {entries} entries that federate with it: delete \
+         or dissociate them first, or choose another delete mode"
+    )]
+    BundleInUse {
+        /// The trust domain.
+        trust_domain: TrustDomain,
+        /// How many entries federate with it.
+        entries: u64,
+    },
+    /// A federation relationship with this trust domain already exists.
+    #[error("federation relationship with '{0}' already exists: there is one per trust domain")]
+    FederationRelationshipAlreadyExists(TrustDomain),
+    /// No federation relationship with this trust domain exists.
+    #[error("federation relationship with '{0}' does not exist")]
+    FederationRelationshipNotFound(TrustDomain),
     /// A join token with the same value exists (the value is not repeated here: tokens are
     /// secrets).
     #[error("join token already exists: tokens must be unique")]
@@ -64,6 +91,29 @@ pub enum DatastoreError {
         /// What went wrong.
         #[source]
         source: sqlx::Error,
+    },
+    /// A database server could not be reached or refused the connection. `target` is the
+    /// connection string with its password hidden, `reason` the driver's message with the
+    /// password (if it quoted it) hidden too.
+    #[error("cannot connect to {engine} datastore '{target}': {reason}")]
+    Connect {
+        /// The engine (`postgres`, `mysql`, `sqlite3`).
+        engine: String,
+        /// The connection string, password hidden.
+        target: String,
+        /// What went wrong, password hidden.
+        reason: String,
+    },
+    /// Migrations are disabled and the database's schema is older than this Lanyard needs.
+    #[error(
+        "datastore schema is at version {applied} but this lanyard needs version {required}: \
+         run the migration (start once without disable_migration, or apply the migrations)"
+    )]
+    SchemaBehind {
+        /// The newest migration applied (0 if none).
+        applied: i64,
+        /// The newest migration this Lanyard knows.
+        required: i64,
     },
     /// The schema migration failed.
     #[error("datastore schema migration failed: {0}")]

@@ -140,6 +140,43 @@ pub struct EntryFilter {
     pub hint: Option<String>,
     /// Only entries with this downstream flag.
     pub downstream: Option<bool>,
+    /// Only entries whose federated trust domain set matches these trust domains in this mode
+    /// (the same four set comparisons as [`EntryFilter::selectors`], with
+    /// [`SelectorMatch::matches`] semantics: an entry that federates with nothing matches
+    /// `Exact` with an empty list and `Subset` with any list).
+    pub federates_with: Option<(Vec<TrustDomain>, SelectorMatch)>,
+}
+
+/// Changes to a stored entry for
+/// [`Datastore::update_entry`](crate::Datastore::update_entry): each field that is `Some`
+/// replaces the stored value, `None` leaves it. The default changes nothing (but still bumps the
+/// revision).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EntryUpdate {
+    /// See [`NewEntry::spiffe_id`].
+    pub spiffe_id: Option<SpiffeId>,
+    /// See [`NewEntry::parent_id`].
+    pub parent_id: Option<SpiffeId>,
+    /// See [`NewEntry::selectors`]; must not be empty.
+    pub selectors: Option<Vec<Selector>>,
+    /// See [`NewEntry::x509_svid_ttl`].
+    pub x509_svid_ttl: Option<i32>,
+    /// See [`NewEntry::jwt_svid_ttl`].
+    pub jwt_svid_ttl: Option<i32>,
+    /// See [`NewEntry::federates_with`].
+    pub federates_with: Option<Vec<TrustDomain>>,
+    /// See [`NewEntry::admin`].
+    pub admin: Option<bool>,
+    /// See [`NewEntry::downstream`].
+    pub downstream: Option<bool>,
+    /// See [`NewEntry::expires_at`].
+    pub expires_at: Option<i64>,
+    /// See [`NewEntry::dns_names`].
+    pub dns_names: Option<Vec<String>>,
+    /// See [`NewEntry::store_svid`].
+    pub store_svid: Option<bool>,
+    /// See [`NewEntry::hint`].
+    pub hint: Option<String>,
 }
 
 /// The outcome of presenting a join token, decided atomically by
@@ -179,17 +216,20 @@ pub struct AttestedAgent {
     pub selectors: Vec<Selector>,
 }
 
-/// A trust bundle as stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StoredBundle {
-    /// Whose bundle this is.
-    pub trust_domain: TrustDomain,
-    /// The X.509 authorities, each a DER certificate.
-    pub x509_authorities: Vec<Vec<u8>>,
-    /// Starts at 1 and grows by one each time the set of authorities changes.
-    pub sequence: u64,
-    /// Suggested refresh interval for federated consumers in seconds; 0 means unset.
-    pub refresh_hint: i64,
+/// Which agents [`Datastore::query_agents`](crate::Datastore::query_agents) returns. Every field
+/// that is set must match; the default filter matches every agent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AgentFilter {
+    /// Only agents attested by this node attestor.
+    pub attestation_type: Option<String>,
+    /// Only agents whose node selector set matches these selectors in this mode.
+    pub selectors: Option<(Vec<Selector>, SelectorMatch)>,
+    /// Only banned (`true`) or only unbanned (`false`) agents.
+    pub banned: Option<bool>,
+    /// Only agents that may (`true`) or may not (`false`) attest again.
+    pub can_reattest: Option<bool>,
+    /// Only agents whose current SVID expires before this time (unix seconds).
+    pub expires_before: Option<i64>,
 }
 
 #[cfg(test)]

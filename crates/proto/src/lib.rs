@@ -1,4 +1,4 @@
-//! Wire definitions for Lanyard: the SPIFFE Workload API, the subset of the SPIRE server API
+//! Wire definitions for Lanyard: the SPIFFE Workload API, the parts of the SPIRE server API
 //! that Lanyard serves and the gRPC health checking service, generated at build time from the
 //! `.proto` files in `proto/` with protox.
 //!
@@ -81,6 +81,16 @@ pub mod spire {
                 /// Version 1.
                 pub mod v1 {
                     include!(concat!(env!("OUT_DIR"), "/spire.api.server.svid.v1.rs"));
+                }
+            }
+            /// `spire.api.server.trustdomain.v1`.
+            pub mod trustdomain {
+                /// Version 1.
+                pub mod v1 {
+                    include!(concat!(
+                        env!("OUT_DIR"),
+                        "/spire.api.server.trustdomain.v1.rs"
+                    ));
                 }
             }
         }

@@ -22,6 +22,7 @@ const OUR_SPIRE_FILES: &[&str] = &[
     "spire/api/types/bundle.proto",
     "spire/api/types/entry.proto",
     "spire/api/types/federateswith.proto",
+    "spire/api/types/federationrelationship.proto",
     "spire/api/types/jwtsvid.proto",
     "spire/api/types/jointoken.proto",
     "spire/api/types/selector.proto",
@@ -32,6 +33,7 @@ const OUR_SPIRE_FILES: &[&str] = &[
     "spire/api/server/bundle/v1/bundle.proto",
     "spire/api/server/entry/v1/entry.proto",
     "spire/api/server/svid/v1/svid.proto",
+    "spire/api/server/trustdomain/v1/trustdomain.proto",
     "spire/api/server/localauthority/v1/localauthority.proto",
 ];
 
@@ -130,26 +132,74 @@ fn jwt_svid_round_trips_through_spire_api_pb() {
     assert_eq!(theirs.encode_to_vec(), svid.encode_to_vec());
 }
 
-/// Lanyard serves the whole LocalAuthority service, so ours must declare every upstream method.
+/// Files Lanyard declares in full: every upstream message, field, enum value and method must
+/// exist in ours too. Together with `spire_server_api_matches_spire_api_crate`, which checks
+/// the other direction and the types, these files match upstream exactly.
+const COMPLETE_SPIRE_FILES: &[&str] = &[
+    "spire/api/types/agent.proto",
+    "spire/api/types/bundle.proto",
+    "spire/api/types/entry.proto",
+    "spire/api/types/federateswith.proto",
+    "spire/api/types/federationrelationship.proto",
+    "spire/api/types/selector.proto",
+    "spire/api/types/spiffeid.proto",
+    "spire/api/types/status.proto",
+    "spire/api/server/agent/v1/agent.proto",
+    "spire/api/server/bundle/v1/bundle.proto",
+    "spire/api/server/entry/v1/entry.proto",
+    "spire/api/server/trustdomain/v1/trustdomain.proto",
+    "spire/api/server/localauthority/v1/localauthority.proto",
+];
+
 #[test]
-fn local_authority_service_is_complete() {
-    let file = "spire/api/server/localauthority/v1/localauthority.proto";
-    let ours = protox::compile([file], [our_proto_dir()]).unwrap();
+fn complete_files_declare_everything_upstream_does() {
+    let ours = protox::compile(COMPLETE_SPIRE_FILES, [our_proto_dir()]).unwrap();
     let upstream_dir = package_dir("spire-api").join("spire-api-sdk/proto");
-    let theirs = protox::compile([file], [upstream_dir]).unwrap();
-    let methods = |set: &FileDescriptorSet| -> Vec<String> {
-        let mut names: Vec<String> = set
-            .file
-            .iter()
-            .filter(|f| f.name() == file)
-            .flat_map(|f| f.service.iter())
-            .flat_map(|s| s.method.iter().map(|m| m.name().to_owned()))
-            .collect();
-        names.sort();
-        names
-    };
-    assert_eq!(methods(&ours), methods(&theirs));
-    assert_eq!(methods(&ours).len(), 12);
+    let theirs = protox::compile(COMPLETE_SPIRE_FILES, [upstream_dir]).unwrap();
+    let ours = items(&ours, COMPLETE_SPIRE_FILES);
+    let theirs = items(&theirs, COMPLETE_SPIRE_FILES);
+    let missing: Vec<&String> = theirs.iter().filter(|i| !ours.contains(i)).collect();
+    assert!(
+        missing.is_empty(),
+        "declared upstream but not by us: {missing:#?}"
+    );
+    assert!(
+        theirs.len() > 300,
+        "only {} upstream items listed; is the test looking at anything?",
+        theirs.len()
+    );
+}
+
+/// Spot checks that the listing above sees the services this crate was extended with.
+#[test]
+fn admin_services_declare_the_cli_rpcs() {
+    let files = [
+        "spire/api/server/agent/v1/agent.proto",
+        "spire/api/server/bundle/v1/bundle.proto",
+        "spire/api/server/entry/v1/entry.proto",
+        "spire/api/server/trustdomain/v1/trustdomain.proto",
+        "spire/api/server/localauthority/v1/localauthority.proto",
+    ];
+    let ours = protox::compile(files, [our_proto_dir()]).unwrap();
+    let listed = items(&ours, &files);
+    for method in [
+        "service .spire.api.server.entry.v1.Entry/CountEntries",
+        "service .spire.api.server.entry.v1.Entry/BatchUpdateEntry",
+        "service .spire.api.server.entry.v1.Entry/SyncAuthorizedEntries",
+        "service .spire.api.server.agent.v1.Agent/ListAgents",
+        "service .spire.api.server.agent.v1.Agent/BanAgent",
+        "service .spire.api.server.agent.v1.Agent/PostStatus",
+        "service .spire.api.server.bundle.v1.Bundle/BatchSetFederatedBundle",
+        "service .spire.api.server.bundle.v1.Bundle/BatchDeleteFederatedBundle",
+        "service .spire.api.server.trustdomain.v1.TrustDomain/RefreshBundle",
+    ] {
+        assert!(listed.contains(&method.to_string()), "{method} missing");
+    }
+    let local_authority = listed
+        .iter()
+        .filter(|i| i.starts_with("service .spire.api.server.localauthority.v1."))
+        .count();
+    assert_eq!(local_authority, 12);
 }
 
 /// Agents get workload JWT-SVIDs with `NewJWTSVID`; the generic comparison checks its fields
@@ -331,6 +381,50 @@ fn compare(ours: &FileDescriptorSet, theirs: &FileDescriptorSet) -> usize {
         }
     }
     checked
+}
+
+/// Every message, field (with number), enum value (with number) and method (with its input,
+/// output and streaming mode) declared in `files`, as comparable strings.
+fn items(set: &FileDescriptorSet, files: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for file in set.file.iter().filter(|f| files.contains(&f.name())) {
+        let prefix = package_prefix(file.package());
+        let mut messages = HashMap::new();
+        let mut enums = HashMap::new();
+        collect(
+            &prefix,
+            &file.message_type,
+            &file.enum_type,
+            &mut messages,
+            &mut enums,
+        );
+        for (name, message) in &messages {
+            out.push(format!("message {name}"));
+            for f in &message.field {
+                out.push(format!("field {name}.{} = {}", f.name(), f.number()));
+            }
+        }
+        for (name, e) in &enums {
+            for v in &e.value {
+                out.push(format!("enum {name}.{} = {}", v.name(), v.number()));
+            }
+        }
+        for service in &file.service {
+            for m in &service.method {
+                out.push(format!("service {prefix}{}/{}", service.name(), m.name()));
+                out.push(format!(
+                    "method {prefix}{}/{}({}{}) -> {}{}",
+                    service.name(),
+                    m.name(),
+                    if m.client_streaming() { "stream " } else { "" },
+                    m.input_type(),
+                    if m.server_streaming() { "stream " } else { "" },
+                    m.output_type(),
+                ));
+            }
+        }
+    }
+    out
 }
 
 fn package_prefix(package: &str) -> String {

@@ -10,11 +10,13 @@ use lanyard_datastore::{AttestedAgent, Entry};
 use lanyard_spiffe::SpiffeId;
 
 /// Every registration entry, indexed by parent, kept current by the handlers that write
-/// entries.
+/// entries and by the datastore's change feed.
 #[derive(Default)]
 pub(crate) struct EntryIndex {
     entries: HashMap<String, Entry>,
     by_parent: HashMap<SpiffeId, BTreeSet<String>>,
+    /// How many `admin = true` entries name each SPIFFE ID, for authorizing admin callers.
+    admins: HashMap<SpiffeId, usize>,
 }
 
 impl EntryIndex {
@@ -34,6 +36,9 @@ impl EntryIndex {
             .entry(entry.parent_id.clone())
             .or_default()
             .insert(id.clone());
+        if entry.admin {
+            *self.admins.entry(entry.spiffe_id.clone()).or_default() += 1;
+        }
         self.entries.insert(id, entry);
     }
 
@@ -44,14 +49,28 @@ impl EntryIndex {
 
     /// Forgets one entry, if present.
     pub(crate) fn remove(&mut self, id: &str) {
-        if let Some(old) = self.entries.remove(id)
-            && let Some(siblings) = self.by_parent.get_mut(&old.parent_id)
-        {
+        let Some(old) = self.entries.remove(id) else {
+            return;
+        };
+        if let Some(siblings) = self.by_parent.get_mut(&old.parent_id) {
             siblings.remove(id);
             if siblings.is_empty() {
                 self.by_parent.remove(&old.parent_id);
             }
         }
+        if old.admin
+            && let Some(count) = self.admins.get_mut(&old.spiffe_id)
+        {
+            *count -= 1;
+            if *count == 0 {
+                self.admins.remove(&old.spiffe_id);
+            }
+        }
+    }
+
+    /// Whether an entry with `admin = true` names `id` as its SPIFFE ID.
+    pub(crate) fn is_admin(&self, id: &SpiffeId) -> bool {
+        self.admins.contains_key(id)
     }
 
     fn children<'a>(&'a self, parent: &SpiffeId) -> impl Iterator<Item = &'a Entry> + 'a {
@@ -196,6 +215,33 @@ mod tests {
             &id("/spire/server"),
         );
         assert_eq!(ids(&got), ["e1", "e2"]);
+    }
+
+    #[test]
+    fn admin_flag_follows_inserts_updates_and_removals() {
+        let mut index = EntryIndex::default();
+        let mut admin = entry(1, "/ops", "/spire/agent/x/1", &["unix:uid:0"]);
+        admin.admin = true;
+        index.insert(admin.clone());
+        assert!(index.is_admin(&id("/ops")));
+
+        // An update that clears the flag takes the admin right away.
+        admin.admin = false;
+        index.insert(admin.clone());
+        assert!(!index.is_admin(&id("/ops")));
+
+        admin.admin = true;
+        index.insert(admin);
+        let mut second = entry(2, "/ops", "/spire/agent/x/2", &["unix:uid:0"]);
+        second.admin = true;
+        index.insert(second);
+        index.remove("e1");
+        assert!(
+            index.is_admin(&id("/ops")),
+            "the second entry still grants it"
+        );
+        index.remove("e2");
+        assert!(!index.is_admin(&id("/ops")));
     }
 
     #[test]

@@ -58,6 +58,49 @@ impl Peer {
         }
     }
 
+    /// Admin RPCs: callers of the admin socket, and callers of the agent API whose X509-SVID
+    /// names an ID in `admin_ids` or the SPIFFE ID of an entry with `admin = true` (SPIRE's
+    /// rule). Returns the caller's SPIFFE ID for TLS callers, for the log.
+    pub(crate) fn require_admin(&self, state: &ServerState) -> Result<Option<SpiffeId>, Status> {
+        let Peer::Tls { certs, addr } = self else {
+            return Ok(None);
+        };
+        let Some(leaf) = certs.first() else {
+            tracing::info!(
+                client.addr = addr.as_ref().map(tracing::field::display),
+                "Denied: admin RPC without a certificate"
+            );
+            return Err(Status::permission_denied(
+                "admin RPCs need an admin X509-SVID or the admin socket; the caller presented \
+                 no certificate",
+            ));
+        };
+        let id = lanyard_spiffe::x509::spiffe_id_of(leaf)
+            .map_err(|e| Status::unauthenticated(format!("client certificate: {e}")))?;
+        if state.config.admin_ids.contains(&id) || state.is_admin_entry(&id) {
+            return Ok(Some(id));
+        }
+        tracing::info!(caller.id = %id, "Denied: caller is not an admin");
+        Err(Status::permission_denied(format!(
+            "caller {id} is not an admin: it is neither in admin_ids nor the SPIFFE ID of an \
+             entry with admin = true"
+        )))
+    }
+
+    /// Whether the caller may use admin RPCs, without logging a denial (for RPCs that admins
+    /// and agents may both call).
+    pub(crate) fn is_admin(&self, state: &ServerState) -> bool {
+        match self {
+            Peer::Local { .. } => true,
+            Peer::Tls { certs, .. } => certs
+                .first()
+                .and_then(|leaf| lanyard_spiffe::x509::spiffe_id_of(leaf).ok())
+                .is_some_and(|id| {
+                    state.config.admin_ids.contains(&id) || state.is_admin_entry(&id)
+                }),
+        }
+    }
+
     /// Agent RPCs: the caller's certificate must be the current SVID of a known, non-banned
     /// agent.
     pub(crate) async fn require_agent(&self, state: &ServerState) -> Result<AttestedAgent, Status> {

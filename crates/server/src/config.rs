@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use lanyard_ca::KeyType;
-use lanyard_spiffe::TrustDomain;
+use lanyard_spiffe::{SpiffeId, TrustDomain};
 use lanyard_telemetry::{HealthChecks, Telemetry};
 
 use crate::ServerError;
@@ -49,6 +49,21 @@ pub struct ServerConfig {
     /// SPIRE's `UpstreamAuthority "disk"`: an operator's CA signs the server's CAs, and the
     /// trust bundle holds its roots. None by default: the server's CAs are self-signed.
     pub upstream: Option<UpstreamDisk>,
+    /// SPIRE's `admin_ids`: callers of the agent API (TLS) whose X509-SVID carries one of these
+    /// IDs may use the admin RPCs, as callers of the admin socket always may. Empty by default:
+    /// over TLS only entries with `admin = true` grant admin access.
+    pub admin_ids: Vec<SpiffeId>,
+    /// SPIRE's `cache_reload_interval`: how often the server reads the datastore's change feed
+    /// into its in-memory entry and agent caches, so that writes made through other servers
+    /// sharing the database take effect here. SPIRE reloads everything every 5 s; Lanyard reads
+    /// only the changes, so it polls every 500 ms unless told otherwise.
+    pub cache_reload_interval: Duration,
+    /// SPIRE's `DataStore "sql"`: the database. `None` (the default) is an SQLite file at
+    /// `<data_dir>/datastore.sqlite3`. Entries, agents and bundles written through one server
+    /// reach the others sharing the database through its change feed; each server keeps its
+    /// own `data_dir` for its CA keys. (Not yet safe for several servers: the CA journal is
+    /// shared, see the TODO in `state.rs`.)
+    pub datastore: Option<lanyard_datastore::DatabaseConfig>,
 }
 
 /// Where the server keeps the private keys of its CAs and JWT signing keys.
@@ -103,6 +118,9 @@ impl UpstreamDisk {
 pub const DEFAULT_BIND: &str = "127.0.0.1:8081";
 /// Where the admin socket lives unless configured.
 pub const DEFAULT_SOCKET: &str = "/tmp/lanyard-server/private/api.sock";
+/// How often the change feed is read unless configured (see
+/// [`ServerConfig::cache_reload_interval`]).
+pub const DEFAULT_CACHE_RELOAD_INTERVAL: Duration = Duration::from_millis(500);
 /// The longest `ca_ttl` accepted: 100 years. Far beyond any sane CA, and far inside what an
 /// X.509 validity (GeneralizedTime, up to year 9999) and the system clock can represent.
 pub const MAX_CA_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -128,6 +146,9 @@ impl ServerConfig {
             telemetry: Telemetry::default(),
             audit_log_enabled: false,
             upstream: None,
+            admin_ids: Vec::new(),
+            cache_reload_interval: DEFAULT_CACHE_RELOAD_INTERVAL,
+            datastore: None,
         }
     }
 
@@ -183,6 +204,33 @@ impl ServerConfig {
                     humanize(largest)
                 )));
             }
+        }
+        if self.cache_reload_interval < Duration::from_millis(10)
+            || self.cache_reload_interval > Duration::from_secs(24 * 3600)
+        {
+            return Err(ServerError::Config(format!(
+                "cache_reload_interval is {:?}: it must be between 10ms and 24h",
+                self.cache_reload_interval
+            )));
+        }
+        if let Some(foreign) = self
+            .admin_ids
+            .iter()
+            .find(|id| !id.is_member_of(&self.trust_domain))
+        {
+            return Err(ServerError::Config(format!(
+                "admin_ids holds {foreign}: the agent API only accepts X509-SVIDs of trust domain \
+                 {}, so an admin ID must be in it",
+                self.trust_domain
+            )));
+        }
+        if let Some(db) = &self.datastore
+            && db.connection_string.trim().is_empty()
+        {
+            return Err(ServerError::Config(format!(
+                "DataStore \"sql\" connection_string is empty: give the {} database to use",
+                db.engine
+            )));
         }
         lanyard_telemetry::check_listeners(
             &self.health_checks,

@@ -1,11 +1,17 @@
 //! The Lanyard server: owns a trust domain, signs SVIDs, and serves two gRPC endpoints.
 //!
-//! - The **admin API** on a unix socket (SPIRE's `entry.v1`, `agent.v1` CreateJoinToken,
-//!   `bundle.v1` GetBundle and `svid.v1` MintX509SVID / MintJWTSVID). Whoever can open the socket is an administrator, as with SPIRE's
-//!   private socket; file permissions are the access control.
+//! - The **admin API** on a unix socket (SPIRE's `entry.v1`, `agent.v1`, `bundle.v1`,
+//!   `trustdomain.v1`, `localauthority.v1` and `svid.v1` MintX509SVID / MintJWTSVID). Whoever
+//!   can open the socket is an administrator, as with SPIRE's private socket; file permissions
+//!   are the access control.
 //! - The **agent API** on TCP with TLS (ALPN `h2`). The server presents its own X509-SVID
 //!   `spiffe://<td>/spire/server`. Only `AttestAgent` is open to callers without a certificate;
-//!   every other RPC requires the current SVID of a known, non-banned agent.
+//!   agent RPCs require the current SVID of a known, non-banned agent; the entry, agent,
+//!   bundle and trust domain admin RPCs require an X509-SVID whose ID is in `admin_ids` or
+//!   belongs to an entry with `admin = true`.
+//!
+//! Entries and agents are cached in memory (agent RPCs read no database); a background task
+//! follows the datastore's change feed so that several servers can share one database.
 //!
 //! Operations: the admin socket also serves `grpc.health.v1.Health` (see `health.rs` for what
 //! live and ready mean); `health_checks {}` and `telemetry {}` add HTTP probes and
@@ -22,21 +28,30 @@
 mod api;
 mod audit;
 mod authorized;
+#[doc(hidden)]
+pub mod bench_support;
+mod bundles;
 mod caller;
 mod config;
 mod convert;
 mod error;
 mod health;
 mod listen;
+mod mask;
+mod own_bundle;
 mod rotation;
 mod state;
+mod sync;
 mod tls;
+mod validate;
 
 pub use config::{
-    DEFAULT_BIND, DEFAULT_SOCKET, KeyManagerKind, ServerConfig, UpstreamDisk,
-    largest_untruncated_ttl,
+    DEFAULT_BIND, DEFAULT_CACHE_RELOAD_INTERVAL, DEFAULT_SOCKET, KeyManagerKind, ServerConfig,
+    UpstreamDisk, largest_untruncated_ttl,
 };
 pub use error::ServerError;
+/// The database settings of [`ServerConfig::datastore`].
+pub use lanyard_datastore::{DatabaseConfig, Engine};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -106,6 +121,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         tasks_running.clone(),
         rotation::run(state.clone(), stop.wait()),
     ));
+    let feed = tokio::spawn(clear_on_exit(
+        tasks_running.clone(),
+        sync::run(state.clone(), stop.wait()),
+    ));
     let admin = tokio::spawn(clear_on_exit(
         tasks_running.clone(),
         listen::serve_admin(
@@ -141,6 +160,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         };
         stopper.trigger();
         let _ = rotation.await;
+        let _ = feed.await;
         let _ = telemetry.await;
         // Every writer has stopped: close the datastore cleanly (WAL checkpoint).
         closing.datastore.close().await;
@@ -153,6 +173,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         let _ = finished.send(Some(result.map_err(|e| e.to_string())));
     });
     Ok(RunningServer {
+        datastore: state.datastore.clone(),
         agent_addr,
         health_addr,
         metrics_addr,
@@ -171,6 +192,7 @@ async fn clear_on_exit<T>(running: Arc<AtomicBool>, task: impl Future<Output = T
 
 /// A started server; dropping it does not stop it, [`RunningServer::stop`] does.
 pub struct RunningServer {
+    datastore: Arc<dyn lanyard_datastore::Datastore>,
     agent_addr: std::net::SocketAddr,
     health_addr: Option<std::net::SocketAddr>,
     metrics_addr: Option<std::net::SocketAddr>,
@@ -193,6 +215,12 @@ impl RunningServer {
     /// The address serving `/metrics`, when the Prometheus exporter is configured.
     pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
         self.metrics_addr
+    }
+
+    /// How many statements the server's datastore has executed since it opened: a way to
+    /// check that a code path (such as serving agents) runs no queries.
+    pub fn datastore_queries(&self) -> u64 {
+        self.datastore.query_count()
     }
 
     /// The server's metrics registry.

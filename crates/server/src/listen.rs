@@ -10,7 +10,7 @@ use lanyard_proto::spire::api::server::{
     agent::v1::agent_server::AgentServer, bundle::v1::bundle_server::BundleServer,
     entry::v1::entry_server::EntryServer,
     localauthority::v1::local_authority_server::LocalAuthorityServer,
-    svid::v1::svid_server::SvidServer,
+    svid::v1::svid_server::SvidServer, trustdomain::v1::trust_domain_server::TrustDomainServer,
 };
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{mpsc, watch};
@@ -74,6 +74,7 @@ pub(crate) async fn serve_admin(
         .add_service(AgentServer::new(api.clone()))
         .add_service(BundleServer::new(api.clone()))
         .add_service(LocalAuthorityServer::new(api.clone()))
+        .add_service(TrustDomainServer::new(api.clone()))
         .add_service(SvidServer::new(api))
         .add_service(health)
         .serve_with_incoming_shutdown(ReceiverStream::new(rx), stopped(stop.clone()));
@@ -156,6 +157,7 @@ pub(crate) async fn serve_agents(
         .add_service(AgentServer::new(api.clone()))
         .add_service(EntryServer::new(api.clone()))
         .add_service(SvidServer::new(api.clone()))
+        .add_service(TrustDomainServer::new(api.clone()))
         .add_service(BundleServer::new(api))
         .serve_with_incoming_shutdown(ReceiverStream::new(rx), stopped(stop.clone()));
     let served = drain_within_grace(served, stop, "agent API").await;

@@ -4,14 +4,15 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use arc_swap::ArcSwap;
 use lanyard_ca::{CaManager, Clock, DiskKeyManager, KeyManager, MemoryKeyManager, SystemClock};
-use lanyard_datastore::{AttestedAgent, Datastore, Entry, SqliteDatastore};
-use lanyard_spiffe::{BundleSource, SpiffeId, TrustDomain, X509Bundle};
+use lanyard_datastore::{AttestedAgent, Datastore, Entry, SqlDatastore};
+use lanyard_spiffe::{SpiffeId, TrustDomain, X509Bundle};
 use lanyard_telemetry::{Metrics, ServerMetrics, SvidKind};
 
 use crate::authorized::EntryIndex;
+pub(crate) use crate::own_bundle::CurrentBundle;
 use crate::{KeyManagerKind, ServerConfig, ServerError};
 
 /// The server's shared state.
@@ -29,17 +30,17 @@ pub(crate) struct ServerState {
     pub(crate) server_svid: Arc<crate::tls::ServerSvid>,
     /// `spiffe://<td>/spire/server`.
     pub(crate) server_id: SpiffeId,
-    /// Every entry, indexed for authorization; the handlers that write entries update it
-    /// after each committed write, so no RPC reads the whole table.
-    //
-    // TODO: with several servers on one database (issue #7) writes made through another
-    // server are not seen; the datastore's change feed will feed this index instead.
+    /// Every entry, indexed for authorization, so that no agent RPC reads the entry table. The
+    /// handlers that write entries update it after each committed write; the change feed
+    /// (`sync.rs`) brings in writes made through other servers sharing the database.
     pub(crate) entries: std::sync::RwLock<EntryIndex>,
-    /// Every attested agent, so that authorizing an agent RPC reads no database; updated
-    /// together with the datastore by the handlers that change agents.
-    //
-    // TODO: the same change feed as for entries (issue #7) must update it across servers.
+    /// Every attested agent, so that authorizing an agent RPC reads no database; kept current
+    /// like `entries`.
     agents: std::sync::RwLock<HashMap<SpiffeId, AttestedAgent>>,
+    /// The change-feed position the caches reflect: every change up to it has been applied.
+    pub(crate) feed_position: AtomicU64,
+    /// What this server's CA has put into the stored bundle (see `own_bundle.rs`).
+    pub(crate) published: std::sync::Mutex<crate::own_bundle::Published>,
     /// The server's metric families (signing, entries, agents, CA rotation).
     pub(crate) metrics: ServerMetrics,
     /// The registry they live in, for the per-RPC families.
@@ -63,12 +64,25 @@ impl ServerState {
             );
         }
         let lock = lock_data_dir(&config.data_dir)?;
-        let db_path = config.data_dir.join("datastore.sqlite3");
-        let datastore = Arc::new(SqliteDatastore::open(&db_path).await?);
+        // TODO: the CA journal is one row per database, so a second server on a shared
+        // database overwrites the first one's journal (the first then fails to restart with a
+        // key mismatch). Servers may share a database once the datastore keys journals by
+        // server (SPIRE keys them by active authority ID).
+        let (datastore, db_name) = match &config.datastore {
+            None => {
+                let path = config.data_dir.join("datastore.sqlite3");
+                let name = path.display().to_string();
+                (Arc::new(SqlDatastore::open(&path).await?), name)
+            }
+            Some(db) => (
+                Arc::new(SqlDatastore::connect(db).await?),
+                format!("({} database)", db.engine),
+            ),
+        };
         let keys: Arc<dyn KeyManager> = match config.key_manager {
             KeyManagerKind::Disk => {
                 let keys_dir = config.data_dir.join("keys");
-                refuse_orphaned_keys(datastore.as_ref(), &keys_dir, &db_path).await?;
+                refuse_orphaned_keys(datastore.as_ref(), &keys_dir, &db_name).await?;
                 Arc::new(DiskKeyManager::open(&keys_dir).map_err(|e| ServerError::Ca(e.into()))?)
             }
             // Nothing on disk to protect: a journal whose keys are gone yields a new CA, and
@@ -120,10 +134,12 @@ impl ServerState {
         )?);
         metrics.svid_signed(SvidKind::X509Server);
 
-        let entries = std::sync::RwLock::new(EntryIndex::new(datastore.all_entries().await?));
-        let agents = datastore
-            .list_agents()
-            .await?
+        // Each snapshot comes with the feed position read before it, so replaying the feed
+        // from the older of the two positions misses nothing (replaying a change is harmless).
+        let (all_entries, entries_position) = datastore.entries_snapshot().await?;
+        let (all_agents, agents_position) = datastore.agents_snapshot().await?;
+        let entries = std::sync::RwLock::new(EntryIndex::new(all_entries));
+        let agents = all_agents
             .into_iter()
             .map(|a| (a.id.clone(), a))
             .collect::<HashMap<_, _>>();
@@ -135,6 +151,8 @@ impl ServerState {
             metrics,
             registry: registry.clone(),
             agents: std::sync::RwLock::new(agents),
+            feed_position: AtomicU64::new(entries_position.min(agents_position)),
+            published: std::sync::Mutex::default(),
             _lock: lock,
             entries,
             trust_domain,
@@ -150,51 +168,53 @@ impl ServerState {
         Ok(state)
     }
 
-    /// Writes the CA's current authorities to the datastore and to the in-memory bundle.
-    pub(crate) async fn publish_bundle(&self) -> Result<(), ServerError> {
-        let authorities = self.ca.authorities();
-        let stored = self
-            .datastore
-            .set_bundle_authorities(
-                &self.trust_domain,
-                authorities.iter().map(|c| c.to_vec()).collect(),
-            )
-            .await?;
-        self.bundle
-            .store(X509Bundle::new(self.trust_domain.clone(), authorities));
-        tracing::debug!(sequence = stored.sequence, "Bundle published");
-        Ok(())
+    /// Whether an entry with `admin = true` names `id`.
+    pub(crate) fn is_admin_entry(&self, id: &SpiffeId) -> bool {
+        self.entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_admin(id)
     }
 
-    /// Publishes the CA's authorities after a change the certificate set may not show (an
-    /// authority tainted, a JWT key prepared or revoked): the bundle's sequence rises even when
-    /// its certificates stay the same, so whoever compares sequences notices.
-    pub(crate) async fn publish_authority_change(&self) -> Result<(), ServerError> {
-        let before = self
-            .datastore
-            .get_bundle(&self.trust_domain)
-            .await?
-            .map(|b| b.sequence);
-        self.publish_bundle().await?;
-        let after = self
-            .datastore
-            .get_bundle(&self.trust_domain)
-            .await?
-            .map(|b| b.sequence);
-        if after == before {
-            let bumped = self
-                .datastore
-                .bump_bundle_sequence(&self.trust_domain)
-                .await?;
-            tracing::debug!(
-                sequence = bumped.map(|b| b.sequence),
-                "Bundle sequence raised after an authority change"
-            );
-        }
-        Ok(())
+    /// Forgets an agent that was evicted.
+    pub(crate) fn forget_agent(&self, id: &SpiffeId) {
+        let mut agents = self
+            .agents
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        agents.remove(id);
+        self.metrics.agents.set(gauge_value(agents.len()));
     }
 
-    /// Records committed entry writes in the index.
+    /// Moves the change-feed position forward (never back).
+    pub(crate) fn advance_feed(&self, position: u64) {
+        self.feed_position.fetch_max(position, Ordering::SeqCst);
+    }
+
+    /// Replaces both caches with snapshots and sets the feed position they were read at (the
+    /// older of the two); the feed replays whatever happened since.
+    pub(crate) fn replace_caches(
+        &self,
+        entries: Vec<Entry>,
+        agents: Vec<AttestedAgent>,
+        position: u64,
+    ) {
+        let index = EntryIndex::new(entries);
+        let agents: HashMap<_, _> = agents.into_iter().map(|a| (a.id.clone(), a)).collect();
+        self.metrics.entries.set(gauge_value(index.len()));
+        self.metrics.agents.set(gauge_value(agents.len()));
+        *self
+            .entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = index;
+        *self
+            .agents
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = agents;
+        self.feed_position.store(position, Ordering::SeqCst);
+    }
+
+    /// Records committed entry writes in the index (created or updated entries, deleted IDs).
     pub(crate) fn index_entries(&self, created: Vec<Entry>, deleted: &[String]) {
         let mut index = self
             .entries
@@ -239,26 +259,6 @@ impl ServerState {
     /// Current time as Unix seconds.
     pub(crate) fn now_unix(&self) -> i64 {
         unix_seconds(self.clock.now())
-    }
-}
-
-/// The trust bundle that TLS verification consults; replaced atomically on rotation.
-pub(crate) struct CurrentBundle(ArcSwap<X509Bundle>);
-
-impl CurrentBundle {
-    pub(crate) fn new(bundle: X509Bundle) -> Self {
-        Self(ArcSwap::from_pointee(bundle))
-    }
-
-    pub(crate) fn store(&self, bundle: X509Bundle) {
-        self.0.store(Arc::new(bundle));
-    }
-}
-
-impl BundleSource for CurrentBundle {
-    fn x509_bundle(&self, td: &TrustDomain) -> Option<X509Bundle> {
-        let bundle = self.0.load();
-        (bundle.trust_domain() == td).then(|| X509Bundle::clone(&bundle))
     }
 }
 
@@ -322,7 +322,7 @@ fn lock_data_dir(dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, ServerE
 async fn refuse_orphaned_keys(
     datastore: &dyn Datastore,
     keys_dir: &Path,
-    db_path: &Path,
+    db_name: &str,
 ) -> Result<(), ServerError> {
     let journal = datastore
         .load_journal()
@@ -340,7 +340,7 @@ async fn refuse_orphaned_keys(
              replaced?): refusing to create a new CA over the existing keys; restore the \
              datastore, or move {} away to start a new CA",
             keys_dir.display(),
-            db_path.display(),
+            db_name,
             keys_dir.display()
         )));
     }

@@ -1,17 +1,22 @@
 //! The command tree. Each module owns one top-level command.
 
+mod admin_out;
 mod agent;
 mod agent_jwt;
 mod agent_watch;
 mod bundle;
 mod demo;
 mod entry;
+mod federation;
 mod healthcheck;
 mod helper;
 mod localauthority;
+mod matching;
 mod mint;
 mod server;
+mod server_agent;
 mod token;
+mod wire_json;
 
 /// The top-level commands.
 #[derive(clap::Subcommand, Debug)]

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use super::{bundle, entry, mint, token};
+use super::{bundle, entry, federation, mint, server_agent, token};
 use crate::config::server::ServerFlags;
 use crate::logging;
 
@@ -27,9 +27,15 @@ enum ServerCommand {
     /// Manage join tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
-    /// Show the trust bundle.
+    /// Show attested agents; evict or ban them.
+    #[command(subcommand)]
+    Agent(server_agent::AgentCommand),
+    /// The server's trust bundle and those of foreign trust domains.
     #[command(subcommand)]
     Bundle(bundle::BundleCommand),
+    /// Federation relationships with foreign trust domains.
+    #[command(subcommand)]
+    Federation(federation::FederationCommand),
     /// Forced rotation and revocation of the server's authorities.
     #[command(subcommand, name = "localauthority")]
     LocalAuthority(super::localauthority::LocalAuthorityCommand),
@@ -57,7 +63,9 @@ impl ServerArgs {
             ServerCommand::Validate(args) => args.validate(),
             ServerCommand::Entry(cmd) => cmd.run().await,
             ServerCommand::Token(cmd) => cmd.run().await,
+            ServerCommand::Agent(cmd) => cmd.run().await,
             ServerCommand::Bundle(cmd) => cmd.run().await,
+            ServerCommand::Federation(cmd) => cmd.run().await,
             ServerCommand::LocalAuthority(cmd) => cmd.run().await,
             ServerCommand::X509(cmd) => cmd.run().await,
             ServerCommand::Jwt(cmd) => cmd.run().await,

@@ -8,8 +8,9 @@ use lanyard_proto::spire::api::server::agent::v1::{
 };
 use lanyard_spiffe::SpiffeId;
 
+use super::OutputFormat;
 use super::server::SocketArg;
-use crate::admin;
+use crate::{admin, output};
 
 /// Join token commands.
 #[derive(clap::Subcommand, Debug)]
@@ -27,8 +28,11 @@ pub(crate) struct GenerateArgs {
     ttl: Option<Duration>,
     /// Also register this ID for the agent that uses the token, so workload entries can be
     /// parented to it.
-    #[arg(long, value_parser = crate::output::parse_spiffe_id)]
+    #[arg(long, alias = "spiffeID", value_parser = crate::output::parse_spiffe_id)]
     spiffe_id: Option<SpiffeId>,
+    /// Output format: the token line, or the JoinToken message as SPIRE's API JSON.
+    #[arg(long, value_enum, default_value_t)]
+    output: OutputFormat,
 }
 
 impl TokenCommand {
@@ -56,7 +60,13 @@ impl TokenCommand {
             .await
             .map_err(|s| admin::rpc_error("cannot create a join token", s))?
             .into_inner();
-        out!("Token: {}", token.value);
+        match args.output {
+            OutputFormat::Json => output::print_json(&serde_json::json!({
+                "value": token.value,
+                "expires_at": token.expires_at,
+            }))?,
+            OutputFormat::Pretty => out!("Token: {}", token.value),
+        }
         Ok(())
     }
 }

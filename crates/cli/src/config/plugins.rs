@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use lanyard_server::KeyManagerKind;
+use lanyard_server::{DatabaseConfig, Engine, KeyManagerKind};
 
 use super::hcl::{Entry, Value};
 use super::{ConfigError, Key, Scope, walk};
@@ -108,9 +108,9 @@ const SQL_KEYS: &[(&str, Key)] = &[
     ("client_cert_path", Key::Unimplemented),
     ("client_key_path", Key::Unimplemented),
     ("conn_max_lifetime", Key::Unimplemented),
-    ("max_open_conns", Key::Unimplemented),
+    ("max_open_conns", Key::Mapped),
     ("max_idle_conns", Key::Unimplemented),
-    ("disable_migration", Key::FalseOnly),
+    ("disable_migration", Key::Mapped),
     ("log_sql", Key::FalseOnly),
 ];
 
@@ -118,8 +118,9 @@ const SQL_KEYS: &[(&str, Key)] = &[
 /// flags are merged in.
 #[derive(Debug, Default)]
 pub(crate) struct ServerPlugins {
-    /// `DataStore "sql" { plugin_data { connection_string } }` and its line.
-    pub(crate) sqlite_path: Option<(PathBuf, usize)>,
+    /// `DataStore "sql" { plugin_data { .. } }`: the database to use instead of the default
+    /// SQLite file in data_dir.
+    pub(crate) datastore: Option<DatabaseConfig>,
     /// `KeyManager "disk" { plugin_data { keys_path } }` and its line.
     pub(crate) keys_path: Option<(PathBuf, usize)>,
     /// The enabled `KeyManager` block, `disk` or `memory`, and its line.
@@ -149,7 +150,7 @@ pub(crate) fn server(block: &Entry) -> Result<ServerPlugins, ConfigError> {
     for plugin in plugin_blocks(block, SERVER_CATALOG)? {
         let Some(data) = plugin.data else { continue };
         match (plugin.ty, plugin.name) {
-            ("DataStore", "sql") => out.sqlite_path = sql(data, plugin.line)?,
+            ("DataStore", "sql") => out.datastore = Some(sql(data, plugin.line)?),
             ("KeyManager", "disk") => {
                 let scope = data_scope("KeyManager \"disk\"", &[("keys_path", Key::Mapped)]);
                 walk(data, &scope, |e| {
@@ -390,41 +391,76 @@ fn no_settings(data: &[Entry], block: &str) -> Result<(), ConfigError> {
     walk(data, &data_scope(block, &[]), |_| Ok(()))
 }
 
-fn sql(data: &[Entry], line: usize) -> Result<Option<(PathBuf, usize)>, ConfigError> {
-    let mut database_type = None;
-    let mut connection = None;
+/// SPIRE's `DataStore "sql"`: `database_type` and `connection_string` are required; an SQLite
+/// connection string is the database file's path, used as given (relative to the working
+/// directory, as SPIRE does), so several servers can name one file.
+fn sql(data: &[Entry], line: usize) -> Result<DatabaseConfig, ConfigError> {
+    let mut engine = None;
+    let mut connection: Option<(String, &Entry)> = None;
+    let mut max_open_conns = 0;
+    let mut disable_migration = false;
     walk(data, &data_scope("DataStore \"sql\"", SQL_KEYS), |e| {
         match e.key.as_str() {
-            "database_type" => {
-                let kind = e.str()?;
-                match kind {
-                    "sqlite3" => {}
-                    "postgres" | "mysql" | "aws_postgres" | "aws_mysql" => {
-                        return Err(ConfigError::Unsupported {
-                            what: format!("database_type {kind:?}"),
-                            line: e.line,
-                            rule: "Lanyard's datastore is SQLite only for now; use \"sqlite3\""
-                                .into(),
-                        });
-                    }
-                    _ => {
-                        return Err(
-                            e.invalid("SPIRE's database types are sqlite3, postgres, mysql")
-                        );
-                    }
-                }
-                database_type = Some(kind);
-            }
-            _ => connection = Some((sqlite_path(e)?, e.line)),
+            "database_type" => engine = Some(database_type(e)?),
+            "max_open_conns" => max_open_conns = open_conns(e)?,
+            "disable_migration" => disable_migration = e.bool()?,
+            _ => connection = Some((e.str()?.to_owned(), e)),
         }
         Ok(())
     })?;
-    if database_type.is_none() {
+    let Some(engine) = engine else {
         return Err(ConfigError::Conflict(format!(
-            "DataStore \"sql\" at line {line} has no plugin_data.database_type: set it to \"sqlite3\""
+            "DataStore \"sql\" at line {line} has no plugin_data.database_type: set it to \
+             \"sqlite3\", \"postgres\" or \"mysql\""
         )));
+    };
+    let Some((given, entry)) = connection else {
+        return Err(ConfigError::Conflict(format!(
+            "DataStore \"sql\" at line {line} has no plugin_data.connection_string: give the \
+             {engine} database to use"
+        )));
+    };
+    let connection_string = match engine {
+        Engine::Sqlite => sqlite_path(entry)?.display().to_string(),
+        Engine::Postgres | Engine::Mysql => {
+            if given.trim().is_empty() {
+                return Err(entry.invalid(format!("give the {engine} connection string")));
+            }
+            given
+        }
+    };
+    // Through the constructor: settings SPIRE has no key for keep the datastore's defaults.
+    let mut config = DatabaseConfig::new(engine, connection_string);
+    config.max_open_conns = max_open_conns;
+    config.disable_migration = disable_migration;
+    Ok(config)
+}
+
+fn database_type(e: &Entry) -> Result<Engine, ConfigError> {
+    match e.str()? {
+        "sqlite3" => Ok(Engine::Sqlite),
+        "postgres" => Ok(Engine::Postgres),
+        "mysql" => Ok(Engine::Mysql),
+        kind @ ("aws_postgres" | "aws_mysql") => Err(ConfigError::Unsupported {
+            what: format!("database_type {kind:?}"),
+            line: e.line,
+            rule: "RDS IAM authentication is not implemented yet; use \"postgres\" or \
+                   \"mysql\" with a password in the connection string"
+                .into(),
+        }),
+        _ => Err(e.invalid("SPIRE's database types are sqlite3, postgres and mysql")),
     }
-    Ok(connection)
+}
+
+/// `max_open_conns`: a positive number of connections (SPIRE's default is 100; Lanyard's pool
+/// default applies when unset).
+fn open_conns(e: &Entry) -> Result<u32, ConfigError> {
+    match e.value {
+        Value::Int(n) if n > 0 => {
+            u32::try_from(n).map_err(|_| e.invalid("max_open_conns is at most 4294967295"))
+        }
+        _ => Err(e.invalid("max_open_conns is a positive whole number of connections")),
+    }
 }
 
 /// A SQLite connection string: a path, or `file:` and a path, without URI parameters.

@@ -36,7 +36,8 @@ const SERVER_KEYS: &[(&str, Key)] = &[
     ("default_jwt_svid_ttl", Key::Mapped),
     ("jwt_issuer", Key::Mapped),
     ("jwt_key_type", Key::Mapped),
-    ("admin_ids", Key::Unimplemented),
+    ("admin_ids", Key::Mapped),
+    ("cache_reload_interval", Key::Mapped),
     ("ca_subject", Key::Unimplemented),
     ("disable_jwt_svids", Key::Unimplemented),
     ("experimental", Key::Unimplemented),
@@ -142,6 +143,8 @@ struct ServerFile {
     jwt_issuer: Option<String>,
     jwt_key_type: Option<KeyType>,
     audit_log_enabled: Option<bool>,
+    admin_ids: Vec<lanyard_spiffe::SpiffeId>,
+    cache_reload_interval: Option<Duration>,
     plugins: ServerPlugins,
 }
 
@@ -234,6 +237,11 @@ impl ServerFlags {
             config.telemetry = t;
         }
         config.upstream = file.plugins.upstream;
+        config.datastore = file.plugins.datastore;
+        config.admin_ids = file.admin_ids;
+        if let Some(interval) = file.cache_reload_interval {
+            config.cache_reload_interval = interval;
+        }
         if let Some((kind, _)) = file.plugins.key_manager {
             config.key_manager = kind;
         }
@@ -281,10 +289,29 @@ fn read_server(entries: &[Entry], file: &mut ServerFile) -> Result<(), ConfigErr
             "default_jwt_svid_ttl" => file.default_jwt_svid_ttl = Some(e.duration()?),
             "jwt_issuer" => file.jwt_issuer = Some(e.str()?.to_owned()),
             "jwt_key_type" => file.jwt_key_type = Some(key_type(e)?),
+            "admin_ids" => file.admin_ids = admin_ids(e)?,
+            "cache_reload_interval" => file.cache_reload_interval = Some(e.duration()?),
             _ => file.audit_log_enabled = Some(e.bool()?),
         }
         Ok(())
     })
+}
+
+/// `admin_ids`: a list of SPIFFE IDs.
+fn admin_ids(e: &Entry) -> Result<Vec<lanyard_spiffe::SpiffeId>, ConfigError> {
+    let super::hcl::Value::List(items) = &e.value else {
+        return Err(e.invalid(
+            "admin_ids is a list of SPIFFE IDs, such as [\"spiffe://example.org/admin\"]",
+        ));
+    };
+    items
+        .iter()
+        .map(|item| match item {
+            super::hcl::Value::String(s) => lanyard_spiffe::SpiffeId::parse(s)
+                .map_err(|err| e.invalid(format!("admin_ids {s:?}: {err}"))),
+            _ => Err(e.invalid("admin_ids holds SPIFFE ID strings only")),
+        })
+        .collect()
 }
 
 /// Parses a bare trust domain name (flag or file).
@@ -350,37 +377,25 @@ fn bind_address(e: &Entry) -> Result<IpAddr, ConfigError> {
     })
 }
 
-/// The built-in SQLite file and key directory live in `data_dir`; a plugin setting that
-/// points elsewhere is refused, saying where Lanyard keeps them.
+/// The on-disk key directory lives in `data_dir`; a `keys_path` that points elsewhere is
+/// refused, saying where Lanyard keeps the keys. (The datastore may live anywhere: SPIRE's
+/// `connection_string` is used as given.)
 fn check_plugin_paths(plugins: &ServerPlugins, data_dir: &Path) -> Result<(), ConfigError> {
-    let wanted = [
-        (
-            "DataStore \"sql\" connection_string",
-            &plugins.sqlite_path,
-            "datastore.sqlite3",
-            "the SQLite database",
-        ),
-        (
-            "KeyManager \"disk\" keys_path",
-            &plugins.keys_path,
-            "keys",
-            "the CA keys (a directory)",
-        ),
-    ];
-    for (what, given, name, purpose) in wanted {
-        if let Some((path, line)) = given {
-            let expected = data_dir.join(name);
-            if normalize(path) != normalize(&expected) {
-                return Err(ConfigError::PluginPath {
-                    what: format!("{what} {}", super::clip(&path.display().to_string())),
-                    line: *line,
-                    rule: format!(
-                        "Lanyard keeps {purpose} at <data_dir>/{name}; set it to {:?} or leave \
-                         it out",
-                        expected.display().to_string()
-                    ),
-                });
-            }
+    if let Some((path, line)) = &plugins.keys_path {
+        let expected = data_dir.join("keys");
+        if normalize(path) != normalize(&expected) {
+            return Err(ConfigError::PluginPath {
+                what: format!(
+                    "KeyManager \"disk\" keys_path {}",
+                    super::clip(&path.display().to_string())
+                ),
+                line: *line,
+                rule: format!(
+                    "Lanyard keeps the CA keys (a directory) at <data_dir>/keys; set it to {:?} \
+                     or leave it out",
+                    expected.display().to_string()
+                ),
+            });
         }
     }
     Ok(())

@@ -220,13 +220,18 @@ fn unimplemented_plugins_say_so() {
         "{err}"
     );
     let err = error(
-        "plugins {\n DataStore \"sql\" {\n  plugin_data {\n   database_type = \"postgres\"\n  \
+        "plugins {\n DataStore \"sql\" {\n  plugin_data {\n   database_type = \"aws_postgres\"\n  \
          }\n }\n}\n",
     );
     assert!(
-        err.starts_with("database_type \"postgres\" (line 4) is not supported yet"),
+        err.starts_with("database_type \"aws_postgres\" (line 4) is not supported yet"),
         "{err}"
     );
+    let err = error(
+        "plugins {\n DataStore \"sql\" {\n  plugin_data {\n   database_type = \"postgres\"\n   \
+         connection_string = \"postgres://db/spire\"\n   max_idle_conns = 5\n  }\n }\n}\n",
+    );
+    assert!(err.contains("max_idle_conns"), "{err}");
 }
 
 #[test]
@@ -267,27 +272,76 @@ fn unknown_plugins_are_named() {
 }
 
 #[test]
-fn plugin_paths_outside_data_dir_are_refused() {
+fn keys_path_outside_data_dir_is_refused() {
     let err = error(
+        "server {\n data_dir = \"./d\"\n}\nplugins {\n KeyManager \"disk\" {\n  plugin_data {\n   \
+         keys_path = \"/elsewhere/keys\"\n  }\n }\n}\n",
+    );
+    assert!(
+        err.contains("Lanyard keeps the CA keys (a directory) at <data_dir>/keys"),
+        "{err}"
+    );
+}
+
+#[test]
+fn datastore_block_is_used_as_spire_writes_it() {
+    use lanyard_server::Engine;
+
+    // SQLite: the path is used as given, so servers sharing one file can name it.
+    let s = load(
         "server {\n data_dir = \"./d\"\n}\nplugins {\n DataStore \"sql\" {\n  plugin_data {\n   \
-         database_type = \"sqlite3\"\n   connection_string = \"/elsewhere/db.sqlite3\"\n  }\n \
+         database_type = \"sqlite3\"\n   connection_string = \"/shared/db.sqlite3\"\n   \
+         max_open_conns = 4\n   disable_migration = true\n  }\n }\n}\n",
+    )
+    .unwrap();
+    let db = s.config.datastore.unwrap();
+    assert_eq!(db.engine, Engine::Sqlite);
+    assert_eq!(db.connection_string, "/shared/db.sqlite3");
+    assert_eq!(db.max_open_conns, 4);
+    assert!(db.disable_migration);
+
+    let s = load(
+        "plugins {\n DataStore \"sql\" {\n  plugin_data {\n   database_type = \"postgres\"\n   \
+         connection_string = \"dbname=spire host=db\"\n  }\n }\n}\n",
+    )
+    .unwrap();
+    let db = s.config.datastore.unwrap();
+    assert_eq!(db.engine, Engine::Postgres);
+    assert_eq!(db.connection_string, "dbname=spire host=db");
+    assert_eq!(db.max_open_conns, 0, "unset: the pool default");
+
+    // Without a DataStore block the server uses <data_dir>/datastore.sqlite3.
+    assert!(load("server {}\n").unwrap().config.datastore.is_none());
+
+    let err = error(
+        "plugins {\n DataStore \"sql\" {\n  plugin_data {\n   database_type = \"mysql\"\n  }\n \
          }\n}\n",
     );
     assert!(
-        err.contains(
-            "connection_string \"/elsewhere/db.sqlite3\" (line 8): Lanyard keeps the SQLite \
-             database at <data_dir>/datastore.sqlite3; set it to \"./d/datastore.sqlite3\" or \
-             leave it out"
-        ),
+        err.contains("has no plugin_data.connection_string"),
         "{err}"
     );
-    // The same file, spelled differently, is fine.
-    load(
-        "server {\n data_dir = \"./d\"\n}\nplugins {\n DataStore \"sql\" {\n  plugin_data {\n   \
-         database_type = \"sqlite3\"\n   connection_string = \"d/../d/datastore.sqlite3\"\n  \
-         }\n }\n}\n",
+    let err = error(
+        "plugins {\n DataStore \"sql\" {\n  plugin_data {\n   database_type = \"sqlite3\"\n   \
+         connection_string = \"db\"\n   max_open_conns = 0\n  }\n }\n}\n",
+    );
+    assert!(err.contains("max_open_conns"), "{err}");
+}
+
+#[test]
+fn admin_ids_and_cache_reload_interval_are_read() {
+    let s = load(
+        "server {\n trust_domain = \"example.org\"\n admin_ids = [\"spiffe://example.org/ops\"]\n \
+         cache_reload_interval = \"2s\"\n}\n",
     )
     .unwrap();
+    assert_eq!(s.config.admin_ids.len(), 1);
+    assert_eq!(s.config.admin_ids[0].as_str(), "spiffe://example.org/ops");
+    assert_eq!(s.config.cache_reload_interval, Duration::from_secs(2));
+    let err = error("server {\n admin_ids = [\"not an id\"]\n}\n");
+    assert!(err.contains("admin_ids \"not an id\""), "{err}");
+    let err = error("server {\n admin_ids = \"spiffe://example.org/ops\"\n}\n");
+    assert!(err.contains("is a list of SPIFFE IDs"), "{err}");
 }
 
 #[test]

@@ -79,6 +79,9 @@ pub(crate) fn server(settings: &ServerSettings) -> Findings {
         problems.push(format!("UpstreamAuthority \"disk\": {e}"));
     }
     problems.extend(writable_dir("data_dir", &config.data_dir));
+    if let Some(db) = &config.datastore {
+        problems.extend(datastore(db));
+    }
     problems.extend(socket(
         "socket_path",
         &config.socket_path,
@@ -152,6 +155,52 @@ pub(crate) fn agent(settings: &AgentSettings) -> Findings {
 
 /// `dir` exists as a writable directory, or its nearest existing ancestor is one (so that
 /// it can be created).
+/// `DataStore "sql"`: an SQLite file must be a file (or creatable) in a writable directory; a
+/// server connection string must have the shape its engine takes. Nothing connects: a
+/// database server that is down is found by `run`.
+fn datastore(db: &lanyard_server::DatabaseConfig) -> Option<String> {
+    use lanyard_server::Engine;
+
+    let key = "DataStore \"sql\" connection_string";
+    let given = db.connection_string.as_str();
+    match db.engine {
+        Engine::Sqlite => {
+            let path = Path::new(given);
+            if path.is_dir() {
+                return Some(format!(
+                    "{key} {given}: is a directory; give the path of the SQLite file"
+                ));
+            }
+            let parent = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            writable_dir(&format!("{key} directory"), parent)
+        }
+        Engine::Postgres => {
+            let url = given.starts_with("postgres://") || given.starts_with("postgresql://");
+            let pairs = given.split_whitespace().all(|kv| kv.contains('='));
+            (!url && !pairs).then(|| {
+                format!(
+                    "{key}: not a PostgreSQL connection string; give a URL \
+                     (postgres://user:pass@host:5432/db) or key=value pairs \
+                     (host=db dbname=spire user=spire)"
+                )
+            })
+        }
+        Engine::Mysql => {
+            let url = given.starts_with("mysql://");
+            let dsn = given.contains('/');
+            (!url && !dsn).then(|| {
+                format!(
+                    "{key}: not a MySQL connection string; give a URL \
+                     (mysql://user:pass@host:3306/db) or a DSN (user:pass@tcp(host:3306)/db)"
+                )
+            })
+        }
+    }
+}
+
 fn writable_dir(key: &str, dir: &Path) -> Option<String> {
     // A relative path's last ancestor is "", the working directory.
     let existing = dir
@@ -350,6 +399,53 @@ fn host_unusable(host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn datastore_connection_strings_are_checked_without_connecting() {
+        use lanyard_server::{DatabaseConfig, Engine};
+
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("shared/datastore.sqlite3");
+        assert_eq!(
+            datastore(&DatabaseConfig::new(
+                Engine::Sqlite,
+                file.display().to_string()
+            )),
+            None
+        );
+        let err = datastore(&DatabaseConfig::new(
+            Engine::Sqlite,
+            tmp.path().display().to_string(),
+        ))
+        .unwrap();
+        assert!(err.contains("is a directory"), "{err}");
+        let blocker = tmp.path().join("file");
+        std::fs::write(&blocker, b"x").unwrap();
+        let err = datastore(&DatabaseConfig::new(
+            Engine::Sqlite,
+            blocker.join("db.sqlite3").display().to_string(),
+        ))
+        .unwrap();
+        assert!(err.contains("is not a directory"), "{err}");
+
+        for good in ["postgres://u:p@db/spire", "host=db dbname=spire user=spire"] {
+            assert_eq!(
+                datastore(&DatabaseConfig::new(Engine::Postgres, good)),
+                None
+            );
+        }
+        let err = datastore(&DatabaseConfig::new(Engine::Postgres, "db.example")).unwrap();
+        assert!(err.contains("not a PostgreSQL connection string"), "{err}");
+        assert_eq!(
+            datastore(&DatabaseConfig::new(
+                Engine::Mysql,
+                "u:p@tcp(db:3306)/spire"
+            )),
+            None
+        );
+        let err = datastore(&DatabaseConfig::new(Engine::Mysql, "db.example")).unwrap();
+        assert!(err.contains("not a MySQL connection string"), "{err}");
+    }
 
     #[test]
     fn a_missing_data_dir_under_a_writable_parent_is_fine() {

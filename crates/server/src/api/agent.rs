@@ -1,4 +1,5 @@
-//! `spire.api.server.agent.v1.Agent`: node attestation, agent SVID renewal, join tokens.
+//! `spire.api.server.agent.v1.Agent`: node attestation, agent SVID renewal, join tokens; the
+//! admin RPCs on attested agents are in `agent_admin.rs`.
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -6,8 +7,11 @@ use std::time::Duration;
 use futures::Stream;
 use lanyard_datastore::{AttestedAgent, NewEntry, TokenUse};
 use lanyard_proto::spire::api::server::agent::v1::{
-    AttestAgentRequest, AttestAgentResponse, CreateJoinTokenRequest, RenewAgentRequest,
-    RenewAgentResponse, agent_server, attest_agent_request, attest_agent_response,
+    AttestAgentRequest, AttestAgentResponse, BanAgentRequest, CountAgentsRequest,
+    CountAgentsResponse, CreateJoinTokenRequest, DeleteAgentRequest, GetAgentRequest,
+    ListAgentsRequest, ListAgentsResponse, PostStatusRequest, PostStatusResponse,
+    RenewAgentRequest, RenewAgentResponse, agent_server, attest_agent_request,
+    attest_agent_response,
 };
 use lanyard_proto::spire::api::types;
 use lanyard_spiffe::{Selector, SpiffeId};
@@ -24,6 +28,51 @@ const JOIN_TOKEN: &str = "join_token";
 
 #[tonic::async_trait]
 impl agent_server::Agent for Api {
+    async fn count_agents(
+        &self,
+        request: Request<CountAgentsRequest>,
+    ) -> Result<Response<CountAgentsResponse>, Status> {
+        self.count_agents_impl(request).await
+    }
+
+    async fn list_agents(
+        &self,
+        request: Request<ListAgentsRequest>,
+    ) -> Result<Response<ListAgentsResponse>, Status> {
+        self.list_agents_impl(request).await
+    }
+
+    async fn get_agent(
+        &self,
+        request: Request<GetAgentRequest>,
+    ) -> Result<Response<types::Agent>, Status> {
+        self.get_agent_impl(request).await
+    }
+
+    async fn delete_agent(
+        &self,
+        request: Request<DeleteAgentRequest>,
+    ) -> Result<Response<()>, Status> {
+        self.delete_agent_impl(request).await
+    }
+
+    async fn ban_agent(&self, request: Request<BanAgentRequest>) -> Result<Response<()>, Status> {
+        self.ban_agent_impl(request).await
+    }
+
+    async fn post_status(
+        &self,
+        request: Request<PostStatusRequest>,
+    ) -> Result<Response<PostStatusResponse>, Status> {
+        Peer::of(&request)?.require_agent(&self.state).await?;
+        // SPIRE declares PostStatus but its server answers Unimplemented too; agents do not
+        // depend on it.
+        Err(Status::unimplemented(
+            "PostStatus is not implemented: the server does not track which bundle each agent \
+             serves (SPIRE's server does not implement it either)",
+        ))
+    }
+
     type AttestAgentStream =
         Pin<Box<dyn Stream<Item = Result<AttestAgentResponse, Status>> + Send + 'static>>;
 
@@ -151,7 +200,7 @@ impl agent_server::Agent for Api {
         &self,
         request: Request<CreateJoinTokenRequest>,
     ) -> Result<Response<types::JoinToken>, Status> {
-        Peer::of(&request)?.require_local()?;
+        Peer::of(&request)?.require_admin(&self.state)?;
         // Never the token itself: whoever reads the log could attest with it.
         AuditFields::note(&request, |r| {
             let req = request.get_ref();
@@ -250,7 +299,7 @@ impl Api {
                 self.state.trust_domain
             )));
         }
-        convert::check_issuable("agent_id", &alias).map_err(Status::invalid_argument)?;
+        crate::validate::check_issuable("agent_id", &alias).map_err(Status::invalid_argument)?;
         let selector = Selector::new("spiffe_id", agent_id.as_str())
             .map_err(|e| Status::internal(format!("alias selector: {e}")))?;
         Ok(NewEntry {

@@ -1,31 +1,51 @@
-//! `spire.api.server.entry.v1.Entry`: registration entries for admins, authorized entries
-//! for agents.
+//! `spire.api.server.entry.v1.Entry`: registration entries for admins (reads here, writes in
+//! `entry_write.rs`), authorized entries for agents (`entry_sync.rs`).
 
-use lanyard_datastore::{DatastoreError, EntryFilter, EntryId, SelectorMatch};
+use lanyard_datastore::{EntryFilter, EntryId, SelectorMatch};
 use lanyard_proto::spire::api::server::entry::v1::{
     BatchCreateEntryRequest, BatchCreateEntryResponse, BatchDeleteEntryRequest,
-    BatchDeleteEntryResponse, GetAuthorizedEntriesRequest, GetAuthorizedEntriesResponse,
-    GetEntryRequest, ListEntriesRequest, ListEntriesResponse, batch_create_entry_response,
-    batch_delete_entry_response, entry_server, list_entries_request,
+    BatchDeleteEntryResponse, BatchUpdateEntryRequest, BatchUpdateEntryResponse,
+    CountEntriesRequest, CountEntriesResponse, GetAuthorizedEntriesRequest,
+    GetAuthorizedEntriesResponse, GetEntryRequest, ListEntriesRequest, ListEntriesResponse,
+    SyncAuthorizedEntriesRequest, count_entries_request, entry_server, list_entries_request,
 };
 use lanyard_proto::spire::api::types;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
-use super::{Api, datastore_status};
-use crate::audit::{AuditFields, result_code, shown_id};
+use super::entry_sync::SyncStream;
+use super::{Api, count, datastore_status, list_status, page_size};
+use crate::audit::{AuditFields, shown_id};
 use crate::caller::Peer;
-use crate::convert::{self, status, wire_entry};
+use crate::convert::{self, wire_entry};
+use crate::mask;
+use crate::validate;
 
-/// Entries per page when the caller does not choose.
+/// Entries per page when the caller asks for more (SPIRE's entry page size is 500).
 const MAX_PAGE_SIZE: u32 = 1000;
 
 #[tonic::async_trait]
 impl entry_server::Entry for Api {
+    async fn count_entries(
+        &self,
+        request: Request<CountEntriesRequest>,
+    ) -> Result<Response<CountEntriesResponse>, Status> {
+        Peer::of(&request)?.require_admin(&self.state)?;
+        let f = request.into_inner().filter.unwrap_or_default();
+        let filter = entry_filter(Filter::from(f))?;
+        let n = self
+            .state
+            .datastore
+            .count_entries(&filter)
+            .await
+            .map_err(datastore_status)?;
+        Ok(Response::new(CountEntriesResponse { count: count(n) }))
+    }
+
     async fn list_entries(
         &self,
         request: Request<ListEntriesRequest>,
     ) -> Result<Response<ListEntriesResponse>, Status> {
-        Peer::of(&request)?.require_local()?;
+        Peer::of(&request)?.require_admin(&self.state)?;
         AuditFields::note(&request, |r| {
             let filter = request.get_ref().filter.as_ref();
             r.spiffe_ids
@@ -34,22 +54,20 @@ impl entry_server::Entry for Api {
                 .extend(filter.and_then(|f| f.by_parent_id.as_ref()).map(shown_id));
         });
         let req = request.into_inner();
-        let filter = entry_filter(req.filter.unwrap_or_default())?;
-        let page_size = u32::try_from(req.page_size).map_err(|_| {
-            Status::invalid_argument(format!("page_size {}: must not be negative", req.page_size))
-        })?;
+        let filter = entry_filter(Filter::from(req.filter.unwrap_or_default()))?;
+        let size = page_size(req.page_size, MAX_PAGE_SIZE)?;
         let token = (!req.page_token.is_empty()).then_some(req.page_token.as_str());
         let (entries, next) = self
             .state
             .datastore
-            .list_entries(&filter, page_size.min(MAX_PAGE_SIZE), token)
+            .list_entries(&filter, size, token)
             .await
-            .map_err(|e| match e {
-                DatastoreError::InvalidInput(msg) => Status::invalid_argument(msg),
-                other => datastore_status(other),
-            })?;
+            .map_err(list_status)?;
         Ok(Response::new(ListEntriesResponse {
-            entries: entries.iter().map(wire_entry).collect(),
+            entries: entries
+                .iter()
+                .map(|e| mask::entry(wire_entry(e), req.output_mask.as_ref()))
+                .collect(),
             next_page_token: next.unwrap_or_default(),
         }))
     }
@@ -58,11 +76,11 @@ impl entry_server::Entry for Api {
         &self,
         request: Request<GetEntryRequest>,
     ) -> Result<Response<types::Entry>, Status> {
-        Peer::of(&request)?.require_local()?;
+        Peer::of(&request)?.require_admin(&self.state)?;
         AuditFields::note(&request, |r| r.entry_ids.push(request.get_ref().id.clone()));
-        let raw = request.into_inner().id;
-        let id = EntryId::parse(&raw)
-            .map_err(|e| Status::invalid_argument(format!("id {raw:?}: {e}")))?;
+        let req = request.into_inner();
+        let id = EntryId::parse(&req.id)
+            .map_err(|e| Status::invalid_argument(format!("id {:?}: {e}", req.id)))?;
         let entry = self
             .state
             .datastore
@@ -70,134 +88,87 @@ impl entry_server::Entry for Api {
             .await
             .map_err(datastore_status)?
             .ok_or_else(|| Status::not_found(format!("entry {id} not found")))?;
-        Ok(Response::new(wire_entry(&entry)))
+        Ok(Response::new(mask::entry(
+            wire_entry(&entry),
+            req.output_mask.as_ref(),
+        )))
     }
 
     async fn batch_create_entry(
         &self,
         request: Request<BatchCreateEntryRequest>,
     ) -> Result<Response<BatchCreateEntryResponse>, Status> {
-        let uid = match Peer::of(&request)? {
-            Peer::Local { uid, .. } => *uid,
-            Peer::Tls { .. } => return Err(Status::permission_denied("admin socket only")),
-        };
-        let audit = AuditFields::of(&request);
-        let mut results = Vec::new();
-        for wire in request.into_inner().entries {
-            AuditFields::add(audit.as_ref(), |r| {
-                r.spiffe_ids.extend(wire.spiffe_id.as_ref().map(shown_id));
-                r.parent_ids.extend(wire.parent_id.as_ref().map(shown_id));
-            });
-            let result = match convert::new_entry(&wire, &self.state.trust_domain) {
-                Err(msg) => batch_create_entry_response::Result {
-                    status: Some(status(Code::InvalidArgument, msg)),
-                    entry: None,
-                },
-                Ok(new) => match self.state.datastore.create_entry(new).await {
-                    Ok(created) => {
-                        self.state.index_entries(vec![created.clone()], &[]);
-                        tracing::info!(
-                            entry.id = %created.id,
-                            spiffe_id = %created.spiffe_id,
-                            caller.uid = uid,
-                            "Entry created"
-                        );
-                        batch_create_entry_response::Result {
-                            status: Some(status(Code::Ok, "OK")),
-                            entry: Some(wire_entry(&created)),
-                        }
-                    }
-                    Err(DatastoreError::AlreadyExists(existing)) => {
-                        batch_create_entry_response::Result {
-                            status: Some(status(
-                                Code::AlreadyExists,
-                                format!(
-                                    "an entry with the same spiffe_id, parent_id and selectors \
-                                     already exists: {}",
-                                    existing.id
-                                ),
-                            )),
-                            entry: Some(wire_entry(&existing)),
-                        }
-                    }
-                    Err(DatastoreError::EntryIdInUse(..)) => batch_create_entry_response::Result {
-                        status: Some(status(
-                            Code::AlreadyExists,
-                            format!("entry id {:?} is already taken", wire.id),
-                        )),
-                        entry: None,
-                    },
-                    Err(DatastoreError::InvalidInput(msg)) => batch_create_entry_response::Result {
-                        status: Some(status(Code::InvalidArgument, msg)),
-                        entry: None,
-                    },
-                    Err(e) => batch_create_entry_response::Result {
-                        status: Some(status(Code::Internal, format!("datastore: {e}"))),
-                        entry: None,
-                    },
-                },
-            };
-            AuditFields::add(audit.as_ref(), |r| {
-                r.results.push(result_code(result.status.as_ref()));
-                if let Some(e) = result.entry.as_ref().filter(|_| {
-                    result
-                        .status
-                        .as_ref()
-                        .is_some_and(|s| s.code == Code::Ok as i32)
-                }) {
-                    r.entry_ids.push(e.id.clone());
-                }
-            });
-            results.push(result);
-        }
-        Ok(Response::new(BatchCreateEntryResponse { results }))
+        self.create_entries(request).await
+    }
+
+    async fn batch_update_entry(
+        &self,
+        request: Request<BatchUpdateEntryRequest>,
+    ) -> Result<Response<BatchUpdateEntryResponse>, Status> {
+        self.update_entries(request).await
     }
 
     async fn batch_delete_entry(
         &self,
         request: Request<BatchDeleteEntryRequest>,
     ) -> Result<Response<BatchDeleteEntryResponse>, Status> {
-        Peer::of(&request)?.require_local()?;
-        let audit = AuditFields::of(&request);
-        let mut results = Vec::new();
-        for raw in request.into_inner().ids {
-            AuditFields::add(audit.as_ref(), |r| r.entry_ids.push(raw.clone()));
-            let outcome = match EntryId::parse(&raw) {
-                Err(e) => status(Code::InvalidArgument, format!("id {raw:?}: {e}")),
-                Ok(id) => match self.state.datastore.delete_entry(&id).await {
-                    Ok(Some(_)) => {
-                        self.state.index_entries(Vec::new(), &[id.to_string()]);
-                        tracing::info!(entry.id = %id, "Entry deleted");
-                        status(Code::Ok, "OK")
-                    }
-                    Ok(None) => status(Code::NotFound, format!("entry {id} not found")),
-                    Err(e) => status(Code::Internal, format!("datastore: {e}")),
-                },
-            };
-            AuditFields::add(audit.as_ref(), |r| {
-                r.results.push(result_code(Some(&outcome)))
-            });
-            results.push(batch_delete_entry_response::Result {
-                status: Some(outcome),
-                id: raw,
-            });
-        }
-        Ok(Response::new(BatchDeleteEntryResponse { results }))
+        self.delete_entries(request).await
     }
 
     async fn get_authorized_entries(
         &self,
         request: Request<GetAuthorizedEntriesRequest>,
     ) -> Result<Response<GetAuthorizedEntriesResponse>, Status> {
-        let agent = Peer::of(&request)?.require_agent(&self.state).await?;
-        let entries = self.state.authorized_entries(&agent);
-        Ok(Response::new(GetAuthorizedEntriesResponse {
-            entries: entries.iter().map(wire_entry).collect(),
-        }))
+        self.authorized_entries(request).await
+    }
+
+    type SyncAuthorizedEntriesStream = SyncStream;
+
+    async fn sync_authorized_entries(
+        &self,
+        request: Request<Streaming<SyncAuthorizedEntriesRequest>>,
+    ) -> Result<Response<SyncStream>, Status> {
+        self.sync_entries(request).await
     }
 }
 
-fn entry_filter(f: list_entries_request::Filter) -> Result<EntryFilter, Status> {
+/// The filter fields shared by ListEntries and CountEntries (two identical wire messages).
+struct Filter {
+    by_spiffe_id: Option<types::Spiffeid>,
+    by_parent_id: Option<types::Spiffeid>,
+    by_selectors: Option<types::SelectorMatch>,
+    by_federates_with: Option<types::FederatesWithMatch>,
+    by_hint: Option<String>,
+    by_downstream: Option<bool>,
+}
+
+impl From<list_entries_request::Filter> for Filter {
+    fn from(f: list_entries_request::Filter) -> Self {
+        Self {
+            by_spiffe_id: f.by_spiffe_id,
+            by_parent_id: f.by_parent_id,
+            by_selectors: f.by_selectors,
+            by_federates_with: f.by_federates_with,
+            by_hint: f.by_hint,
+            by_downstream: f.by_downstream,
+        }
+    }
+}
+
+impl From<count_entries_request::Filter> for Filter {
+    fn from(f: count_entries_request::Filter) -> Self {
+        Self {
+            by_spiffe_id: f.by_spiffe_id,
+            by_parent_id: f.by_parent_id,
+            by_selectors: f.by_selectors,
+            by_federates_with: f.by_federates_with,
+            by_hint: f.by_hint,
+            by_downstream: f.by_downstream,
+        }
+    }
+}
+
+fn entry_filter(f: Filter) -> Result<EntryFilter, Status> {
     let invalid = |msg: String| Status::invalid_argument(msg);
     let spiffe_id = f
         .by_spiffe_id
@@ -217,32 +188,56 @@ fn entry_filter(f: list_entries_request::Filter) -> Result<EntryFilter, Status> 
                 .iter()
                 .map(convert::selector)
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| Status::invalid_argument(format!("filter.by_selectors: {e}")))?;
-            let mode = match types::selector_match::MatchBehavior::try_from(m.r#match) {
-                Ok(types::selector_match::MatchBehavior::MatchExact) => SelectorMatch::Exact,
-                Ok(types::selector_match::MatchBehavior::MatchSubset) => SelectorMatch::Subset,
-                Ok(types::selector_match::MatchBehavior::MatchSuperset) => SelectorMatch::Superset,
-                Ok(types::selector_match::MatchBehavior::MatchAny) => SelectorMatch::Any,
-                Err(_) => {
-                    return Err(Status::invalid_argument(format!(
-                        "filter.by_selectors.match {}: unknown match behavior",
-                        m.r#match
-                    )));
-                }
-            };
-            Some((selectors, mode))
+                .map_err(|e| invalid(format!("filter.by_selectors: {e}")))?;
+            Some((selectors, selector_match(m.r#match)?))
         }
     };
-    if f.by_federates_with.is_some() {
-        return Err(Status::unimplemented(
-            "filter.by_federates_with: federation is not available in this version",
-        ));
-    }
+    let federates_with = match f.by_federates_with {
+        None => None,
+        Some(m) => {
+            let tds = m
+                .trust_domains
+                .iter()
+                .map(|td| validate::trust_domain("filter.by_federates_with", td))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(invalid)?;
+            Some((tds, federates_match(m.r#match)?))
+        }
+    };
     Ok(EntryFilter {
         spiffe_id,
         parent_id,
         selectors,
+        federates_with,
         hint: f.by_hint,
         downstream: f.by_downstream,
     })
+}
+
+/// A wire selector match mode.
+pub(crate) fn selector_match(raw: i32) -> Result<SelectorMatch, Status> {
+    use types::selector_match::MatchBehavior as M;
+    match M::try_from(raw) {
+        Ok(M::MatchExact) => Ok(SelectorMatch::Exact),
+        Ok(M::MatchSubset) => Ok(SelectorMatch::Subset),
+        Ok(M::MatchSuperset) => Ok(SelectorMatch::Superset),
+        Ok(M::MatchAny) => Ok(SelectorMatch::Any),
+        Err(_) => Err(Status::invalid_argument(format!(
+            "match {raw}: unknown match behavior (0 exact, 1 subset, 2 superset, 3 any)"
+        ))),
+    }
+}
+
+fn federates_match(raw: i32) -> Result<SelectorMatch, Status> {
+    use types::federates_with_match::MatchBehavior as M;
+    match M::try_from(raw) {
+        Ok(M::MatchExact) => Ok(SelectorMatch::Exact),
+        Ok(M::MatchSubset) => Ok(SelectorMatch::Subset),
+        Ok(M::MatchSuperset) => Ok(SelectorMatch::Superset),
+        Ok(M::MatchAny) => Ok(SelectorMatch::Any),
+        Err(_) => Err(Status::invalid_argument(format!(
+            "filter.by_federates_with.match {raw}: unknown match behavior (0 exact, 1 subset, \
+             2 superset, 3 any)"
+        ))),
+    }
 }

@@ -2,10 +2,17 @@
 //! RPC first decides whether its caller is allowed (see [`crate::caller::Peer`]).
 
 mod agent;
+mod agent_admin;
 mod bundle;
+mod bundle_federated;
 mod entry;
+mod entry_sync;
+mod entry_write;
 mod localauthority;
+mod relationship;
 mod svid;
+mod time;
+mod trustdomain;
 
 use std::sync::Arc;
 
@@ -114,4 +121,25 @@ fn ca_status(e: lanyard_ca::CaError) -> Status {
 fn datastore_status(e: lanyard_datastore::DatastoreError) -> Status {
     tracing::warn!(error = %e, "Datastore request failed");
     Status::internal(format!("datastore: {e}"))
+}
+
+/// A count for the wire (`int32`), saturating.
+fn count(n: u64) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// A wire page size: 0 asks for everything (as SPIRE), larger sizes are capped at `max`.
+fn page_size(raw: i32, max: u32) -> Result<u32, Status> {
+    let size = u32::try_from(raw)
+        .map_err(|_| Status::invalid_argument(format!("page_size {raw}: must not be negative")))?;
+    Ok(size.min(max))
+}
+
+/// Maps a datastore failure of a list call: a page token it did not issue is the caller's
+/// fault.
+fn list_status(e: lanyard_datastore::DatastoreError) -> Status {
+    match e {
+        lanyard_datastore::DatastoreError::InvalidInput(msg) => Status::invalid_argument(msg),
+        other => datastore_status(other),
+    }
 }

@@ -1,4 +1,4 @@
-//! `entry create --data`: SPIRE's JSON form of a batch of entries.
+//! `entry create --data` and `entry update --data`: SPIRE's JSON form of a batch of entries.
 //!
 //! `{"entries": [{"spiffe_id": {"trust_domain": "example.org", "path": "/web"}, "parent_id":
 //! ..., "selectors": [{"type": "unix", "value": "uid:1000"}], "x509_svid_ttl": 3600}]}`.
@@ -73,7 +73,7 @@ pub(crate) fn read_entries(path: &Path) -> anyhow::Result<Vec<types::Entry>> {
 fn parse(text: &str) -> anyhow::Result<Vec<types::Entry>> {
     let batch: Batch = serde_json::from_str(text)?;
     if batch.entries.is_empty() {
-        anyhow::bail!("\"entries\" is empty: nothing to create");
+        anyhow::bail!("\"entries\" is empty: nothing to do");
     }
     batch
         .entries

@@ -1,0 +1,88 @@
+//! [`DatabaseConfig`]: which database server to use and how.
+
+use std::fmt;
+use std::time::Duration;
+
+/// How long [`SqlDatastore::connect`](crate::SqlDatastore::connect) and later operations wait
+/// for a connection by default.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The SQL engine behind a [`SqlDatastore`](crate::SqlDatastore).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Engine {
+    /// An SQLite file on local disk (or in memory).
+    Sqlite,
+    /// A PostgreSQL server (12 or newer).
+    Postgres,
+    /// A MySQL 8 or MariaDB 10.11 server.
+    Mysql,
+}
+
+impl Engine {
+    /// The name SPIRE's `database_type` setting uses for this engine.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "sqlite3",
+            Engine::Postgres => "postgres",
+            Engine::Mysql => "mysql",
+        }
+    }
+}
+
+impl fmt::Display for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How to reach a database server, for [`SqlDatastore::connect`](crate::SqlDatastore::connect).
+///
+/// `Debug` does not print the connection string, which may hold a password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseConfig {
+    /// The engine.
+    pub engine: Engine,
+    /// For the server engines, a `postgres://` or `mysql://` URL or a SPIRE-style connection
+    /// string (libpq `key=value` pairs, go-sql-driver DSN), translated to a URL; for SQLite,
+    /// the database file's path. TLS follows the URL's parameters (`sslmode`, `sslrootcert`, `sslcert`, `sslkey` for
+    /// PostgreSQL; `ssl-mode`, `ssl-ca`, `ssl-cert`, `ssl-key` for MySQL).
+    pub connection_string: String,
+    /// Most connections kept open at once; 0 means the default (8).
+    pub max_open_conns: u32,
+    /// Skips applying schema migrations at connect (an operator runs them separately).
+    /// Connecting then fails if the schema is behind this version of Lanyard, instead of
+    /// running against tables it does not expect. Default `false`: migrations run at connect.
+    pub disable_migration: bool,
+    /// How long to wait for a connection (including retries while the server is unreachable)
+    /// before failing; [`DEFAULT_CONNECT_TIMEOUT`] unless set.
+    pub connect_timeout: Duration,
+}
+
+impl DatabaseConfig {
+    /// A configuration for `engine` at `connection_string` with default pool size and
+    /// migrations enabled.
+    pub fn new(engine: Engine, connection_string: impl Into<String>) -> Self {
+        DatabaseConfig {
+            engine,
+            connection_string: connection_string.into(),
+            max_open_conns: 0,
+            disable_migration: false,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("engine", &self.engine)
+            .field(
+                "connection_string",
+                &crate::connstr::redact(&self.connection_string),
+            )
+            .field("max_open_conns", &self.max_open_conns)
+            .field("disable_migration", &self.disable_migration)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
