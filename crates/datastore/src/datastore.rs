@@ -9,17 +9,16 @@ use crate::id::EntryId;
 use crate::model::{
     AgentFilter, AttestedAgent, Entry, EntryFilter, EntryUpdate, NewEntry, TokenUse,
 };
-use lanyard_ca::JournalStore;
 use lanyard_spiffe::{SpiffeId, TrustDomain};
 
-/// Storage for registration entries, join tokens, attested agents, bundles and (through
-/// [`JournalStore`]) the CA journal.
+/// Storage for registration entries, join tokens, attested agents, bundles, federation
+/// relationships, the change feed and each server's CA journal (see [`ServerJournal`](crate::ServerJournal)).
 ///
 /// Times are unix seconds. Every method is one transaction: it either happens completely or not
 /// at all. All methods are cancel safe in that sense: dropping the future before it completes
 /// rolls back whatever it had started.
 #[async_trait]
-pub trait Datastore: JournalStore + Send + Sync {
+pub trait Datastore: Send + Sync {
     /// Stores a new registration entry with its selectors, DNS names and federation list.
     ///
     /// # Errors
@@ -385,4 +384,21 @@ pub trait Datastore: JournalStore + Send + Sync {
     /// write-ahead log back into the database file, so a copy of that file alone is complete.
     /// Called once at shutdown; nothing may use the datastore afterwards.
     async fn close(&self);
+
+    /// The CA journal last saved by the server `server_id`. A server with none of its own
+    /// adopts the single journal of a database written before journals were kept per server,
+    /// provided no server has saved a per-server journal since.
+    ///
+    /// # Errors
+    ///
+    /// Database failures only.
+    async fn load_ca_journal(&self, server_id: &str) -> Result<Option<Vec<u8>>, DatastoreError>;
+
+    /// Replaces the CA journal of the server `server_id`; durable when it returns. Other
+    /// servers' journals are untouched.
+    ///
+    /// # Errors
+    ///
+    /// Database failures only.
+    async fn save_ca_journal(&self, server_id: &str, blob: &[u8]) -> Result<(), DatastoreError>;
 }

@@ -19,6 +19,7 @@ pub mod connstr;
 mod datastore;
 mod error;
 mod id;
+mod journal;
 mod model;
 mod sql;
 
@@ -29,6 +30,7 @@ pub use change::{Change, ChangeKind};
 pub use datastore::Datastore;
 pub use error::DatastoreError;
 pub use id::{EntryId, EntryIdError, MAX_ENTRY_ID_LEN};
+pub use journal::ServerJournal;
 pub use model::{
     AgentFilter, AttestedAgent, Entry, EntryFilter, EntryUpdate, NewEntry, SelectorMatch, TokenUse,
 };

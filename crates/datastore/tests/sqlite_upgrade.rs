@@ -41,6 +41,7 @@ async fn schema_one_database(path: &Path) {
         "INSERT INTO attested_agents (spiffe_id, attestation_type, serial, expires_at, new_serial, \
          new_expires_at, banned, can_reattest, created_at) VALUES \
          ('spiffe://example.org/agent', 'join_token', '1', 10, NULL, 0, FALSE, TRUE, 100)",
+        "INSERT INTO ca_journal (id, data, updated_at) VALUES (1, X'6a6f75726e616c', 100)",
     ] {
         sqlx::query(statement).execute(&pool).await.unwrap();
     }
@@ -81,6 +82,11 @@ async fn a_schema_one_database_upgrades_and_keeps_its_data() {
     assert_eq!(store.latest_change().await.unwrap(), 0);
     store.delete_entry(&e.id).await.unwrap();
     assert_eq!(store.latest_change().await.unwrap(), 1);
+    // The single CA journal of schema 1 belongs to the one server that used the file.
+    assert_eq!(
+        store.load_ca_journal("the-server").await.unwrap().unwrap(),
+        b"journal"
+    );
 }
 
 #[tokio::test]
@@ -99,7 +105,7 @@ async fn with_migrations_disabled_a_schema_one_database_is_refused() {
             err,
             DatastoreError::SchemaBehind {
                 applied: 1,
-                required: 2
+                required: 3
             }
         ),
         "{err}"

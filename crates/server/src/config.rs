@@ -61,8 +61,7 @@ pub struct ServerConfig {
     /// SPIRE's `DataStore "sql"`: the database. `None` (the default) is an SQLite file at
     /// `<data_dir>/datastore.sqlite3`. Entries, agents and bundles written through one server
     /// reach the others sharing the database through its change feed; each server keeps its
-    /// own `data_dir` for its CA keys. (Not yet safe for several servers: the CA journal is
-    /// shared, see the TODO in `state.rs`.)
+    /// own `data_dir` for its CA keys and its CA journal under the server ID in that directory.
     pub datastore: Option<lanyard_datastore::DatabaseConfig>,
 }
 

@@ -6,8 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use lanyard_ca::JournalStore;
 use lanyard_ca::{CaManager, Clock, DiskKeyManager, KeyManager, MemoryKeyManager, SystemClock};
-use lanyard_datastore::{AttestedAgent, Datastore, Entry, SqlDatastore};
+use lanyard_datastore::{AttestedAgent, Datastore, Entry, ServerJournal, SqlDatastore};
 use lanyard_spiffe::{SpiffeId, TrustDomain, X509Bundle};
 use lanyard_telemetry::{Metrics, ServerMetrics, SvidKind};
 
@@ -64,10 +65,6 @@ impl ServerState {
             );
         }
         let lock = lock_data_dir(&config.data_dir)?;
-        // TODO: the CA journal is one row per database, so a second server on a shared
-        // database overwrites the first one's journal (the first then fails to restart with a
-        // key mismatch). Servers may share a database once the datastore keys journals by
-        // server (SPIRE keys them by active authority ID).
         let (datastore, db_name) = match &config.datastore {
             None => {
                 let path = config.data_dir.join("datastore.sqlite3");
@@ -79,10 +76,16 @@ impl ServerState {
                 format!("({} database)", db.engine),
             ),
         };
+        // Servers sharing a database each keep their CA keys in their own data directory and
+        // their CA journal under their own ID.
+        let journal = Arc::new(ServerJournal::new(
+            datastore.clone(),
+            server_instance_id(&config.data_dir)?,
+        ));
         let keys: Arc<dyn KeyManager> = match config.key_manager {
             KeyManagerKind::Disk => {
                 let keys_dir = config.data_dir.join("keys");
-                refuse_orphaned_keys(datastore.as_ref(), &keys_dir, &db_name).await?;
+                refuse_orphaned_keys(journal.as_ref(), &keys_dir, &db_name).await?;
                 Arc::new(DiskKeyManager::open(&keys_dir).map_err(|e| ServerError::Ca(e.into()))?)
             }
             // Nothing on disk to protect: a journal whose keys are gone yields a new CA, and
@@ -104,7 +107,7 @@ impl ServerState {
             config.ca_config(),
             keys,
             upstream,
-            datastore.clone(),
+            journal,
             clock.clone(),
         )
         .await?;
@@ -316,15 +319,55 @@ fn lock_data_dir(dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, ServerE
     })
 }
 
+/// The ID under which this server keeps its CA journal in a datastore that other servers may
+/// share: a random UUID written to `<data_dir>/server_id` on first start, so it follows the
+/// data directory (and its CA keys) rather than a host name or an address.
+fn server_instance_id(data_dir: &Path) -> Result<String, ServerError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join("server_id");
+    let io = |source| ServerError::Io {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let id = text.trim();
+            uuid::Uuid::parse_str(id).map_err(|_| {
+                ServerError::Config(format!(
+                    "{} holds {:?}, not a server ID (a UUID written by lanyard on first start): \
+                     restore the file, or delete it if this server never shared its datastore",
+                    path.display(),
+                    id.chars().take(64).collect::<String>()
+                ))
+            })?;
+            Ok(id.to_owned())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = uuid::Uuid::new_v4().to_string();
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(io)?;
+            file.write_all(format!("{id}\n").as_bytes()).map_err(io)?;
+            file.sync_all().map_err(io)?;
+            Ok(id)
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
 /// A datastore without a CA journal next to existing CA keys means the database was lost or
 /// replaced. Creating a new CA would overwrite the old keys for good and break every agent,
 /// so the server refuses instead.
 async fn refuse_orphaned_keys(
-    datastore: &dyn Datastore,
+    journal: &ServerJournal,
     keys_dir: &Path,
     db_name: &str,
 ) -> Result<(), ServerError> {
-    let journal = datastore
+    let journal = journal
         .load_journal()
         .await
         .map_err(|e| ServerError::Internal(format!("reading the CA journal: {e}")))?;

@@ -253,7 +253,6 @@ fn unix_now() -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use lanyard_ca::JournalStore;
     use lanyard_spiffe::TrustDomain;
 
     use super::test_support::{entry, id};
@@ -340,7 +339,7 @@ mod tests {
             .set_bundle_authorities(&td, vec![vec![9]])
             .await
             .unwrap();
-        store.save_journal(b"journal").await.unwrap();
+        store.save_ca_journal("server-a", b"journal").await.unwrap();
         store.close().await;
         drop(store);
 
@@ -349,7 +348,10 @@ mod tests {
         assert_eq!(store.all_entries().await.unwrap(), vec![created]);
         assert_eq!(store.get_agent(&agent.id).await.unwrap(), Some(agent));
         assert_eq!(store.get_bundle(&td).await.unwrap(), Some(bundle));
-        assert_eq!(store.load_journal().await.unwrap().unwrap(), b"journal");
+        assert_eq!(
+            store.load_ca_journal("server-a").await.unwrap().unwrap(),
+            b"journal"
+        );
         assert_eq!(
             store.consume_join_token("t", 10).await.unwrap(),
             TokenUse::Accepted

@@ -1,8 +1,7 @@
-//! The [`Datastore`] and [`JournalStore`] implementations: each method is one transaction
-//! around the functions of the sibling modules.
+//! The [`Datastore`] implementation: each method is one transaction around the functions of the
+//! sibling modules.
 
 use async_trait::async_trait;
-use lanyard_ca::{JournalError, JournalStore};
 use lanyard_spiffe::{SpiffeId, TrustDomain};
 
 use super::{
@@ -381,29 +380,19 @@ impl Datastore for SqlDatastore {
     async fn prune_changes(&self, before: i64) -> Result<u64, DatastoreError> {
         in_tx!(self, write_tx, |tx| changes::prune(&mut tx, before).await?)
     }
-}
 
-#[async_trait]
-impl JournalStore for SqlDatastore {
-    async fn load_journal(&self) -> Result<Option<Vec<u8>>, JournalError> {
-        let load = async {
-            let r: Result<_, DatastoreError> =
-                in_tx!(self, read_tx, |tx| journal::load(&mut tx).await?);
-            r
-        };
-        load.await.map_err(JournalError::storage)
+    async fn load_ca_journal(&self, server_id: &str) -> Result<Option<Vec<u8>>, DatastoreError> {
+        in_tx!(self, read_tx, |tx| journal::load(&mut tx, server_id)
+            .await?)
     }
 
-    async fn save_journal(&self, blob: &[u8]) -> Result<(), JournalError> {
-        let save = async {
-            let r: Result<_, DatastoreError> = in_tx!(self, write_tx, |tx| journal::save(
-                &mut tx,
-                blob,
-                unix_now()
-            )
-            .await?);
-            r
-        };
-        save.await.map_err(JournalError::storage)
+    async fn save_ca_journal(&self, server_id: &str, blob: &[u8]) -> Result<(), DatastoreError> {
+        in_tx!(self, write_tx, |tx| journal::save(
+            &mut tx,
+            server_id,
+            blob,
+            unix_now()
+        )
+        .await?)
     }
 }
