@@ -75,7 +75,46 @@ async fn postgres_refuses_a_server_certificate_from_another_ca() {
     .await;
 }
 
+/// SPIRE's `root_ca_path` on a URL that sets no `sslmode`: the server is verified against it
+/// (verify-full), so the right CA connects and another CA is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_root_ca_path_on_a_plain_url_verifies_the_server() {
+    with_database(Engine::Postgres, |db| async move {
+        let url = db.url("application_name=lanyard-tls-test");
+        round_trip_with(db.config_with_ca(&url, &db.ca)).await;
+        refused_with(&db, db.config_with_ca(&url, &db.wrong_ca)).await;
+        let libpq = db.libpq("");
+        refused_with(&db, db.config_with_ca(&libpq, &db.wrong_ca)).await;
+    })
+    .await;
+}
+
 // --- MySQL / MariaDB ------------------------------------------------------------------------
+
+/// SPIRE's `root_ca_path` on a URL and a DSN that set no TLS mode: VERIFY_IDENTITY against it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_root_ca_path_on_a_plain_url_or_dsn_verifies_the_server() {
+    with_database(Engine::Mysql, |db| async move {
+        let url = db.url("charset=utf8mb4");
+        round_trip_with(db.config_with_ca(&url, &db.ca)).await;
+        refused_with(&db, db.config_with_ca(&url, &db.wrong_ca)).await;
+        let dsn = db.go_dsn("parseTime=true");
+        refused_with(&db, db.config_with_ca(&dsn, &db.wrong_ca)).await;
+    })
+    .await;
+}
+
+/// go-sql-driver's `tls=custom` names the TLS config SPIRE registers from `root_ca_path`; with
+/// that setting the DSN connects, verified against the CA file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_dsn_tls_custom_with_root_ca_path_verifies_against_that_ca() {
+    with_database(Engine::Mysql, |db| async move {
+        let dsn = db.go_dsn("tls=custom&parseTime=true");
+        round_trip_with(db.config_with_ca(&dsn, &db.ca)).await;
+        refused_with(&db, db.config_with_ca(&dsn, &db.wrong_ca)).await;
+    })
+    .await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_url_verify_identity_with_the_servers_ca_round_trips_over_tls() {
@@ -176,11 +215,24 @@ impl Db {
     fn config(&self, connection_string: &str) -> DatabaseConfig {
         DatabaseConfig::new(self.engine, connection_string)
     }
+
+    /// `connection_string` with SPIRE's `root_ca_path` set to `ca`.
+    fn config_with_ca(&self, connection_string: &str, ca: &Path) -> DatabaseConfig {
+        DatabaseConfig {
+            root_ca_path: Some(ca.to_owned()),
+            ..self.config(connection_string)
+        }
+    }
 }
 
 /// Connects with `conn` (migrations run), writes a join token and reads it back by consuming it.
 async fn round_trip(db: &Db, conn: &str) {
-    let store = SqlDatastore::connect(&db.config(conn))
+    round_trip_with(db.config(conn)).await;
+}
+
+/// As [`round_trip`], for a whole configuration.
+async fn round_trip_with(config: DatabaseConfig) {
+    let store = SqlDatastore::connect(&config)
         .await
         .unwrap_or_else(|e| panic!("cannot connect over TLS: {e}"));
     let token = format!("tls-{}", uuid::Uuid::new_v4().simple());
@@ -195,7 +247,11 @@ async fn round_trip(db: &Db, conn: &str) {
 /// Connecting with `conn` fails at the TLS handshake: the error names the certificate problem,
 /// is not a login failure, and does not contain the password.
 async fn refused_for_the_certificate(db: &Db, conn: &str) {
-    let mut config = db.config(conn);
+    refused_with(db, db.config(conn)).await;
+}
+
+/// As [`refused_for_the_certificate`], for a whole configuration.
+async fn refused_with(db: &Db, mut config: DatabaseConfig) {
     // The pool retries until this timeout, then reports the reason of one direct attempt.
     config.connect_timeout = Duration::from_secs(5);
     let err = match SqlDatastore::connect(&config).await {

@@ -328,6 +328,100 @@ fn datastore_block_is_used_as_spire_writes_it() {
     assert!(err.contains("max_open_conns"), "{err}");
 }
 
+/// A `DataStore "sql"` block for `database_type` with `settings` (one `key = value` a line)
+/// in its `plugin_data`.
+fn sql_block(database_type: &str, connection_string: &str, settings: &[String]) -> String {
+    let mut text = format!(
+        "plugins {{\n DataStore \"sql\" {{\n  plugin_data {{\n   database_type = \
+         \"{database_type}\"\n   connection_string = \"{connection_string}\"\n"
+    );
+    for setting in settings {
+        text.push_str(&format!("   {setting}\n"));
+    }
+    text.push_str("  }\n }\n}\n");
+    text
+}
+
+#[test]
+fn datastore_tls_files_are_read_for_postgres_and_mysql() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, "PEM").unwrap();
+        path.display().to_string()
+    };
+    let (ca, cert, key) = (file("ca.pem"), file("client.pem"), file("client.key"));
+    let settings = [
+        format!("root_ca_path = \"{ca}\""),
+        format!("client_cert_path = \"{cert}\""),
+        format!("client_key_path = \"{key}\""),
+    ];
+    for (engine, conn) in [
+        ("postgres", "host=db"),
+        ("mysql", "spire@tcp(db)/spire?tls=custom"),
+    ] {
+        let db = load(&sql_block(engine, conn, &settings))
+            .unwrap()
+            .config
+            .datastore
+            .unwrap();
+        assert_eq!(db.root_ca_path.as_deref(), Some(Path::new(&ca)));
+        assert_eq!(db.client_cert_path.as_deref(), Some(Path::new(&cert)));
+        assert_eq!(db.client_key_path.as_deref(), Some(Path::new(&key)));
+    }
+    let db = load(&sql_block("postgres", "host=db", &settings[..1]))
+        .unwrap()
+        .config
+        .datastore
+        .unwrap();
+    assert_eq!(db.client_cert_path, None);
+}
+
+#[test]
+fn datastore_tls_files_are_refused_when_missing_halved_or_for_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.pem").display().to_string();
+    let err = error(&sql_block(
+        "postgres",
+        "host=db",
+        &[format!("root_ca_path = \"{missing}\"")],
+    ));
+    assert!(
+        err.starts_with(&format!(
+            "root_ca_path = \"{missing}\" at line 6: cannot read {missing}: "
+        )),
+        "{err}"
+    );
+    let dir_path = dir.path().display().to_string();
+    let err = error(&sql_block(
+        "mysql",
+        "db/x",
+        &[format!("client_key_path = \"{dir_path}\"")],
+    ));
+    assert!(
+        err.contains(&format!("{dir_path} is not a regular file")),
+        "{err}"
+    );
+
+    let cert = dir.path().join("client.pem");
+    std::fs::write(&cert, "PEM").unwrap();
+    let cert_setting = format!("client_cert_path = \"{}\"", cert.display());
+    assert_eq!(
+        error(&sql_block(
+            "mysql",
+            "db/x",
+            std::slice::from_ref(&cert_setting)
+        )),
+        "DataStore \"sql\" client_cert_path at line 6 is set without client_key_path: a client \
+         certificate needs both files"
+    );
+    assert_eq!(
+        error(&sql_block("sqlite3", "./db.sqlite3", &[cert_setting])),
+        "DataStore \"sql\" client_cert_path at line 6 is set for database_type \"sqlite3\": \
+         TLS settings apply to postgres and mysql only"
+    );
+}
+
 #[test]
 fn admin_ids_and_cache_reload_interval_are_read() {
     let s = load(

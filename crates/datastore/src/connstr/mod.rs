@@ -19,6 +19,7 @@ mod kv;
 mod mysql;
 mod postgres;
 mod redact;
+mod tls_files;
 
 #[cfg(test)]
 mod tests;
@@ -28,6 +29,7 @@ mod tests_props;
 use std::fmt;
 
 pub use redact::redact;
+pub use tls_files::TlsFiles;
 
 /// The database engine a connection string is meant for (SPIRE's `database_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -59,12 +61,34 @@ impl fmt::Display for ConnEngine {
 /// [`ConnStringError`] names the offending key, byte offset or rule; it never contains the
 /// password.
 pub fn to_url(engine: ConnEngine, s: &str) -> Result<String, ConnStringError> {
+    to_url_with_tls(engine, s, &TlsFiles::default())
+}
+
+/// Like [`to_url`], with TLS files given outside the string (SPIRE's `root_ca_path`,
+/// `client_cert_path`, `client_key_path`) added as the engine's URL parameters:
+/// `sslrootcert`, `sslcert`, `sslkey` for PostgreSQL, `ssl-ca`, `ssl-cert`, `ssl-key` for
+/// MySQL.
+///
+/// A CA file makes the connection verify the server: when the string sets no TLS mode the
+/// mode becomes `verify-full` / `VERIFY_IDENTITY`; PostgreSQL's `require` becomes `verify-ca`
+/// as lib/pq does with a root certificate; a go-sql-driver `tls=<name>` (the TLS config SPIRE
+/// registers from these settings) becomes `VERIFY_IDENTITY`.
+///
+/// # Errors
+///
+/// As [`to_url`], and [`ConnStringError::TlsFileTwice`] when the string names the same file,
+/// [`ConnStringError::CaNotVerified`] when its TLS mode would not use the CA file.
+pub fn to_url_with_tls(
+    engine: ConnEngine,
+    s: &str,
+    tls: &TlsFiles,
+) -> Result<String, ConnStringError> {
     if s.trim().is_empty() {
         return Err(ConnStringError::Empty { engine });
     }
     match engine {
-        ConnEngine::Postgres => postgres::to_url(s),
-        ConnEngine::Mysql => mysql::to_url(s),
+        ConnEngine::Postgres => postgres::to_url(s, tls),
+        ConnEngine::Mysql => mysql::to_url(s, tls),
     }
 }
 
@@ -175,15 +199,42 @@ pub enum ConnStringError {
         /// The protocol, if it is safe to show.
         protocol: Shown,
     },
-    /// A go-sql-driver `tls=<name>` naming a TLS config registered in Go code.
+    /// A go-sql-driver `tls=<name>` naming a TLS config registered in Go code, without the
+    /// `root_ca_path` from which SPIRE (and Lanyard) builds it.
     #[error(
-        "MySQL DSN tls={name} names a TLS config registered in Go code, which Lanyard does not \
-         have: remove the tls parameter and set root_ca_path (and client_cert_path / \
-         client_key_path for client certificates) in the DataStore \"sql\" plugin config"
+        "MySQL DSN tls={name} names a TLS config SPIRE builds from root_ca_path, which is not \
+         set: set root_ca_path (and client_cert_path / client_key_path for a client \
+         certificate) in the DataStore \"sql\" plugin config"
     )]
     NamedTlsConfig {
         /// The config name, if it is safe to show.
         name: Shown,
+    },
+    /// A TLS file is named both in the plugin config and in the connection string.
+    #[error(
+        "{setting} and the {engine} connection string's {param} both name a TLS file: give it \
+         in one place"
+    )]
+    TlsFileTwice {
+        /// Engine the string was read for.
+        engine: ConnEngine,
+        /// The plugin setting (`root_ca_path`, `client_cert_path`, `client_key_path`).
+        setting: &'static str,
+        /// The connection string parameter naming the same file.
+        param: &'static str,
+    },
+    /// `root_ca_path` is set but the string's TLS mode does not verify the server, so the CA
+    /// file would go unused.
+    #[error(
+        "root_ca_path is set but the {engine} connection string's TLS mode {mode} does not \
+         verify the server: remove the mode (the CA then verifies the server and its name) or \
+         remove root_ca_path"
+    )]
+    CaNotVerified {
+        /// Engine the string was read for.
+        engine: ConnEngine,
+        /// The mode, as written in the translated URL.
+        mode: &'static str,
     },
     /// A go-sql-driver parameter without `=`.
     #[error("MySQL DSN parameter at byte {at} has no '=': write key=value")]

@@ -14,6 +14,7 @@ use super::{
     ConnEngine, ConnStringError, Shown, decode_component, encode_component, is_dot_segment,
     is_hostname, kv, parse_url,
 };
+use crate::connstr::tls_files::{TlsFiles, merge};
 
 const ENGINE: ConnEngine = ConnEngine::Postgres;
 
@@ -76,8 +77,9 @@ const SSL_MODES: &[&str] = &[
 ];
 
 /// Translates either PostgreSQL form.
-pub(super) fn to_url(s: &str) -> Result<String, ConnStringError> {
-    let params = if is_url(s) { from_url(s)? } else { from_kv(s)? };
+pub(super) fn to_url(s: &str, tls: &TlsFiles) -> Result<String, ConnStringError> {
+    let mut params = if is_url(s) { from_url(s)? } else { from_kv(s)? };
+    params.add_tls_files(tls)?;
     params.render()
 }
 
@@ -170,6 +172,46 @@ fn from_url(s: &str) -> Result<PgParams, ConnStringError> {
 }
 
 impl PgParams {
+    /// Adds the plugin config's TLS files. With a CA file and no `sslmode`, the mode is
+    /// `verify-full`: naming a CA means the operator wants the server checked, host name
+    /// included. (`require` with a CA becomes `verify-ca` at render, as in lib/pq.)
+    fn add_tls_files(&mut self, tls: &TlsFiles) -> Result<(), ConnStringError> {
+        merge(
+            ENGINE,
+            "root_ca_path",
+            "sslrootcert",
+            tls.root_ca.as_ref(),
+            &mut self.sslrootcert,
+        )?;
+        merge(
+            ENGINE,
+            "client_cert_path",
+            "sslcert",
+            tls.client_cert.as_ref(),
+            &mut self.sslcert,
+        )?;
+        merge(
+            ENGINE,
+            "client_key_path",
+            "sslkey",
+            tls.client_key.as_ref(),
+            &mut self.sslkey,
+        )?;
+        if tls.root_ca.is_some() {
+            match self.sslmode {
+                None => self.sslmode = Some("verify-full"),
+                Some("require" | "verify-ca" | "verify-full") => {}
+                Some(mode) => {
+                    return Err(ConnStringError::CaNotVerified {
+                        engine: ENGINE,
+                        mode,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Applies one libpq key; `hide_key` keeps an unknown key out of the error message.
     fn set(&mut self, key: &str, value: String, hide_key: bool) -> Result<(), ConnStringError> {
         match key {

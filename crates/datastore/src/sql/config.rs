@@ -1,6 +1,7 @@
 //! [`DatabaseConfig`]: which database server to use and how.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How long [`SqlDatastore::connect`](crate::SqlDatastore::connect) and later operations wait
@@ -44,9 +45,21 @@ pub struct DatabaseConfig {
     pub engine: Engine,
     /// For the server engines, a `postgres://` or `mysql://` URL or a SPIRE-style connection
     /// string (libpq `key=value` pairs, go-sql-driver DSN), translated to a URL; for SQLite,
-    /// the database file's path. TLS follows the URL's parameters (`sslmode`, `sslrootcert`, `sslcert`, `sslkey` for
-    /// PostgreSQL; `ssl-mode`, `ssl-ca`, `ssl-cert`, `ssl-key` for MySQL).
+    /// the database file's path. TLS follows the URL's parameters (`sslmode`, `sslrootcert`,
+    /// `sslcert`, `sslkey` for PostgreSQL; `ssl-mode`, `ssl-ca`, `ssl-cert`, `ssl-key` for
+    /// MySQL) and the three file settings below.
     pub connection_string: String,
+    /// PEM file of the CAs that verify a PostgreSQL or MySQL server (SPIRE's `root_ca_path`).
+    /// Becomes `sslrootcert` / `ssl-ca`; when the connection string sets no TLS mode, the mode
+    /// becomes `verify-full` / `VERIFY_IDENTITY` instead of the unverified default. sqlx adds
+    /// this CA to its built-in public roots rather than replacing them.
+    pub root_ca_path: Option<PathBuf>,
+    /// PEM client certificate for a PostgreSQL or MySQL server (SPIRE's `client_cert_path`);
+    /// needs [`client_key_path`](Self::client_key_path).
+    pub client_cert_path: Option<PathBuf>,
+    /// PEM private key of [`client_cert_path`](Self::client_cert_path) (SPIRE's
+    /// `client_key_path`).
+    pub client_key_path: Option<PathBuf>,
     /// Most connections kept open at once; 0 means the default (8).
     pub max_open_conns: u32,
     /// Skips applying schema migrations at connect (an operator runs them separately).
@@ -59,12 +72,15 @@ pub struct DatabaseConfig {
 }
 
 impl DatabaseConfig {
-    /// A configuration for `engine` at `connection_string` with default pool size and
-    /// migrations enabled.
+    /// A configuration for `engine` at `connection_string` with no TLS files, default pool
+    /// size and migrations enabled.
     pub fn new(engine: Engine, connection_string: impl Into<String>) -> Self {
         DatabaseConfig {
             engine,
             connection_string: connection_string.into(),
+            root_ca_path: None,
+            client_cert_path: None,
+            client_key_path: None,
             max_open_conns: 0,
             disable_migration: false,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
@@ -80,6 +96,9 @@ impl fmt::Debug for DatabaseConfig {
                 "connection_string",
                 &crate::connstr::redact(&self.connection_string),
             )
+            .field("root_ca_path", &self.root_ca_path)
+            .field("client_cert_path", &self.client_cert_path)
+            .field("client_key_path", &self.client_key_path)
             .field("max_open_conns", &self.max_open_conns)
             .field("disable_migration", &self.disable_migration)
             .field("connect_timeout", &self.connect_timeout)

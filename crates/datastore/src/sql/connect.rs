@@ -1,7 +1,7 @@
 //! Opening connection pools: SQLite files and memory, PostgreSQL and MySQL servers, each with
 //! the per-connection settings the datastore relies on.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Once;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 
 use super::config::{DatabaseConfig, Engine};
 use super::redact::scrub;
-use crate::connstr::{self, ConnEngine, redact};
+use crate::connstr::{self, ConnEngine, TlsFiles, redact};
 use crate::error::DatastoreError;
 
 /// How long a SQLite write waits for another connection's write lock before failing.
@@ -126,12 +126,21 @@ pub(crate) async fn server(config: &DatabaseConfig, url: &str) -> Result<AnyPool
     }
 }
 
-/// The sqlx URL for a server connection string: a URL, or a SPIRE-style string (libpq
-/// `key=value` list, go-sql-driver DSN) translated to one.
-pub(crate) fn server_url(
-    engine: Engine,
-    connection_string: &str,
-) -> Result<String, DatastoreError> {
+/// The SQLite file `config` names. TLS files are refused: they would be silently unused.
+pub(crate) fn sqlite_path(config: &DatabaseConfig) -> Result<&Path, DatastoreError> {
+    if let Some(key) = tls_keys(config).find_map(|(key, path)| path.map(|_| key)) {
+        return Err(DatastoreError::InvalidInput(format!(
+            "{key} is set for a sqlite3 datastore: TLS settings apply to postgres and mysql only"
+        )));
+    }
+    Ok(Path::new(&config.connection_string))
+}
+
+/// The sqlx URL for a server connection string (a URL, or a SPIRE-style string: libpq
+/// `key=value` list, go-sql-driver DSN, translated to one), with `config`'s TLS files added
+/// as the engine's parameters.
+pub(crate) fn server_url(config: &DatabaseConfig) -> Result<String, DatastoreError> {
+    let engine = config.engine;
     let conn_engine = match engine {
         Engine::Postgres => ConnEngine::Postgres,
         Engine::Mysql => ConnEngine::Mysql,
@@ -141,12 +150,58 @@ pub(crate) fn server_url(
             ));
         }
     };
-    connstr::to_url(conn_engine, connection_string).map_err(|e| {
+    let tls = tls_files(config)?;
+    let connection_string = &config.connection_string;
+    connstr::to_url_with_tls(conn_engine, connection_string, &tls).map_err(|e| {
         DatastoreError::InvalidInput(format!(
             "{engine} connection string '{}' cannot be used: {e}",
             redact(connection_string)
         ))
     })
+}
+
+/// The TLS file settings with SPIRE's names.
+fn tls_keys(config: &DatabaseConfig) -> impl Iterator<Item = (&'static str, Option<&PathBuf>)> {
+    [
+        ("root_ca_path", config.root_ca_path.as_ref()),
+        ("client_cert_path", config.client_cert_path.as_ref()),
+        ("client_key_path", config.client_key_path.as_ref()),
+    ]
+    .into_iter()
+}
+
+/// `config`'s TLS files as URL parameter values: UTF-8 paths, the client certificate and its
+/// key given together.
+fn tls_files(config: &DatabaseConfig) -> Result<TlsFiles, DatastoreError> {
+    match (&config.client_cert_path, &config.client_key_path) {
+        (Some(_), None) => return Err(half_pair("client_cert_path", "client_key_path")),
+        (None, Some(_)) => return Err(half_pair("client_key_path", "client_cert_path")),
+        _ => {}
+    }
+    Ok(TlsFiles {
+        root_ca: utf8("root_ca_path", config.root_ca_path.as_ref())?,
+        client_cert: utf8("client_cert_path", config.client_cert_path.as_ref())?,
+        client_key: utf8("client_key_path", config.client_key_path.as_ref())?,
+    })
+}
+
+fn utf8(key: &str, path: Option<&PathBuf>) -> Result<Option<String>, DatastoreError> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    match path.to_str() {
+        Some(text) => Ok(Some(text.to_owned())),
+        None => Err(DatastoreError::InvalidInput(format!(
+            "{key} '{}' is not valid UTF-8: the path travels in a connection URL",
+            path.display()
+        ))),
+    }
+}
+
+fn half_pair(given: &str, missing: &str) -> DatastoreError {
+    DatastoreError::InvalidInput(format!(
+        "{given} is set without {missing}: a client certificate needs both files"
+    ))
 }
 
 fn busy_timeout_pragma() -> String {
@@ -178,6 +233,10 @@ fn sqlite_url(path: &Path) -> Result<String, sqlx::Error> {
 }
 
 #[cfg(test)]
+#[path = "connect_tls_tests.rs"]
+mod tls_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -195,20 +254,24 @@ mod tests {
 
     #[test]
     fn spire_connection_strings_become_urls_and_refusals_hide_passwords() {
-        let url = server_url(
+        let url = server_url_of(
             Engine::Postgres,
             "host=db user=spire password=hunter2 dbname=spire",
         )
         .unwrap();
         assert!(url.starts_with("postgres://"), "{url}");
-        let url = server_url(Engine::Mysql, "spire:hunter2@tcp(db:3306)/spire").unwrap();
-        assert!(url.starts_with("mysql://"), "{url}");
-        let err = server_url(
+        let mysql = server_url_of(Engine::Mysql, "spire:hunter2@tcp(db:3306)/spire").unwrap();
+        assert!(mysql.starts_with("mysql://"), "{mysql}");
+        let err = server_url_of(
             Engine::Mysql,
             "spire:hunter2@tcp(db:3306)/spire?bogus_knob=1",
         )
         .unwrap_err();
         assert!(matches!(err, DatastoreError::InvalidInput(_)), "{err}");
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    fn server_url_of(engine: Engine, connection_string: &str) -> Result<String, DatastoreError> {
+        server_url(&DatabaseConfig::new(engine, connection_string))
     }
 }

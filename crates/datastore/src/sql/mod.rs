@@ -113,7 +113,7 @@ impl SqlDatastore {
     pub async fn connect(config: &DatabaseConfig) -> Result<Self, DatastoreError> {
         let dialect = match config.engine {
             Engine::Sqlite => {
-                let path = Path::new(&config.connection_string);
+                let path = connect::sqlite_path(config)?;
                 create_owner_only(path);
                 let pool = connect::sqlite_file(path).await?;
                 let store = Self::ready(pool, Dialect::Sqlite, config.disable_migration).await?;
@@ -123,7 +123,7 @@ impl SqlDatastore {
             Engine::Postgres => Dialect::Postgres,
             Engine::Mysql => Dialect::Mysql,
         };
-        let url = connect::server_url(config.engine, &config.connection_string)?;
+        let url = connect::server_url(config)?;
         let pool = connect::server(config, &url).await?;
         Self::ready(pool, dialect, config.disable_migration).await
     }

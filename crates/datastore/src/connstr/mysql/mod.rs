@@ -17,6 +17,7 @@ mod render;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use super::tls_files::TlsFiles;
 use super::{ConnEngine, ConnStringError, Shown, decode_component, is_hostname, parse_url};
 use params::{MyAddr, MyParams};
 
@@ -36,12 +37,13 @@ const GO_NETWORKS: &[&str] = &[
 ];
 
 /// Translates either MySQL form.
-pub(super) fn to_url(s: &str) -> Result<String, ConnStringError> {
-    let params = if is_url(s) {
+pub(super) fn to_url(s: &str, tls: &TlsFiles) -> Result<String, ConnStringError> {
+    let mut params = if is_url(s) {
         from_url(s)?
     } else {
         from_dsn(s)?
     };
+    params.add_tls_files(tls)?;
     params.render()
 }
 

@@ -2,6 +2,7 @@
 //! parameter and each sqlx URL query parameter.
 
 use super::{ENGINE, invalid};
+use crate::connstr::tls_files::{TlsFiles, merge};
 use crate::connstr::{ConnStringError, Shown};
 
 /// go-sql-driver parameters that sqlx 0.9 cannot honour, with what to do instead.
@@ -83,6 +84,8 @@ pub(super) struct MyParams {
     pub(super) addr: MyAddr,
     pub(super) dbname: Option<String>,
     pub(super) ssl_mode: Option<&'static str>,
+    /// A go-sql-driver `tls=<name>`: usable only with a CA file from the plugin config.
+    named_tls: Option<Shown>,
     pub(super) ssl_ca: Option<String>,
     pub(super) ssl_cert: Option<String>,
     pub(super) ssl_key: Option<String>,
@@ -101,6 +104,7 @@ impl MyParams {
             addr,
             dbname: None,
             ssl_mode: None,
+            named_tls: None,
             ssl_ca: None,
             ssl_cert: None,
             ssl_key: None,
@@ -122,10 +126,11 @@ impl MyParams {
                     "skip-verify" => "REQUIRED",
                     "preferred" => "PREFERRED",
                     "false" | "FALSE" | "False" | "0" => "DISABLED",
+                    // SPIRE registers a TLS config from root_ca_path and the client files,
+                    // verifying the chain and the host name; add_tls_files checks the CA.
                     name => {
-                        return Err(ConnStringError::NamedTlsConfig {
-                            name: Shown::new(name),
-                        });
+                        self.named_tls = Some(Shown::new(name));
+                        "VERIFY_IDENTITY"
                     }
                 };
                 self.once("tls")?.ssl_mode = Some(mode);
@@ -184,6 +189,51 @@ impl MyParams {
                     engine: ENGINE,
                     key,
                 });
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the plugin config's TLS files. With a CA file and no TLS mode, the mode is
+    /// `VERIFY_IDENTITY`: naming a CA means the operator wants the server checked, host name
+    /// included.
+    pub(super) fn add_tls_files(&mut self, tls: &TlsFiles) -> Result<(), ConnStringError> {
+        if let Some(name) = self.named_tls.take()
+            && tls.root_ca.is_none()
+        {
+            return Err(ConnStringError::NamedTlsConfig { name });
+        }
+        merge(
+            ENGINE,
+            "root_ca_path",
+            "ssl-ca",
+            tls.root_ca.as_ref(),
+            &mut self.ssl_ca,
+        )?;
+        merge(
+            ENGINE,
+            "client_cert_path",
+            "ssl-cert",
+            tls.client_cert.as_ref(),
+            &mut self.ssl_cert,
+        )?;
+        merge(
+            ENGINE,
+            "client_key_path",
+            "ssl-key",
+            tls.client_key.as_ref(),
+            &mut self.ssl_key,
+        )?;
+        if tls.root_ca.is_some() {
+            match self.ssl_mode {
+                None => self.ssl_mode = Some("VERIFY_IDENTITY"),
+                Some("VERIFY_CA" | "VERIFY_IDENTITY") => {}
+                Some(mode) => {
+                    return Err(ConnStringError::CaNotVerified {
+                        engine: ENGINE,
+                        mode,
+                    });
+                }
             }
         }
         Ok(())
