@@ -12,6 +12,7 @@
 
 pub(crate) mod agent;
 mod common;
+mod datastore;
 mod error;
 mod expand;
 pub(crate) mod hcl;
