@@ -1,4 +1,5 @@
-//! Small pieces every admin command prints with: counted nouns and per-item batch statuses.
+//! Small pieces every admin command uses: counted nouns, per-item batch statuses and paged
+//! lists.
 
 use lanyard_proto::spire::api::types;
 use tonic::Code;
@@ -31,6 +32,46 @@ pub(crate) fn check(status: Option<&types::Status>, what: &str) -> anyhow::Resul
         );
     }
     Ok(())
+}
+
+/// The one result of a batch call made with one item, once its status is OK.
+///
+/// # Errors
+///
+/// When the server answered with no result, or as [`check`] when the result's status (which
+/// `status` reads) is not OK; `what` starts the message.
+pub(crate) fn only_result<R>(
+    results: Vec<R>,
+    status: impl Fn(&R) -> Option<&types::Status>,
+    what: &str,
+) -> anyhow::Result<R> {
+    let result = results
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("the server answered without a result"))?;
+    check(status(&result), what)?;
+    Ok(result)
+}
+
+/// Every item of a paged list call. `fetch` reads the page a token names (the first for an
+/// empty token) and returns its items and the next token, which is empty after the last page.
+///
+/// # Errors
+///
+/// The first error of `fetch`.
+pub(crate) async fn all_pages<T>(
+    mut fetch: impl AsyncFnMut(String) -> anyhow::Result<(Vec<T>, String)>,
+) -> anyhow::Result<Vec<T>> {
+    let mut items = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let (page, next) = fetch(page_token).await?;
+        items.extend(page);
+        if next.is_empty() {
+            return Ok(items);
+        }
+        page_token = next;
+    }
 }
 
 #[cfg(test)]

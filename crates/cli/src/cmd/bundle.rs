@@ -13,7 +13,7 @@ use lanyard_spiffe::TrustDomain;
 use tonic::transport::Channel;
 
 use super::OutputFormat;
-use super::admin_out::{self, check, plural};
+use super::admin_out::{self, all_pages, only_result, plural};
 use super::matching::parse_trust_domain;
 use super::server::SocketArg;
 use super::wire_json::{bundle_json, status_json};
@@ -181,9 +181,7 @@ impl ListArgs {
             return print_bundle(&bundle, self.output, self.format);
         }
 
-        let mut bundles = Vec::new();
-        let mut page_token = String::new();
-        loop {
+        let bundles = all_pages(async |page_token| {
             let page = client
                 .list_federated_bundles(ListFederatedBundlesRequest {
                     output_mask: None,
@@ -193,12 +191,9 @@ impl ListArgs {
                 .await
                 .map_err(|s| admin::rpc_error("cannot list federated bundles", s))?
                 .into_inner();
-            bundles.extend(page.bundles);
-            if page.next_page_token.is_empty() {
-                break;
-            }
-            page_token = page.next_page_token;
-        }
+            Ok((page.bundles, page.next_page_token))
+        })
+        .await?;
         match self.output {
             OutputFormat::Json => output::print_json(&serde_json::json!({
                 "bundles": bundles.iter().map(bundle_json).collect::<Vec<_>>(),
@@ -230,12 +225,9 @@ impl SetArgs {
             .await
             .map_err(|s| admin::rpc_error(&format!("cannot set the bundle of {}", self.id), s))?
             .into_inner();
-        let result = response
-            .results
-            .first()
-            .ok_or_else(|| anyhow::anyhow!("the server answered without a result"))?;
-        check(
-            result.status.as_ref(),
+        let result = only_result(
+            response.results,
+            |r| r.status.as_ref(),
             &format!("cannot set the bundle of {}", self.id),
         )?;
         match self.output {
@@ -269,12 +261,9 @@ impl DeleteArgs {
             .await
             .map_err(|s| admin::rpc_error(&format!("cannot delete the bundle of {}", self.id), s))?
             .into_inner();
-        let result = response
-            .results
-            .first()
-            .ok_or_else(|| anyhow::anyhow!("the server answered without a result"))?;
-        check(
-            result.status.as_ref(),
+        let result = only_result(
+            response.results,
+            |r| r.status.as_ref(),
             &format!("cannot delete the bundle of {}", self.id),
         )?;
         match self.output {

@@ -8,7 +8,7 @@ use lanyard_proto::spire::api::types;
 use tonic::transport::Channel;
 
 use super::OutputFormat;
-use super::admin_out::{check, plural};
+use super::admin_out::{check, only_result, plural};
 use super::server::SocketArg;
 use super::wire_json::status_json;
 use crate::admin;
@@ -131,12 +131,9 @@ impl DeleteArgs {
             .await
             .map_err(|s| admin::rpc_error("cannot delete the entry", s))?
             .into_inner();
-        let result = response
-            .results
-            .first()
-            .ok_or_else(|| anyhow::anyhow!("the server answered without a result"))?;
-        check(
-            result.status.as_ref(),
+        let result = only_result(
+            response.results,
+            |r| r.status.as_ref(),
             &format!("cannot delete entry {:?}", self.entry_id),
         )?;
         match self.output {

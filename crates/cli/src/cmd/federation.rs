@@ -12,7 +12,7 @@ use lanyard_spiffe::TrustDomain;
 use tonic::transport::Channel;
 
 use super::OutputFormat;
-use super::admin_out::{check, plural};
+use super::admin_out::{all_pages, only_result, plural};
 use super::matching::parse_trust_domain;
 use super::server::SocketArg;
 use super::wire_json::{federation_json, status_json};
@@ -122,13 +122,9 @@ impl CreateArgs {
             .await
             .map_err(|s| admin::rpc_error(&format!("cannot federate with {td}"), s))?
             .into_inner();
-        let result = response
-            .results
-            .into_iter()
-            .next()
-            .ok_or_else(|| anyhow::anyhow!("the server answered without a result"))?;
-        check(
-            result.status.as_ref(),
+        let result = only_result(
+            response.results,
+            |r| r.status.as_ref(),
             &format!("cannot federate with {td}"),
         )?;
         print_written("created", self.output, result.federation_relationship)
@@ -155,13 +151,9 @@ impl UpdateArgs {
             .await
             .map_err(|s| admin::rpc_error(&format!("cannot update the relationship with {td}"), s))?
             .into_inner();
-        let result = response
-            .results
-            .into_iter()
-            .next()
-            .ok_or_else(|| anyhow::anyhow!("the server answered without a result"))?;
-        check(
-            result.status.as_ref(),
+        let result = only_result(
+            response.results,
+            |r| r.status.as_ref(),
             &format!("cannot update the relationship with {td}"),
         )?;
         print_written("updated", self.output, result.federation_relationship)
@@ -199,12 +191,9 @@ impl OneArgs {
             .await
             .map_err(|s| admin::rpc_error(&format!("cannot delete the relationship with {td}"), s))?
             .into_inner();
-        let result = response
-            .results
-            .first()
-            .ok_or_else(|| anyhow::anyhow!("the server answered without a result"))?;
-        check(
-            result.status.as_ref(),
+        let result = only_result(
+            response.results,
+            |r| r.status.as_ref(),
             &format!("cannot delete the relationship with {td}"),
         )?;
         match self.output {
@@ -225,9 +214,7 @@ impl OneArgs {
 impl ListArgs {
     async fn run(self) -> anyhow::Result<()> {
         let mut client = client(&self.socket).await?;
-        let mut relationships = Vec::new();
-        let mut page_token = String::new();
-        loop {
+        let relationships = all_pages(async |page_token| {
             let page = client
                 .list_federation_relationships(ListFederationRelationshipsRequest {
                     output_mask: None,
@@ -237,12 +224,9 @@ impl ListArgs {
                 .await
                 .map_err(|s| admin::rpc_error("cannot list federation relationships", s))?
                 .into_inner();
-            relationships.extend(page.federation_relationships);
-            if page.next_page_token.is_empty() {
-                break;
-            }
-            page_token = page.next_page_token;
-        }
+            Ok((page.federation_relationships, page.next_page_token))
+        })
+        .await?;
         match self.output {
             OutputFormat::Json => print_list_json(&relationships),
             OutputFormat::Pretty => {

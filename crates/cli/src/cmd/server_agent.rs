@@ -9,7 +9,7 @@ use lanyard_spiffe::{Selector, SpiffeId};
 use tonic::transport::Channel;
 
 use super::OutputFormat;
-use super::admin_out::{self, plural};
+use super::admin_out::{self, all_pages, plural};
 use super::matching::{MatchMode, selector_match};
 use super::server::SocketArg;
 use super::wire_json::agent_json;
@@ -141,9 +141,7 @@ impl AgentFilter {
 impl ListArgs {
     async fn run(self) -> anyhow::Result<()> {
         let mut client = client(&self.socket).await?;
-        let mut agents = Vec::new();
-        let mut page_token = String::new();
-        loop {
+        let agents = all_pages(async |page_token| {
             let page = client
                 .list_agents(ListAgentsRequest {
                     filter: Some(self.filter.to_list()),
@@ -154,12 +152,9 @@ impl ListArgs {
                 .await
                 .map_err(|s| admin::rpc_error("cannot list agents", s))?
                 .into_inner();
-            agents.extend(page.agents);
-            if page.next_page_token.is_empty() {
-                break;
-            }
-            page_token = page.next_page_token;
-        }
+            Ok((page.agents, page.next_page_token))
+        })
+        .await?;
         match self.output {
             OutputFormat::Json => output::print_json(&serde_json::json!({
                 "agents": agents.iter().map(agent_json).collect::<Vec<_>>(),

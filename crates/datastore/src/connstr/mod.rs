@@ -19,6 +19,7 @@ mod kv;
 mod mysql;
 mod postgres;
 mod redact;
+mod shared;
 mod tls_files;
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use super::{
     ConnEngine, ConnStringError, Shown, decode_component, encode_component, is_dot_segment,
     is_hostname, kv, parse_url,
 };
+use crate::connstr::shared::{SeenKeys, push_userinfo};
 use crate::connstr::tls_files::{TlsFiles, merge};
 
 const ENGINE: ConnEngine = ConnEngine::Postgres;
@@ -102,7 +103,7 @@ enum PgHost {
 /// The settings both input forms produce.
 #[derive(Debug, Default)]
 struct PgParams {
-    seen: Vec<&'static str>,
+    seen: SeenKeys,
     host: Option<PgHost>,
     hostaddr: Option<IpAddr>,
     port: Option<u16>,
@@ -291,29 +292,14 @@ impl PgParams {
 
     /// Records `key` as set, refusing a second occurrence.
     fn once(&mut self, key: &'static str) -> Result<&mut Self, ConnStringError> {
-        if self.seen.contains(&key) {
-            return Err(ConnStringError::DuplicateKey {
-                engine: ENGINE,
-                key,
-            });
-        }
-        self.seen.push(key);
+        self.seen.record(ENGINE, key)?;
         Ok(self)
     }
 
     fn render(self) -> Result<String, ConnStringError> {
         let mut out = String::from("postgres://");
 
-        let user = self.user.unwrap_or_default();
-        let password = self.password.filter(|p| !p.is_empty());
-        if !user.is_empty() || password.is_some() {
-            out.push_str(&encode_component(&user));
-            if let Some(password) = &password {
-                out.push(':');
-                out.push_str(&encode_component(password));
-            }
-            out.push('@');
-        }
+        push_userinfo(&mut out, self.user, self.password);
 
         // lib/pq defaults to localhost; with a socket directory the authority host is a
         // placeholder that sqlx's `host=` query parameter overrides.

@@ -15,8 +15,8 @@ use lanyard_proto::spire::api::types;
 use lanyard_spiffe::SpiffeId;
 use tonic::{Request, Response, Status};
 
-use super::entry::selector_match;
-use super::{Api, count, datastore_status, list_status, page_size};
+use super::entry::selector_filter;
+use super::{Api, count, datastore_status, list_status, page};
 use crate::audit::{AuditFields, shown_id};
 use crate::caller::Peer;
 use crate::convert::{self, wire_id, wire_selector};
@@ -49,8 +49,7 @@ impl Api {
         Peer::of(&request)?.require_admin(&self.state)?;
         let req = request.into_inner();
         let filter = agent_filter(Filter::from(req.filter.unwrap_or_default()))?;
-        let size = page_size(req.page_size, MAX_PAGE_SIZE)?;
-        let token = (!req.page_token.is_empty()).then_some(req.page_token.as_str());
+        let (size, token) = page(req.page_size, &req.page_token, MAX_PAGE_SIZE)?;
         let (agents, next) = self
             .state
             .datastore
@@ -191,18 +190,11 @@ impl From<count_agents_request::Filter> for Filter {
 }
 
 fn agent_filter(f: Filter) -> Result<AgentFilter, Status> {
-    let selectors = match f.by_selector_match {
-        None => None,
-        Some(m) => {
-            let selectors = m
-                .selectors
-                .iter()
-                .map(convert::selector)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| Status::invalid_argument(format!("filter.by_selector_match: {e}")))?;
-            Some((selectors, selector_match(m.r#match)?))
-        }
-    };
+    let selectors = f
+        .by_selector_match
+        .as_ref()
+        .map(|m| selector_filter("filter.by_selector_match", m))
+        .transpose()?;
     let expires_before = if f.by_expires_before.is_empty() {
         None
     } else {

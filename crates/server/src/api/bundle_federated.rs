@@ -15,7 +15,7 @@ use lanyard_proto::spire::api::server::bundle::v1::{
 use lanyard_proto::spire::api::types;
 use tonic::{Code, Request, Response, Status};
 
-use super::{Api, datastore_status, list_status, page_size};
+use super::{Api, datastore_status, list_status, page};
 use crate::bundles::{self, federated_trust_domain, wire_bundle};
 use crate::caller::Peer;
 use crate::convert::status;
@@ -34,8 +34,7 @@ impl Api {
     ) -> Result<Response<ListFederatedBundlesResponse>, Status> {
         Peer::of(&request)?.require_admin(&self.state)?;
         let req = request.into_inner();
-        let size = page_size(req.page_size, MAX_PAGE_SIZE)?;
-        let token = (!req.page_token.is_empty()).then_some(req.page_token.as_str());
+        let (size, token) = page(req.page_size, &req.page_token, MAX_PAGE_SIZE)?;
         let (bundles, next) = self
             .state
             .datastore
@@ -84,15 +83,14 @@ impl Api {
     ) -> Result<Response<BatchCreateFederatedBundleResponse>, Status> {
         Peer::of(&request)?.require_admin(&self.state)?;
         let req = request.into_inner();
-        let mut results = Vec::with_capacity(req.bundle.len());
-        for wire in &req.bundle {
-            let outcome = match bundles::federated_bundle(wire, &self.state.trust_domain) {
-                Err(msg) => Err((Code::InvalidArgument, msg)),
-                Ok(b) => stored(self.state.datastore.create_bundle(&b).await)?,
-            };
-            let (status, bundle) = split(outcome, req.output_mask.as_ref(), "created");
-            results.push(batch_create_federated_bundle_response::Result { status, bundle });
-        }
+        let results = self
+            .write_federated(
+                &req.bundle,
+                Write::Create,
+                req.output_mask.as_ref(),
+                |status, bundle| batch_create_federated_bundle_response::Result { status, bundle },
+            )
+            .await?;
         Ok(Response::new(BatchCreateFederatedBundleResponse {
             results,
         }))
@@ -104,12 +102,15 @@ impl Api {
     ) -> Result<Response<BatchUpdateFederatedBundleResponse>, Status> {
         Peer::of(&request)?.require_admin(&self.state)?;
         let req = request.into_inner();
-        let mut results = Vec::with_capacity(req.bundle.len());
-        for wire in &req.bundle {
-            let outcome = self.update_bundle(wire, req.input_mask.as_ref()).await?;
-            let (status, bundle) = split(outcome, req.output_mask.as_ref(), "updated");
-            results.push(batch_update_federated_bundle_response::Result { status, bundle });
-        }
+        let write = Write::Update(req.input_mask.as_ref());
+        let results = self
+            .write_federated(
+                &req.bundle,
+                write,
+                req.output_mask.as_ref(),
+                |status, bundle| batch_update_federated_bundle_response::Result { status, bundle },
+            )
+            .await?;
         Ok(Response::new(BatchUpdateFederatedBundleResponse {
             results,
         }))
@@ -121,15 +122,14 @@ impl Api {
     ) -> Result<Response<BatchSetFederatedBundleResponse>, Status> {
         Peer::of(&request)?.require_admin(&self.state)?;
         let req = request.into_inner();
-        let mut results = Vec::with_capacity(req.bundle.len());
-        for wire in &req.bundle {
-            let outcome = match bundles::federated_bundle(wire, &self.state.trust_domain) {
-                Err(msg) => Err((Code::InvalidArgument, msg)),
-                Ok(b) => stored(self.state.datastore.put_bundle(&b).await)?,
-            };
-            let (status, bundle) = split(outcome, req.output_mask.as_ref(), "set");
-            results.push(batch_set_federated_bundle_response::Result { status, bundle });
-        }
+        let results = self
+            .write_federated(
+                &req.bundle,
+                Write::Set,
+                req.output_mask.as_ref(),
+                |status, bundle| batch_set_federated_bundle_response::Result { status, bundle },
+            )
+            .await?;
         Ok(Response::new(BatchSetFederatedBundleResponse { results }))
     }
 
@@ -196,6 +196,41 @@ impl Api {
         }))
     }
 
+    /// Writes each of `wires` in order, one result per item made by `result` from its status
+    /// and (written, masked by `output`) bundle. A database failure fails the whole call.
+    async fn write_federated<R>(
+        &self,
+        wires: &[types::Bundle],
+        write: Write<'_>,
+        output: Option<&types::BundleMask>,
+        result: impl Fn(Option<types::Status>, Option<types::Bundle>) -> R,
+    ) -> Result<Vec<R>, Status> {
+        let mut results = Vec::with_capacity(wires.len());
+        for wire in wires {
+            let outcome = match write {
+                Write::Create => self.put_bundle(wire, false).await?,
+                Write::Update(mask) => self.update_bundle(wire, mask).await?,
+                Write::Set => self.put_bundle(wire, true).await?,
+            };
+            let (status, bundle) = split(outcome, output, write.verb());
+            results.push(result(status, bundle));
+        }
+        Ok(results)
+    }
+
+    /// Stores a federated bundle: a new one only, or (`replace`) whether or not one exists.
+    async fn put_bundle(&self, wire: &types::Bundle, replace: bool) -> Result<Outcome, Status> {
+        let b = match bundles::federated_bundle(wire, &self.state.trust_domain) {
+            Ok(b) => b,
+            Err(msg) => return Ok(Err((Code::InvalidArgument, msg))),
+        };
+        if replace {
+            stored(self.state.datastore.put_bundle(&b).await)
+        } else {
+            stored(self.state.datastore.create_bundle(&b).await)
+        }
+    }
+
     /// Replaces the fields `mask` selects (all without a mask) of a stored federated bundle.
     async fn update_bundle(
         &self,
@@ -239,6 +274,28 @@ impl Api {
             current.sequence = given.sequence;
         }
         stored(self.state.datastore.update_bundle(&current).await)
+    }
+}
+
+/// How a batch call writes each of its bundles.
+#[derive(Clone, Copy)]
+enum Write<'a> {
+    /// BatchCreate: only bundles not stored yet.
+    Create,
+    /// BatchUpdate: the fields the mask selects (all without one) of stored bundles.
+    Update(Option<&'a types::BundleMask>),
+    /// BatchSet: create or replace.
+    Set,
+}
+
+impl Write<'_> {
+    /// The past participle the log line uses.
+    fn verb(self) -> &'static str {
+        match self {
+            Write::Create => "created",
+            Write::Update(_) => "updated",
+            Write::Set => "set",
+        }
     }
 }
 

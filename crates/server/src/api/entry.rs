@@ -10,10 +10,11 @@ use lanyard_proto::spire::api::server::entry::v1::{
     SyncAuthorizedEntriesRequest, count_entries_request, entry_server, list_entries_request,
 };
 use lanyard_proto::spire::api::types;
+use lanyard_spiffe::Selector;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::entry_sync::SyncStream;
-use super::{Api, count, datastore_status, list_status, page_size};
+use super::{Api, count, datastore_status, list_status, page};
 use crate::audit::{AuditFields, shown_id};
 use crate::caller::Peer;
 use crate::convert::{self, wire_entry};
@@ -55,8 +56,7 @@ impl entry_server::Entry for Api {
         });
         let req = request.into_inner();
         let filter = entry_filter(Filter::from(req.filter.unwrap_or_default()))?;
-        let size = page_size(req.page_size, MAX_PAGE_SIZE)?;
-        let token = (!req.page_token.is_empty()).then_some(req.page_token.as_str());
+        let (size, token) = page(req.page_size, &req.page_token, MAX_PAGE_SIZE)?;
         let (entries, next) = self
             .state
             .datastore
@@ -180,18 +180,11 @@ fn entry_filter(f: Filter) -> Result<EntryFilter, Status> {
         .as_ref()
         .map(|id| convert::spiffe_id("filter.by_parent_id", Some(id)).map_err(invalid))
         .transpose()?;
-    let selectors = match f.by_selectors {
-        None => None,
-        Some(m) => {
-            let selectors = m
-                .selectors
-                .iter()
-                .map(convert::selector)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| invalid(format!("filter.by_selectors: {e}")))?;
-            Some((selectors, selector_match(m.r#match)?))
-        }
-    };
+    let selectors = f
+        .by_selectors
+        .as_ref()
+        .map(|m| selector_filter("filter.by_selectors", m))
+        .transpose()?;
     let federates_with = match f.by_federates_with {
         None => None,
         Some(m) => {
@@ -214,8 +207,23 @@ fn entry_filter(f: Filter) -> Result<EntryFilter, Status> {
     })
 }
 
+/// A wire selector filter (ListEntries' `by_selectors`, ListAgents' `by_selector_match`):
+/// the selectors and how to match them. `field` names the filter in error messages.
+pub(crate) fn selector_filter(
+    field: &str,
+    m: &types::SelectorMatch,
+) -> Result<(Vec<Selector>, SelectorMatch), Status> {
+    let selectors = m
+        .selectors
+        .iter()
+        .map(convert::selector)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Status::invalid_argument(format!("{field}: {e}")))?;
+    Ok((selectors, selector_match(m.r#match)?))
+}
+
 /// A wire selector match mode.
-pub(crate) fn selector_match(raw: i32) -> Result<SelectorMatch, Status> {
+fn selector_match(raw: i32) -> Result<SelectorMatch, Status> {
     use types::selector_match::MatchBehavior as M;
     match M::try_from(raw) {
         Ok(M::MatchExact) => Ok(SelectorMatch::Exact),

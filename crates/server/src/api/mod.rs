@@ -128,11 +128,13 @@ fn count(n: u64) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-/// A wire page size: 0 asks for everything (as SPIRE), larger sizes are capped at `max`.
-fn page_size(raw: i32, max: u32) -> Result<u32, Status> {
-    let size = u32::try_from(raw)
-        .map_err(|_| Status::invalid_argument(format!("page_size {raw}: must not be negative")))?;
-    Ok(size.min(max))
+/// A wire page request: the size (0 asks for everything, as SPIRE; larger sizes are capped at
+/// `max`) and the token of the page to continue from (none when empty).
+fn page(raw_size: i32, token: &str, max: u32) -> Result<(u32, Option<&str>), Status> {
+    let size = u32::try_from(raw_size).map_err(|_| {
+        Status::invalid_argument(format!("page_size {raw_size}: must not be negative"))
+    })?;
+    Ok((size.min(max), (!token.is_empty()).then_some(token)))
 }
 
 /// Maps a datastore failure of a list call: a page token it did not issue is the caller's

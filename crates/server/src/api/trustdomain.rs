@@ -21,7 +21,7 @@ use lanyard_proto::spire::api::types::{
 use tonic::{Code, Request, Response, Status};
 
 use super::relationship::{endpoint_url, parse, profile, trust_domain_bundle};
-use super::{Api, datastore_status, list_status, page_size};
+use super::{Api, datastore_status, list_status, page};
 use crate::bundles::{federated_trust_domain, wire_bundle};
 use crate::caller::Peer;
 use crate::convert::status;
@@ -40,8 +40,7 @@ impl trust_domain_server::TrustDomain for Api {
     ) -> Result<Response<ListFederationRelationshipsResponse>, Status> {
         Peer::of(&request)?.require_admin(&self.state)?;
         let req = request.into_inner();
-        let size = page_size(req.page_size, MAX_PAGE_SIZE)?;
-        let token = (!req.page_token.is_empty()).then_some(req.page_token.as_str());
+        let (size, token) = page(req.page_size, &req.page_token, MAX_PAGE_SIZE)?;
         let (found, next) = self
             .state
             .datastore

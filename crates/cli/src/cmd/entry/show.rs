@@ -12,7 +12,7 @@ use tonic::transport::Channel;
 use super::{client, print_entries};
 use crate::admin;
 use crate::cmd::OutputFormat;
-use crate::cmd::admin_out::{self, plural};
+use crate::cmd::admin_out::{self, all_pages, plural};
 use crate::cmd::matching::{MatchMode, federates_with_match, parse_trust_domain, selector_match};
 use crate::cmd::server::SocketArg;
 use crate::output::{self, out, parse_selector, parse_spiffe_id, wire_id};
@@ -164,9 +164,7 @@ async fn list_all(
     client: &mut EntryClient<Channel>,
     filter: list_entries_request::Filter,
 ) -> anyhow::Result<Vec<types::Entry>> {
-    let mut entries = Vec::new();
-    let mut page_token = String::new();
-    loop {
+    all_pages(async |page_token| {
         let page = client
             .list_entries(ListEntriesRequest {
                 filter: Some(filter.clone()),
@@ -177,12 +175,9 @@ async fn list_all(
             .await
             .map_err(|s| admin::rpc_error("cannot list entries", s))?
             .into_inner();
-        entries.extend(page.entries);
-        if page.next_page_token.is_empty() {
-            return Ok(entries);
-        }
-        page_token = page.next_page_token;
-    }
+        Ok((page.entries, page.next_page_token))
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! parameter and each sqlx URL query parameter.
 
 use super::{ENGINE, invalid};
+use crate::connstr::shared::SeenKeys;
 use crate::connstr::tls_files::{TlsFiles, merge};
 use crate::connstr::{ConnStringError, Shown};
 
@@ -78,7 +79,7 @@ pub(super) enum MyAddr {
 /// The settings both input forms produce.
 #[derive(Debug)]
 pub(super) struct MyParams {
-    seen: Vec<&'static str>,
+    seen: SeenKeys,
     pub(super) user: Option<String>,
     pub(super) password: Option<String>,
     pub(super) addr: MyAddr,
@@ -98,7 +99,7 @@ pub(super) struct MyParams {
 impl MyParams {
     pub(super) fn new(addr: MyAddr) -> Self {
         MyParams {
-            seen: Vec::new(),
+            seen: SeenKeys::default(),
             user: None,
             password: None,
             addr,
@@ -286,13 +287,7 @@ impl MyParams {
     }
 
     fn once(&mut self, key: &'static str) -> Result<&mut Self, ConnStringError> {
-        if self.seen.contains(&key) {
-            return Err(ConnStringError::DuplicateKey {
-                engine: ENGINE,
-                key,
-            });
-        }
-        self.seen.push(key);
+        self.seen.record(ENGINE, key)?;
         Ok(self)
     }
 }

@@ -4,6 +4,7 @@ use url::form_urlencoded;
 
 use super::params::{MyAddr, MyParams};
 use super::{ENGINE, invalid};
+use crate::connstr::shared::push_userinfo;
 use crate::connstr::{ConnStringError, encode_component, is_dot_segment};
 
 impl MyParams {
@@ -11,16 +12,7 @@ impl MyParams {
     /// last check, for output that does not parse as a URL.
     pub(super) fn render(self) -> Result<String, ConnStringError> {
         let mut out = String::from("mysql://");
-        let user = self.user.unwrap_or_default();
-        let password = self.password.filter(|p| !p.is_empty());
-        if !user.is_empty() || password.is_some() {
-            out.push_str(&encode_component(&user));
-            if let Some(password) = &password {
-                out.push(':');
-                out.push_str(&encode_component(password));
-            }
-            out.push('@');
-        }
+        push_userinfo(&mut out, self.user, self.password);
 
         // sqlx reads the host verbatim (no percent-decoding) and strips IPv6 brackets itself.
         // With a socket the host is a placeholder sqlx ignores.
