@@ -12,6 +12,8 @@ mod common;
 mod config_files;
 mod failures;
 mod helper;
+mod interop_go;
+mod interop_python;
 mod jwt;
 mod key_types;
 mod local_authority;
