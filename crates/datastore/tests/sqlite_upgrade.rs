@@ -112,3 +112,23 @@ async fn with_migrations_disabled_a_schema_one_database_is_refused() {
     );
     assert!(err.to_string().contains("run the migration"), "{err}");
 }
+
+#[tokio::test]
+async fn servers_opening_a_new_file_together_both_end_up_with_the_full_schema() {
+    // Servers sharing a database may start at the same moment; one of them losing the race to
+    // apply a migration must not stop it from starting.
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(format!("shared-{round}.sqlite3"));
+        let (a, b, c) = tokio::join!(
+            SqlDatastore::open_sqlite(&path),
+            SqlDatastore::open_sqlite(&path),
+            SqlDatastore::open_sqlite(&path),
+        );
+        for store in [a, b, c] {
+            let store = store.unwrap();
+            assert_eq!(store.latest_change().await.unwrap(), 0);
+            store.close().await;
+        }
+    }
+}

@@ -16,6 +16,21 @@ pub(crate) const MAX_HINT_BYTES: usize = 1024;
 pub(crate) const MAX_TTL_SECONDS: i32 = 10 * 365 * 24 * 3600;
 /// The longest DNS name (RFC 1123, section 2.1).
 const MAX_DNS_NAME: usize = 253;
+/// Most selectors, DNS names and federated trust domains one entry may list. Far above real
+/// entries; the bound keeps one entry from producing an SVID over the 64 KiB certificate limit
+/// or a sync answer that no agent can read.
+pub(crate) const MAX_LIST_LEN: usize = 100;
+
+/// Refuses a list longer than [`MAX_LIST_LEN`], naming the field.
+fn bounded<T>(field: &str, list: &[T]) -> Result<(), String> {
+    if list.len() > MAX_LIST_LEN {
+        return Err(format!(
+            "{field}: {} given, at most {MAX_LIST_LEN} are allowed per entry",
+            list.len()
+        ));
+    }
+    Ok(())
+}
 
 /// Validates a wire entry for creation in `td`.
 pub(crate) fn new_entry(e: &types::Entry, td: &TrustDomain) -> Result<NewEntry, String> {
@@ -169,6 +184,7 @@ fn selectors(wire: &[types::Selector]) -> Result<Vec<Selector>, String> {
     if wire.is_empty() {
         return Err("selectors: at least one selector is required".into());
     }
+    bounded("selectors", wire)?;
     let mut parsed = wire
         .iter()
         .map(|s| selector(s).map_err(|e| format!("selectors: {e}")))
@@ -189,6 +205,7 @@ fn ttl(field: &str, ttl: i32) -> Result<i32, String> {
 }
 
 fn federation_list(names: &[String], own: &TrustDomain) -> Result<Vec<TrustDomain>, String> {
+    bounded("federates_with", names)?;
     let mut list = Vec::with_capacity(names.len());
     for name in names {
         let td = trust_domain("federates_with", name)?;
@@ -230,6 +247,7 @@ fn hint(hint: &str) -> Result<String, String> {
 }
 
 fn dns_names(names: &[String]) -> Result<Vec<String>, String> {
+    bounded("dns_names", names)?;
     for name in names {
         dns_name(name)?;
     }
@@ -253,11 +271,17 @@ fn dns_name(name: &str) -> Result<(), String> {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("dns_names {name:?}: {rule}"))
+    if !ok {
+        return Err(format!("dns_names {name:?}: {rule}"));
     }
+    // An IPv4 address passes the label rule but belongs in an IP SAN, which entries do not
+    // carry; as a DNS SAN no client would match it.
+    if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Err(format!(
+            "dns_names {name:?}: an IP address is not a DNS name (X509-SVIDs carry DNS SANs only)"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -184,3 +184,28 @@ fn update_without_mask_sets_every_field_and_with_mask_only_the_chosen() {
             .contains("id is missing")
     );
 }
+
+#[test]
+fn bounds_list_lengths_and_refuses_ip_addresses_as_dns_names() {
+    let many: Vec<(String, String)> = (0..=MAX_LIST_LEN)
+        .map(|i| ("unix".to_owned(), format!("uid:{i}")))
+        .collect();
+    let refs: Vec<(&str, &str)> = many.iter().map(|(t, v)| (t.as_str(), v.as_str())).collect();
+    let err = new_entry(&entry("/web", "/agent", &refs), &td()).unwrap_err();
+    assert!(err.contains("selectors: 101 given, at most 100"), "{err}");
+    // Exactly the limit is fine.
+    assert!(new_entry(&entry("/web", "/agent", &refs[..MAX_LIST_LEN]), &td()).is_ok());
+
+    let mut e = entry("/web", "/agent", &[("unix", "uid:1")]);
+    e.dns_names = (0..=MAX_LIST_LEN)
+        .map(|i| format!("h{i}.example.org"))
+        .collect();
+    let err = new_entry(&e, &td()).unwrap_err();
+    assert!(err.contains("dns_names: 101 given"), "{err}");
+
+    e.dns_names = vec!["192.168.1.1".into()];
+    let err = new_entry(&e, &td()).unwrap_err();
+    assert!(err.contains("an IP address is not a DNS name"), "{err}");
+    e.dns_names = vec!["1.example.org".into()];
+    assert!(new_entry(&e, &td()).is_ok(), "numeric labels are fine");
+}

@@ -75,6 +75,14 @@ pub(super) fn sql(data: &[Entry], line: usize) -> Result<DatabaseConfig, ConfigE
     config.root_ca_path = tls.root_ca.map(|(path, _)| path);
     config.client_cert_path = tls.client_cert.map(|(path, _)| path);
     config.client_key_path = tls.client_key.map(|(path, _)| path);
+    // The same translation connecting does, so `validate` refuses what `run` would. The
+    // connection string is never echoed: it may hold a password.
+    config.check().map_err(|e| {
+        ConfigError::Conflict(format!(
+            "DataStore \"sql\" connection_string at line {}: {e}",
+            entry.line
+        ))
+    })?;
     Ok(config)
 }
 
@@ -169,9 +177,8 @@ fn sqlite_path(e: &Entry) -> Result<PathBuf, ConfigError> {
         return Err(ConfigError::Unsupported {
             what: "connection_string parameters".into(),
             line: e.line,
-            rule: format!(
-                "Lanyard opens SQLite with its own settings; give only the path in {s:?}"
-            ),
+            // The string is not echoed: its parameters may hold a password.
+            rule: "Lanyard opens SQLite with its own settings; give only the file's path".into(),
         });
     }
     if path.is_empty() || path == ":memory:" {

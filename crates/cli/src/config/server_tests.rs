@@ -674,3 +674,32 @@ fn upstream_authority_disk_needs_cert_and_key() {
     );
     assert!(err.contains("cert_file"), "{err}");
 }
+
+#[test]
+fn connection_strings_that_run_would_refuse_are_refused_without_echoing_the_password() {
+    for (database_type, connection_string, expected) in [
+        // Only a password: redaction could not recognise it, so nothing is echoed.
+        ("postgres", "SECRETPW", "connection string cannot be used"),
+        ("postgres", "port=abc password=SECRETPW", "port"),
+        (
+            "mysql",
+            "u:SECRETPW@tcp(127.0.0.1:1/db",
+            "connection string cannot be used",
+        ),
+        // A server URL given as an SQLite file.
+        (
+            "sqlite3",
+            "postgres://u:SECRETPW@127.0.0.1:1/db",
+            "database_type sqlite3 takes a file path",
+        ),
+        (
+            "sqlite3",
+            "file:/tmp/x.db?password=SECRETPW",
+            "give only the file's path",
+        ),
+    ] {
+        let err = error(&sql_block(database_type, connection_string, &[]));
+        assert!(err.contains(expected), "{connection_string}: {err}");
+        assert!(!err.contains("SECRETPW"), "{connection_string}: {err}");
+    }
+}

@@ -86,6 +86,22 @@ impl DatabaseConfig {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
         }
     }
+
+    /// Checks the settings the way connecting would read them, without connecting: an SQLite
+    /// path that is not a URL and has no parameters; for the server engines, a connection
+    /// string that translates to a driver URL with the TLS files added. `lanyard server
+    /// validate` runs this so it refuses what `run` would.
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::InvalidInput`](crate::DatastoreError::InvalidInput) naming the setting
+    /// and the rule; never containing the password.
+    pub fn check(&self) -> Result<(), crate::DatastoreError> {
+        match self.engine {
+            Engine::Sqlite => super::connect::sqlite_path(self).map(drop),
+            Engine::Postgres | Engine::Mysql => super::connect::server_url(self).map(drop),
+        }
+    }
 }
 
 impl fmt::Debug for DatabaseConfig {

@@ -133,7 +133,23 @@ pub(crate) fn sqlite_path(config: &DatabaseConfig) -> Result<&Path, DatastoreErr
             "{key} is set for a sqlite3 datastore: TLS settings apply to postgres and mysql only"
         )));
     }
-    Ok(Path::new(&config.connection_string))
+    let path = &config.connection_string;
+    // A server URL given with the wrong database_type would otherwise become a file name, and
+    // its password part of every "cannot open" message.
+    if let Some((scheme, _)) = path.split_once("://") {
+        return Err(DatastoreError::InvalidInput(format!(
+            "database_type sqlite3 takes a file path, but connection_string is a {scheme}:// \
+             URL: set database_type to the server's engine, or give the SQLite file's path"
+        )));
+    }
+    if path.contains('?') {
+        return Err(DatastoreError::InvalidInput(
+            "a sqlite3 connection_string is the database file's path: URI parameters ('?...') \
+             are not accepted (Lanyard opens SQLite with its own settings)"
+                .to_owned(),
+        ));
+    }
+    Ok(Path::new(path))
 }
 
 /// The sqlx URL for a server connection string (a URL, or a SPIRE-style string: libpq
@@ -152,11 +168,10 @@ pub(crate) fn server_url(config: &DatabaseConfig) -> Result<String, DatastoreErr
     };
     let tls = tls_files(config)?;
     let connection_string = &config.connection_string;
+    // The string is not echoed: one that does not parse may be nothing but a password, which
+    // redaction cannot recognise. The parse error names the offending key or byte offset.
     connstr::to_url_with_tls(conn_engine, connection_string, &tls).map_err(|e| {
-        DatastoreError::InvalidInput(format!(
-            "{engine} connection string '{}' cannot be used: {e}",
-            redact(connection_string)
-        ))
+        DatastoreError::InvalidInput(format!("{engine} connection string cannot be used: {e}"))
     })
 }
 
