@@ -126,11 +126,26 @@ pub(crate) struct CountArgs {
 impl BundleCommand {
     pub(crate) async fn run(self) -> anyhow::Result<()> {
         match self {
-            BundleCommand::Show(args) => args.run().await,
-            BundleCommand::List(args) => args.run().await,
-            BundleCommand::Set(args) => args.run().await,
-            BundleCommand::Delete(args) => args.run().await,
-            BundleCommand::Count(args) => args.run().await,
+            BundleCommand::Show(args) => {
+                let format = args.output;
+                crate::cmd::admin_out::finish(format, args.run().await)
+            }
+            BundleCommand::List(args) => {
+                let format = args.output;
+                crate::cmd::admin_out::finish(format, args.run().await)
+            }
+            BundleCommand::Set(args) => {
+                let format = args.output;
+                crate::cmd::admin_out::finish(format, args.run().await)
+            }
+            BundleCommand::Delete(args) => {
+                let format = args.output;
+                crate::cmd::admin_out::finish(format, args.run().await)
+            }
+            BundleCommand::Count(args) => {
+                let format = args.output;
+                crate::cmd::admin_out::finish(format, args.run().await)
+            }
         }
     }
 }
@@ -160,7 +175,7 @@ impl ShowArgs {
             .await?
             .get_bundle(GetBundleRequest::default())
             .await
-            .map_err(|s| admin::rpc_error("cannot read the bundle", s))?
+            .map_err(|s| crate::cmd::admin_out::rpc_error("cannot read the bundle", s))?
             .into_inner();
         print_bundle(&bundle, self.output, self.format)
     }
@@ -176,7 +191,9 @@ impl ListArgs {
                     output_mask: None,
                 })
                 .await
-                .map_err(|s| admin::rpc_error(&format!("cannot read the bundle of {td}"), s))?
+                .map_err(|s| {
+                    crate::cmd::admin_out::rpc_error(&format!("cannot read the bundle of {td}"), s)
+                })?
                 .into_inner();
             return print_bundle(&bundle, self.output, self.format);
         }
@@ -189,7 +206,7 @@ impl ListArgs {
                     page_token,
                 })
                 .await
-                .map_err(|s| admin::rpc_error("cannot list federated bundles", s))?
+                .map_err(|s| crate::cmd::admin_out::rpc_error("cannot list federated bundles", s))?
                 .into_inner();
             Ok((page.bundles, page.next_page_token))
         })
@@ -223,7 +240,12 @@ impl SetArgs {
                 output_mask: None,
             })
             .await
-            .map_err(|s| admin::rpc_error(&format!("cannot set the bundle of {}", self.id), s))?
+            .map_err(|s| {
+                crate::cmd::admin_out::rpc_error(
+                    &format!("cannot set the bundle of {}", self.id),
+                    s,
+                )
+            })?
             .into_inner();
         let result = only_result(
             response.results,
@@ -259,7 +281,12 @@ impl DeleteArgs {
                 mode: mode as i32,
             })
             .await
-            .map_err(|s| admin::rpc_error(&format!("cannot delete the bundle of {}", self.id), s))?
+            .map_err(|s| {
+                crate::cmd::admin_out::rpc_error(
+                    &format!("cannot delete the bundle of {}", self.id),
+                    s,
+                )
+            })?
             .into_inner();
         let result = only_result(
             response.results,
@@ -287,7 +314,7 @@ impl CountArgs {
             .await?
             .count_bundles(CountBundlesRequest {})
             .await
-            .map_err(|s| admin::rpc_error("cannot count bundles", s))?
+            .map_err(|s| crate::cmd::admin_out::rpc_error("cannot count bundles", s))?
             .into_inner()
             .count;
         match self.output {

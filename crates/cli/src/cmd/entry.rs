@@ -8,12 +8,13 @@ use lanyard_proto::spire::api::types;
 use tonic::transport::Channel;
 
 use super::OutputFormat;
-use super::admin_out::{check, only_result, plural};
+use super::admin_out::{BatchFailed, check, only_result, plural};
 use super::server::SocketArg;
 use super::wire_json::status_json;
 use crate::admin;
 use crate::output::{self, out};
 
+mod batch;
 mod create;
 mod data;
 mod fields;
@@ -50,11 +51,26 @@ pub(crate) struct DeleteArgs {
 impl EntryCommand {
     pub(crate) async fn run(self) -> anyhow::Result<()> {
         match self {
-            EntryCommand::Create(args) => args.run().await,
-            EntryCommand::Update(args) => args.run().await,
-            EntryCommand::Show(args) => args.run().await,
-            EntryCommand::Count(args) => args.run().await,
-            EntryCommand::Delete(args) => args.run().await,
+            EntryCommand::Create(args) => {
+                let format = args.output;
+                crate::cmd::admin_out::finish(format, args.run().await)
+            }
+            EntryCommand::Update(args) => {
+                let format = args.output;
+                crate::cmd::admin_out::finish(format, args.run().await)
+            }
+            EntryCommand::Show(args) => {
+                let format = args.output;
+                crate::cmd::admin_out::finish(format, args.run().await)
+            }
+            EntryCommand::Count(args) => {
+                let format = args.output;
+                crate::cmd::admin_out::finish(format, args.run().await)
+            }
+            EntryCommand::Delete(args) => {
+                let format = args.output;
+                crate::cmd::admin_out::finish(format, args.run().await)
+            }
         }
     }
 }
@@ -63,42 +79,72 @@ async fn client(socket: &SocketArg) -> anyhow::Result<EntryClient<Channel>> {
     Ok(EntryClient::new(admin::connect(&socket.socket).await?))
 }
 
-/// Prints the entries a batch call returned and reports each failed item on stderr, naming the
-/// entry; fails when any item failed.
+/// Prints a batch's outcomes, one per requested item in order: SPIRE's `{"results": [...]}`
+/// in JSON (see `admin_out`), else the entries done on stdout and each failure on stderr,
+/// naming the entry.
+///
+/// # Errors
+///
+/// [`BatchFailed`] when any item failed.
 fn report_batch(
-    verb: &str,
+    verb: &'static str,
     output_format: OutputFormat,
-    requested: &[types::Entry],
-    results: impl IntoIterator<Item = (Option<types::Status>, Option<types::Entry>)>,
+    requested: &[data::Item],
+    outcomes: Vec<batch::Outcome>,
 ) -> anyhow::Result<()> {
-    let mut failed = 0;
-    let mut done = Vec::new();
-    for ((status, entry), asked) in results.into_iter().zip(requested) {
-        let which = if asked.id.is_empty() {
-            format!(
-                "the entry for {} under {}",
-                output::id_string(asked.spiffe_id.as_ref()),
-                output::id_string(asked.parent_id.as_ref())
-            )
-        } else {
-            format!("entry {:?}", asked.id)
-        };
-        match check(status.as_ref(), &format!("FAILED to {verb} {which}")) {
-            Ok(()) => done.extend(entry),
-            Err(e) => {
-                failed += 1;
-                eprintln!("{e}");
+    let failed = outcomes
+        .iter()
+        .filter(|(status, _)| status.code != tonic::Code::Ok as i32)
+        .count();
+    match output_format {
+        OutputFormat::Json => output::print_json(&serde_json::json!({
+            "results": outcomes.iter().map(|(status, entry)| serde_json::json!({
+                "status": status_json(Some(status)),
+                "entry": entry.as_ref().map_or(serde_json::Value::Null, output::entry_json),
+            })).collect::<Vec<_>>()
+        }))?,
+        OutputFormat::Pretty => {
+            let mut done = Vec::new();
+            for ((status, entry), asked) in outcomes.into_iter().zip(requested) {
+                let which = match asked {
+                    Ok(asked) if asked.id.is_empty() => format!(
+                        "the entry for {} under {}",
+                        output::id_string(asked.spiffe_id.as_ref()),
+                        output::id_string(asked.parent_id.as_ref())
+                    ),
+                    Ok(asked) => format!("entry {:?}", asked.id),
+                    Err(e) => format!("entries[{}]", e.index),
+                };
+                match check(Some(&status), &format!("FAILED to {verb} {which}")) {
+                    Ok(()) => done.extend(entry),
+                    Err(e) => eprintln!("{e}"),
+                }
             }
+            print_entries(output_format, &done, false)?;
         }
     }
-    print_entries(output_format, &done, false)?;
     if failed > 0 {
-        anyhow::bail!(
-            "{failed} of {} entries could not be {verb}d",
-            requested.len()
-        );
+        return Err(BatchFailed {
+            failed,
+            total: requested.len(),
+            noun: "entries",
+            verb: if verb == "create" {
+                "created"
+            } else {
+                "updated"
+            },
+        }
+        .into());
     }
     Ok(())
+}
+
+/// The status of a result the server sent without one (SPIRE servers always set it).
+fn no_status() -> types::Status {
+    types::Status {
+        code: tonic::Code::Internal as i32,
+        message: "the server answered without a status".into(),
+    }
 }
 
 /// `{"entries": [...]}` or SPIRE's text blocks, with a count line first when `counted`.
@@ -129,7 +175,7 @@ impl DeleteArgs {
                 ids: vec![self.entry_id.clone()],
             })
             .await
-            .map_err(|s| admin::rpc_error("cannot delete the entry", s))?
+            .map_err(|s| crate::cmd::admin_out::rpc_error("cannot delete the entry", s))?
             .into_inner();
         let result = only_result(
             response.results,

@@ -88,11 +88,26 @@ pub(crate) struct ListArgs {
 impl FederationCommand {
     pub(crate) async fn run(self) -> anyhow::Result<()> {
         match self {
-            FederationCommand::Create(args) => args.run().await,
-            FederationCommand::Show(args) => args.show().await,
-            FederationCommand::List(args) => args.run().await,
-            FederationCommand::Update(args) => args.run().await,
-            FederationCommand::Delete(args) => args.delete().await,
+            FederationCommand::Create(args) => {
+                let format = args.output;
+                crate::cmd::admin_out::finish(format, args.run().await)
+            }
+            FederationCommand::Show(args) => {
+                let format = args.output;
+                crate::cmd::admin_out::finish(format, args.show().await)
+            }
+            FederationCommand::List(args) => {
+                let format = args.output;
+                crate::cmd::admin_out::finish(format, args.run().await)
+            }
+            FederationCommand::Update(args) => {
+                let format = args.output;
+                crate::cmd::admin_out::finish(format, args.run().await)
+            }
+            FederationCommand::Delete(args) => {
+                let format = args.output;
+                crate::cmd::admin_out::finish(format, args.delete().await)
+            }
         }
     }
 }
@@ -120,7 +135,9 @@ impl CreateArgs {
                 output_mask: None,
             })
             .await
-            .map_err(|s| admin::rpc_error(&format!("cannot federate with {td}"), s))?
+            .map_err(|s| {
+                crate::cmd::admin_out::rpc_error(&format!("cannot federate with {td}"), s)
+            })?
             .into_inner();
         let result = only_result(
             response.results,
@@ -149,7 +166,12 @@ impl UpdateArgs {
                 output_mask: None,
             })
             .await
-            .map_err(|s| admin::rpc_error(&format!("cannot update the relationship with {td}"), s))?
+            .map_err(|s| {
+                crate::cmd::admin_out::rpc_error(
+                    &format!("cannot update the relationship with {td}"),
+                    s,
+                )
+            })?
             .into_inner();
         let result = only_result(
             response.results,
@@ -170,7 +192,12 @@ impl OneArgs {
                 output_mask: None,
             })
             .await
-            .map_err(|s| admin::rpc_error(&format!("cannot show the relationship with {td}"), s))?
+            .map_err(|s| {
+                crate::cmd::admin_out::rpc_error(
+                    &format!("cannot show the relationship with {td}"),
+                    s,
+                )
+            })?
             .into_inner();
         match self.output {
             OutputFormat::Json => output::print_json(&federation_json(&relationship)),
@@ -189,7 +216,12 @@ impl OneArgs {
                 trust_domains: vec![td.name().to_string()],
             })
             .await
-            .map_err(|s| admin::rpc_error(&format!("cannot delete the relationship with {td}"), s))?
+            .map_err(|s| {
+                crate::cmd::admin_out::rpc_error(
+                    &format!("cannot delete the relationship with {td}"),
+                    s,
+                )
+            })?
             .into_inner();
         let result = only_result(
             response.results,
@@ -222,7 +254,9 @@ impl ListArgs {
                     page_token,
                 })
                 .await
-                .map_err(|s| admin::rpc_error("cannot list federation relationships", s))?
+                .map_err(|s| {
+                    crate::cmd::admin_out::rpc_error("cannot list federation relationships", s)
+                })?
                 .into_inner();
             Ok((page.federation_relationships, page.next_page_token))
         })

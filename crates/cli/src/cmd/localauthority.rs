@@ -102,7 +102,7 @@ impl LocalAuthorityCommand {
                         .await
                         .map(|r| r.into_inner().prepared_authority),
                 }
-                .map_err(|s| admin::rpc_error("cannot prepare an authority", s))?;
+                .map_err(|s| crate::cmd::admin_out::rpc_error("cannot prepare an authority", s))?;
                 print_result(kind, "Prepared", state, false, c.output)
             }
             Action::Activate(a) => named(kind, Step::Activate, a).await,
@@ -145,7 +145,7 @@ async fn named(kind: Kind, step: Step, a: WithId) -> anyhow::Result<()> {
     let mut client = client(&a.common).await?;
     let state = call(&mut client, kind, step, a.authority_id)
         .await
-        .map_err(|s| admin::rpc_error(step.failure(), s))?;
+        .map_err(|s| crate::cmd::admin_out::rpc_error(step.failure(), s))?;
     // Taint and revoke act on the old authority, which is tainted by then.
     let tainted = !matches!(step, Step::Activate);
     print_result(kind, step.done(), state, tainted, a.common.output)
@@ -207,7 +207,7 @@ async fn show(kind: Kind, c: &Common) -> anyhow::Result<()> {
             .map(|r| r.into_inner())
             .map(|r| (r.active, r.prepared, r.old)),
     }
-    .map_err(|s| admin::rpc_error("cannot read the authorities", s))?;
+    .map_err(|s| crate::cmd::admin_out::rpc_error("cannot read the authorities", s))?;
 
     // The LocalAuthority API does not report taint; the bundle does.
     let tainted = tainted_ids(kind, channel).await?;
@@ -249,7 +249,7 @@ async fn tainted_ids(kind: Kind, channel: Channel) -> anyhow::Result<Vec<String>
     let bundle = BundleClient::new(channel)
         .get_bundle(GetBundleRequest::default())
         .await
-        .map_err(|s| admin::rpc_error("cannot read the bundle", s))?
+        .map_err(|s| crate::cmd::admin_out::rpc_error("cannot read the bundle", s))?
         .into_inner();
     match kind {
         Kind::X509 => bundle

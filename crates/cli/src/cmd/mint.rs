@@ -102,14 +102,14 @@ impl X509MintArgs {
         let svid = SvidClient::new(channel.clone())
             .mint_x509svid(MintX509svidRequest { csr, ttl })
             .await
-            .map_err(|s| admin::rpc_error("cannot mint an X509-SVID", s))?
+            .map_err(|s| crate::cmd::admin_out::rpc_error("cannot mint an X509-SVID", s))?
             .into_inner()
             .svid
             .context("the server answered without an SVID")?;
         let bundle = BundleClient::new(channel)
             .get_bundle(GetBundleRequest::default())
             .await
-            .map_err(|s| admin::rpc_error("cannot read the bundle", s))?
+            .map_err(|s| crate::cmd::admin_out::rpc_error("cannot read the bundle", s))?
             .into_inner();
 
         let chain: Vec<CertificateDer<'static>> = svid
@@ -193,7 +193,7 @@ impl JwtMintArgs {
                 ttl,
             })
             .await
-            .map_err(|s| admin::rpc_error("cannot mint a JWT-SVID", s))?
+            .map_err(|s| crate::cmd::admin_out::rpc_error("cannot mint a JWT-SVID", s))?
             .into_inner()
             .svid
             .context("the server answered without an SVID")?;

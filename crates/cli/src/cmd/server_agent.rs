@@ -98,11 +98,26 @@ pub(crate) struct OneAgentArgs {
 impl AgentCommand {
     pub(crate) async fn run(self) -> anyhow::Result<()> {
         match self {
-            AgentCommand::List(args) => args.run().await,
-            AgentCommand::Count(args) => args.run().await,
-            AgentCommand::Show(args) => args.show().await,
-            AgentCommand::Evict(args) => args.evict().await,
-            AgentCommand::Ban(args) => args.ban().await,
+            AgentCommand::List(args) => {
+                let format = args.output;
+                crate::cmd::admin_out::finish(format, args.run().await)
+            }
+            AgentCommand::Count(args) => {
+                let format = args.output;
+                crate::cmd::admin_out::finish(format, args.run().await)
+            }
+            AgentCommand::Show(args) => {
+                let format = args.output;
+                crate::cmd::admin_out::finish(format, args.show().await)
+            }
+            AgentCommand::Evict(args) => {
+                let format = args.output;
+                crate::cmd::admin_out::finish(format, args.evict().await)
+            }
+            AgentCommand::Ban(args) => {
+                let format = args.output;
+                crate::cmd::admin_out::finish(format, args.ban().await)
+            }
         }
     }
 }
@@ -150,7 +165,7 @@ impl ListArgs {
                     page_token,
                 })
                 .await
-                .map_err(|s| admin::rpc_error("cannot list agents", s))?
+                .map_err(|s| crate::cmd::admin_out::rpc_error("cannot list agents", s))?
                 .into_inner();
             Ok((page.agents, page.next_page_token))
         })
@@ -179,7 +194,7 @@ impl CountArgs {
                 filter: Some(self.filter.to_count()),
             })
             .await
-            .map_err(|s| admin::rpc_error("cannot count agents", s))?
+            .map_err(|s| crate::cmd::admin_out::rpc_error("cannot count agents", s))?
             .into_inner()
             .count;
         match self.output {
@@ -202,7 +217,12 @@ impl OneAgentArgs {
                 output_mask: None,
             })
             .await
-            .map_err(|s| admin::rpc_error(&format!("cannot show agent {}", self.spiffe_id), s))?
+            .map_err(|s| {
+                crate::cmd::admin_out::rpc_error(
+                    &format!("cannot show agent {}", self.spiffe_id),
+                    s,
+                )
+            })?
             .into_inner();
         match self.output {
             OutputFormat::Json => output::print_json(&agent_json(&agent)),
@@ -221,7 +241,12 @@ impl OneAgentArgs {
                 id: Some(wire_id(&self.spiffe_id)),
             })
             .await
-            .map_err(|s| admin::rpc_error(&format!("cannot evict agent {}", self.spiffe_id), s))?;
+            .map_err(|s| {
+                crate::cmd::admin_out::rpc_error(
+                    &format!("cannot evict agent {}", self.spiffe_id),
+                    s,
+                )
+            })?;
         self.done("evicted")
     }
 
@@ -232,7 +257,9 @@ impl OneAgentArgs {
                 id: Some(wire_id(&self.spiffe_id)),
             })
             .await
-            .map_err(|s| admin::rpc_error(&format!("cannot ban agent {}", self.spiffe_id), s))?;
+            .map_err(|s| {
+                crate::cmd::admin_out::rpc_error(&format!("cannot ban agent {}", self.spiffe_id), s)
+            })?;
         self.done("banned")
     }
 

@@ -58,7 +58,7 @@ impl TokenCommand {
                 agent_id: args.spiffe_id.as_ref().map(crate::output::wire_id),
             })
             .await
-            .map_err(|s| admin::rpc_error("cannot create a join token", s))?
+            .map_err(|s| crate::cmd::admin_out::rpc_error("cannot create a join token", s))?
             .into_inner();
         match args.output {
             OutputFormat::Json => output::print_json(&serde_json::json!({

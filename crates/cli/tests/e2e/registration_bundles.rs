@@ -154,7 +154,7 @@ fn bundle_commands_show_set_list_and_delete() {
                 "--federates-with",
                 td,
             ],
-        )["entries"][0]["id"]
+        )["results"][0]["entry"]["id"]
             .as_str()
             .unwrap()
             .to_owned()

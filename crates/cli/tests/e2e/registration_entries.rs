@@ -17,9 +17,10 @@ fn create(l: &lanyard_testkit::Lanyard, server: &lanyard_testkit::Server, flags:
     let mut args = vec!["entry", "create"];
     args.extend_from_slice(flags);
     let created = admin_json(l, server, &args);
-    let entries = created["entries"].as_array().unwrap();
-    assert_eq!(entries.len(), 1, "{created}");
-    entries[0].clone()
+    let results = created["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "{created}");
+    assert_eq!(results[0]["status"]["code"], 0, "{created}");
+    results[0]["entry"].clone()
 }
 
 fn id_of(entry: &Value) -> String {
@@ -197,7 +198,7 @@ fn entry_commands_filter_update_and_delete() {
             "green",
         ],
     );
-    let after = &updated["entries"][0];
+    let after = &updated["results"][0]["entry"];
     assert_eq!(after["x509_svid_ttl"], 120);
     assert_eq!(after["hint"], "green");
     assert_eq!(after["selectors"].as_array().unwrap().len(), 2, "{after}");
@@ -214,7 +215,7 @@ fn entry_commands_filter_update_and_delete() {
             &l,
             &server,
             &["entry", "update", "--entryID", &db_id, "--downstream=false"]
-        )["entries"][0]["downstream"],
+        )["results"][0]["entry"]["downstream"],
         false
     );
 
@@ -237,7 +238,7 @@ fn entry_commands_filter_update_and_delete() {
         &server,
         &["entry", "update", "--data", data.to_str().unwrap()],
     );
-    let after = &replaced["entries"][0];
+    let after = &replaced["results"][0]["entry"];
     assert_eq!(after["spiffe_id"]["path"], "/web2");
     assert_eq!(after["hint"], "");
     assert_eq!(after["federates_with"], serde_json::json!([]));
@@ -353,7 +354,123 @@ fn entry_commands_refuse_bad_input_naming_it() {
         &l,
         &server,
         &["entry", "update", "--data", data.to_str().unwrap()],
-        &["\"id\""],
+        &["entries[0]", "id: missing"],
     );
     assert_eq!(admin_json(&l, &server, &["entry", "count"])["count"], 1);
+}
+
+/// `lanyard server <args> --output json` fails; its stdout parsed.
+fn refused_json(
+    l: &lanyard_testkit::Lanyard,
+    server: &lanyard_testkit::Server,
+    args: &[&str],
+) -> Value {
+    let mut full = args.to_vec();
+    full.extend_from_slice(&["--output", "json"]);
+    let out = admin(l, server, &full);
+    assert!(!out.success, "{args:?} succeeded:\n{}", out.stdout);
+    serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: stdout is not JSON ({e}): {}", out.stdout))
+}
+
+#[test]
+fn json_output_reports_every_failed_item_and_command() {
+    let l = lanyard();
+    let server = l.start_server(Default::default());
+    let web = create(
+        &l,
+        &server,
+        &[
+            "--spiffe-id",
+            WEB,
+            "--parent-id",
+            AGENT,
+            "--selector",
+            "unix:uid:1",
+        ],
+    );
+
+    // A batch in protobuf-JSON names: a duplicate, a good one, a client-side bad TTL, a bad
+    // trust domain; each gets its own result, in order, and the good one is still created.
+    let data = l.path("mixed.json");
+    let item = |path: &str| {
+        serde_json::json!({
+            "spiffeId": {"trustDomain": "example.org", "path": path},
+            "parentId": {"trustDomain": "example.org", "path": "/agent"},
+            "selectors": [{"type": "unix", "value": "uid:1"}],
+        })
+    };
+    let mut bad_ttl = item("/ttl");
+    bad_ttl["x509SvidTtl"] = serde_json::json!(99_999_999_999_i64);
+    let mut bad_td = item("/x");
+    bad_td["federatesWith"] = serde_json::json!(["NOT a domain"]);
+    std::fs::write(
+        &data,
+        serde_json::json!({"entries": [item("/web"), item("/new"), bad_ttl, bad_td]}).to_string(),
+    )
+    .unwrap();
+    let v = refused_json(
+        &l,
+        &server,
+        &["entry", "create", "--data", data.to_str().unwrap()],
+    );
+    let results = v["results"].as_array().unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(results.len(), 4, "{v}");
+    assert_eq!(results[0]["status"]["code"], 6, "AlreadyExists: {v}");
+    assert_eq!(results[1]["status"]["code"], 0, "{v}");
+    assert_eq!(results[1]["entry"]["spiffe_id"]["path"], "/new");
+    assert_eq!(results[2]["status"]["code"], 3, "{v}");
+    assert!(
+        results[2]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("x509_svid_ttl")
+    );
+    assert!(results[2]["entry"].is_null());
+    assert_ne!(results[3]["status"]["code"], 0, "{v}");
+
+    // A one-item update that fails is a batch too.
+    let v = refused_json(
+        &l,
+        &server,
+        &[
+            "entry",
+            "update",
+            "--entry-id",
+            "no-such-entry",
+            "--hint",
+            "h",
+        ],
+    );
+    assert_eq!(v["results"][0]["status"]["code"], 5, "NotFound: {v}");
+
+    // Other commands print one error object.
+    let agent = "spiffe://example.org/spire/agent/nobody";
+    for args in [
+        &["entry", "delete", "--entry-id", "no-such-entry"][..],
+        &["agent", "show", "--spiffe-id", agent],
+        &["agent", "evict", "--spiffe-id", agent],
+        &["agent", "ban", "--spiffe-id", agent],
+        &["bundle", "delete", "--id", "nowhere.org"],
+        &["federation", "delete", "--id", "nowhere.org"],
+    ] {
+        let v = refused_json(&l, &server, args);
+        assert_eq!(v["error"]["code"], "NotFound", "{args:?}: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{v}"
+        );
+    }
+    assert_eq!(
+        entry_ids(&admin_json(
+            &l,
+            &server,
+            &["entry", "show", "--entry-id", &id_of(&web)]
+        ))
+        .len(),
+        1
+    );
+    assert_serving(&l, &server);
 }

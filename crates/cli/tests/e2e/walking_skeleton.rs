@@ -96,8 +96,8 @@ fn entry_show_and_delete_round_trip() {
     ]);
     assert!(out.success, "{}", out.stderr);
     let created: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    let id = created["entries"][0]["id"].as_str().unwrap().to_string();
-    assert_eq!(created["entries"][0]["x509_svid_ttl"], 600);
+    let id = created["results"][0]["entry"]["id"].as_str().unwrap().to_string();
+    assert_eq!(created["results"][0]["entry"]["x509_svid_ttl"], 600);
 
     // Creating it again is refused and names the existing entry.
     let again = l.cli(&[

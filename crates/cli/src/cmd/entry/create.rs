@@ -4,11 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use lanyard_proto::spire::api::server::entry::v1::BatchCreateEntryRequest;
-use lanyard_proto::spire::api::types;
 
 use super::fields::EntryFields;
-use super::{client, data, report_batch};
-use crate::admin;
+use super::{batch, client, data, no_status, report_batch};
 use crate::cmd::OutputFormat;
 use crate::cmd::server::SocketArg;
 
@@ -18,18 +16,22 @@ pub(crate) struct CreateArgs {
     socket: SocketArg,
     #[command(flatten)]
     fields: EntryFields,
-    /// Read entries from a JSON file in SPIRE's `entry create -data` format (`-` for stdin).
+    /// Read entries from a JSON file in SPIRE's `entry create -data` format (`-` for stdin),
+    /// at most 64 MiB; proto (`spiffe_id`) and protobuf-JSON (`spiffeId`) field names are both
+    /// accepted. An entry with a bad value (an invalid ID, an out-of-range TTL) is reported as
+    /// failed and the others are still created; malformed JSON, a wrong shape or an unknown key
+    /// refuses the whole file.
     #[arg(long, conflicts_with_all = super::fields::FIELD_IDS)]
     data: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
-    output: OutputFormat,
+    pub(super) output: OutputFormat,
 }
 
 impl CreateArgs {
-    fn entries(&self) -> anyhow::Result<Vec<types::Entry>> {
+    fn entries(&self) -> anyhow::Result<Vec<data::Item>> {
         if let Some(path) = &self.data {
-            return data::read_entries(path);
+            return Ok(data::read_entries(path)?);
         }
         let f = &self.fields;
         f.spiffe_id
@@ -42,25 +44,27 @@ impl CreateArgs {
             anyhow::bail!("--selector is required: an entry without selectors matches nothing");
         }
         let (entry, _) = f.to_wire()?;
-        Ok(vec![entry])
+        Ok(vec![Ok(entry)])
     }
 
     pub(crate) async fn run(self) -> anyhow::Result<()> {
-        let entries = self.entries()?;
-        let response = client(&self.socket)
-            .await?
-            .batch_create_entry(BatchCreateEntryRequest {
-                entries: entries.clone(),
-                output_mask: None,
-            })
-            .await
-            .map_err(|s| admin::rpc_error("cannot create entries", s))?
-            .into_inner();
-        report_batch(
-            "create",
-            self.output,
-            &entries,
-            response.results.into_iter().map(|r| (r.status, r.entry)),
-        )
+        let items = self.entries()?;
+        let mut client = client(&self.socket).await?;
+        let outcomes = batch::send(items.clone(), async |entries| {
+            let response = client
+                .batch_create_entry(BatchCreateEntryRequest {
+                    entries,
+                    output_mask: None,
+                })
+                .await?
+                .into_inner();
+            Ok(response
+                .results
+                .into_iter()
+                .map(|r| (r.status.unwrap_or_else(no_status), r.entry))
+                .collect())
+        })
+        .await;
+        report_batch("create", self.output, &items, outcomes)
     }
 }

@@ -10,7 +10,6 @@ use lanyard_spiffe::{Selector, SpiffeId, TrustDomain};
 use tonic::transport::Channel;
 
 use super::{client, print_entries};
-use crate::admin;
 use crate::cmd::OutputFormat;
 use crate::cmd::admin_out::{self, all_pages, plural};
 use crate::cmd::matching::{MatchMode, federates_with_match, parse_trust_domain, selector_match};
@@ -71,7 +70,7 @@ pub(crate) struct ShowArgs {
     filter: EntryFilter,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
-    output: OutputFormat,
+    pub(super) output: OutputFormat,
 }
 
 #[derive(clap::Args, Debug)]
@@ -82,7 +81,7 @@ pub(crate) struct CountArgs {
     filter: EntryFilter,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
-    output: OutputFormat,
+    pub(super) output: OutputFormat,
 }
 
 impl EntryFilter {
@@ -125,7 +124,9 @@ impl ShowArgs {
                         output_mask: None,
                     })
                     .await
-                    .map_err(|s| admin::rpc_error(&format!("cannot show entry {id:?}"), s))?
+                    .map_err(|s| {
+                        crate::cmd::admin_out::rpc_error(&format!("cannot show entry {id:?}"), s)
+                    })?
                     .into_inner(),
             ],
             None => list_all(&mut client, self.filter.to_list()).await?,
@@ -142,7 +143,7 @@ impl CountArgs {
                 filter: Some(self.filter.to_count()),
             })
             .await
-            .map_err(|s| admin::rpc_error("cannot count entries", s))?
+            .map_err(|s| crate::cmd::admin_out::rpc_error("cannot count entries", s))?
             .into_inner()
             .count;
         match self.output {
@@ -173,7 +174,7 @@ async fn list_all(
                 page_token,
             })
             .await
-            .map_err(|s| admin::rpc_error("cannot list entries", s))?
+            .map_err(|s| crate::cmd::admin_out::rpc_error("cannot list entries", s))?
             .into_inner();
         Ok((page.entries, page.next_page_token))
     })

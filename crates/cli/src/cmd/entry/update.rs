@@ -7,8 +7,7 @@ use lanyard_proto::spire::api::server::entry::v1::BatchUpdateEntryRequest;
 use lanyard_proto::spire::api::types;
 
 use super::fields::{self, EntryFields};
-use super::{client, data, report_batch};
-use crate::admin;
+use super::{batch, client, data, no_status, report_batch};
 use crate::cmd::OutputFormat;
 use crate::cmd::server::SocketArg;
 
@@ -21,27 +20,33 @@ pub(crate) struct UpdateArgs {
     entry_id: Option<String>,
     #[command(flatten)]
     fields: EntryFields,
-    /// Replace entries from a JSON file in SPIRE's `-data` format (`-` for stdin); each entry
-    /// needs its `id`.
+    /// Replace entries from a JSON file in SPIRE's `-data` format (`-` for stdin), at most
+    /// 64 MiB; each entry needs its `id`. An entry with a bad value (no `id`, an invalid ID, an
+    /// out-of-range TTL) is reported as failed and the others are still updated; malformed
+    /// JSON, a wrong shape or an unknown key refuses the whole file.
     #[arg(long, conflicts_with_all = [fields::FIELD_IDS, &["entry_id"]].concat())]
     data: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
-    output: OutputFormat,
+    pub(super) output: OutputFormat,
 }
 
 impl UpdateArgs {
     /// The entries to send and the fields to overwrite.
-    fn request(&self) -> anyhow::Result<(Vec<types::Entry>, types::EntryMask)> {
+    fn request(&self) -> anyhow::Result<(Vec<data::Item>, types::EntryMask)> {
         if let Some(path) = &self.data {
-            let entries = data::read_entries(path)?;
-            if let Some(i) = entries.iter().position(|e| e.id.is_empty()) {
-                anyhow::bail!(
-                    "entries[{i}] in {} has no \"id\": updates name the entry they change",
-                    path.display()
-                );
-            }
-            return Ok((entries, fields::full_mask()));
+            let items = data::read_entries(path)?
+                .into_iter()
+                .enumerate()
+                .map(|(index, item)| match item {
+                    Ok(e) if e.id.is_empty() => Err(data::ItemError {
+                        index,
+                        message: "id: missing: updates name the entry they change".into(),
+                    }),
+                    other => other,
+                })
+                .collect();
+            return Ok((items, fields::full_mask()));
         }
         let (mut entry, mask) = self.fields.to_wire()?;
         if fields::is_empty(&mask) {
@@ -51,27 +56,29 @@ impl UpdateArgs {
             anyhow::bail!("--selector: an entry needs at least one selector");
         }
         entry.id = self.entry_id.clone().unwrap_or_default();
-        Ok((vec![entry], mask))
+        Ok((vec![Ok(entry)], mask))
     }
 
     pub(crate) async fn run(self) -> anyhow::Result<()> {
-        let (entries, mask) = self.request()?;
-        let response = client(&self.socket)
-            .await?
-            .batch_update_entry(BatchUpdateEntryRequest {
-                entries: entries.clone(),
-                input_mask: Some(mask),
-                output_mask: None,
-            })
-            .await
-            .map_err(|s| admin::rpc_error("cannot update entries", s))?
-            .into_inner();
-        report_batch(
-            "update",
-            self.output,
-            &entries,
-            response.results.into_iter().map(|r| (r.status, r.entry)),
-        )
+        let (items, mask) = self.request()?;
+        let mut client = client(&self.socket).await?;
+        let outcomes = batch::send(items.clone(), async |entries| {
+            let response = client
+                .batch_update_entry(BatchUpdateEntryRequest {
+                    entries,
+                    input_mask: Some(mask),
+                    output_mask: None,
+                })
+                .await?
+                .into_inner();
+            Ok(response
+                .results
+                .into_iter()
+                .map(|r| (r.status.unwrap_or_else(no_status), r.entry))
+                .collect())
+        })
+        .await;
+        report_batch("update", self.output, &items, outcomes)
     }
 }
 
@@ -94,8 +101,9 @@ mod tests {
     fn sends_only_the_given_fields() {
         let a = parse(&["--entry-id", "abc", "--x509-svid-ttl", "2m"]).unwrap();
         let (entries, mask) = a.request().unwrap();
-        assert_eq!(entries[0].id, "abc");
-        assert_eq!(entries[0].x509_svid_ttl, 120);
+        let entry = entries[0].as_ref().unwrap();
+        assert_eq!(entry.id, "abc");
+        assert_eq!(entry.x509_svid_ttl, 120);
         assert_eq!(
             mask,
             types::EntryMask {
