@@ -17,10 +17,6 @@ use crate::common::*;
 
 const AUDIENCE: &str = "interop-python";
 
-// TODO(#8): grpc-core clients (py-spiffe, grpc-java) send the percent-encoded socket path as
-// `:authority` over unix sockets, which the h2 server under tonic refuses with PROTOCOL_ERROR
-// before Lanyard sees the request. Un-ignore once the Workload API accepts such requests.
-#[ignore = "h2 refuses grpc-core's percent-encoded :authority on unix sockets (issue #8)"]
 #[tokio::test(flavor = "multi_thread")]
 async fn py_spiffe_fetches_and_validates_x509_and_jwt_svids_from_the_agent() {
     let Some(python) = python_with_spiffe() else {

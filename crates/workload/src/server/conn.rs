@@ -11,13 +11,15 @@ use tokio::net::UnixStream;
 use tokio::sync::watch;
 use tonic::transport::server::Connected;
 
+use super::authority::AuthorityFix;
 use crate::{Caller, ProcessDir};
 
 type Signal = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// One Workload API connection: the socket, who is on the other end, and the kill switch.
 pub(crate) struct PeerConn {
-    stream: UnixStream,
+    /// The socket, with grpc-core's unix-socket `:authority` made acceptable to h2.
+    stream: AuthorityFix<UnixStream>,
     caller: Caller,
     /// Completes when the server gives up waiting for this connection to close by itself.
     kill: Signal,
@@ -49,7 +51,7 @@ impl PeerConn {
             let _gone = kill.wait_for(|k| *k).await.is_err();
         });
         Ok(Self {
-            stream,
+            stream: AuthorityFix::new(stream),
             caller,
             kill,
             killed: false,

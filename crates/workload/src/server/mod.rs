@@ -8,6 +8,7 @@
 //! - status codes clients act on (Workload Endpoint §6): no identity is `PermissionDenied`,
 //!   a source that cannot answer is `Unavailable`, a malformed request is `InvalidArgument`.
 
+mod authority;
 mod conn;
 mod listen;
 mod updates;
