@@ -23,6 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "spire/api/server/trustdomain/v1/trustdomain.proto",
         "spire/api/server/localauthority/v1/localauthority.proto",
         "grpc/health/v1/health.proto",
+        "lanyard/agent/v1/notify.proto",
     ];
     println!("cargo:rerun-if-changed=proto");
 

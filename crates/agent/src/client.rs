@@ -1,5 +1,5 @@
-//! The gRPC channel to the server's agent API (TLS over TCP, ALPN h2) and the five RPCs the
-//! agent uses.
+//! The gRPC channel to the server's agent API (TLS over TCP, ALPN h2), the SPIRE RPCs the agent
+//! uses and Lanyard's change notifications (`Notify/Watch`).
 //!
 //! The channel connects lazily and reconnects by itself after connection failures; callers
 //! ask for a fresh channel with [`ServerClient::reconnect`] when the client certificate
@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
+use lanyard_proto::lanyard::agent::v1::{WatchRequest, WatchResponse, notify_client::NotifyClient};
 use lanyard_proto::spire::api::server::agent::v1::{
     AgentX509svidParams, AttestAgentRequest, RenewAgentRequest, agent_client::AgentClient,
     attest_agent_request, attest_agent_response,
@@ -276,6 +277,19 @@ impl ServerClient {
             .ok_or_else(|| RpcError::protocol(RPC, "the response carries no JWT-SVID"))
     }
 
+    /// `Notify/Watch`: the server's change notifications, as long as the stream stays open (the
+    /// RPC timeout covers opening it, not its lifetime). A server without the service (SPIRE)
+    /// answers `Unimplemented`.
+    pub(crate) async fn watch(&self) -> Result<WatchStream, RpcError> {
+        let mut client = NotifyClient::new(self.channel());
+        let stream = client
+            .watch(WatchRequest {})
+            .await
+            .map_err(|s| self.error(WATCH_RPC, &s))?
+            .into_inner();
+        Ok(WatchStream(stream))
+    }
+
     /// `SVID/BatchNewX509SVID`: one result per request, in request order.
     pub(crate) async fn new_x509_svids(
         &self,
@@ -296,6 +310,26 @@ impl ServerClient {
             ));
         }
         Ok(results)
+    }
+}
+
+/// The RPC name of [`ServerClient::watch`], for errors.
+pub(crate) const WATCH_RPC: &str = "Notify/Watch";
+
+/// An open `Notify/Watch` stream.
+pub(crate) struct WatchStream(tonic::Streaming<WatchResponse>);
+
+impl WatchStream {
+    /// The next notification; `None` when the server ended the stream.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a message is either returned or still in the stream.
+    pub(crate) async fn next(&mut self) -> Result<Option<WatchResponse>, RpcError> {
+        self.0
+            .message()
+            .await
+            .map_err(|s| RpcError::from_status(WATCH_RPC, &s))
     }
 }
 

@@ -28,7 +28,9 @@ pub struct AgentConfig {
     pub join_token: Option<String>,
     /// Unix socket the Workload API is served on.
     pub socket_path: PathBuf,
-    /// Time between two syncs with the server (entries, bundle, SVIDs due for renewal).
+    /// Time between two syncs with the server (entries, bundle, SVIDs due for renewal). A
+    /// Lanyard server also pushes change notifications that start a sync at once, so this is
+    /// the fallback, and the only schedule against a server that does not push (SPIRE).
     pub sync_interval: Duration,
     /// Key type of the workload X509-SVIDs the agent requests.
     pub workload_key_type: KeyType,

@@ -5,7 +5,10 @@
 //! [`run`] attests the node to a server once (join token) and keeps the resulting agent
 //! X509-SVID, its key and the trust bundle in the data directory, so a restart needs no new
 //! token. It then syncs with the server over mutual TLS: authorized entries, the bundle, and a
-//! pre-signed X509-SVID per entry, renewed at half life. Workloads are attested from the
+//! pre-signed X509-SVID per entry, renewed at half life. Between syncs (every `sync_interval`)
+//! the server pushes change notifications on a `lanyard.agent.v1.Notify/Watch` stream, each of
+//! which starts a sync at once; against a server without that service the interval alone
+//! applies. Workloads are attested from the
 //! kernel's peer credentials (`unix` selectors) and served through the SPIFFE Workload API on
 //! a unix socket, with updates pushed to open streams.
 //!
@@ -29,6 +32,7 @@ mod entry;
 mod health;
 mod jwt_cache;
 mod published;
+mod push;
 mod report;
 mod retry;
 mod schedule;
@@ -197,6 +201,7 @@ async fn run_with_clock(
     };
     probe.set_attested(syncer.health());
 
+    let push_task = tokio::spawn(syncer.push_channel(cancel.child_token()));
     let sync_task = tokio::spawn(syncer.run(cancel.child_token()));
     let ended_early = tokio::select! {
         r = &mut serving => Some(r),
@@ -212,6 +217,9 @@ async fn run_with_clock(
     };
     if let Err(e) = sync_task.await {
         tracing::warn!(error = %e, "Sync task ended abnormally");
+    }
+    if let Err(e) = push_task.await {
+        tracing::warn!(error = %e, "Change notification task ended abnormally");
     }
     if let Err(e) = telemetry.await {
         tracing::warn!(error = %e, "Telemetry task ended abnormally");
@@ -300,6 +308,7 @@ fn assemble(
         key_type: config.workload_key_type,
         clock,
         metrics,
+        wake: Arc::new(tokio::sync::Notify::new()),
     }))
 }
 

@@ -1,7 +1,7 @@
-//! The sync loop: every `sync_interval` (and right after start), fetch the authorized entries
-//! and the bundle, renew the agent SVID if it is past half life, and have the server sign an
-//! X509-SVID for every entry that needs one. Failures are retried with backoff while the
-//! cache keeps being served.
+//! The sync loop: every `sync_interval` (and right after start, and whenever the server pushes
+//! a change notification, see `push.rs`), fetch the authorized entries and the bundle, renew
+//! the agent SVID if it is past half life, and have the server sign an X509-SVID for every
+//! entry that needs one. Failures are retried with backoff while the cache keeps being served.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -82,6 +82,8 @@ pub(crate) struct SyncParts {
     pub(crate) key_type: KeyType,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) metrics: AgentMetrics,
+    /// Notified when the server announces a change: the loop syncs at once.
+    pub(crate) wake: Arc<tokio::sync::Notify>,
 }
 
 /// The sync loop's state.
@@ -117,6 +119,14 @@ impl Syncer {
             expired: ExpiryAlarm::default(),
             health,
         }
+    }
+
+    /// The task that keeps the server's change notifications flowing into this loop.
+    pub(crate) fn push_channel(
+        &self,
+        cancel: CancellationToken,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        crate::push::run(Arc::clone(&self.p.client), Arc::clone(&self.p.wake), cancel)
     }
 
     /// What readiness reads from this loop.
@@ -172,6 +182,8 @@ impl Syncer {
             tokio::select! {
                 () = cancel.cancelled() => break,
                 () = tokio::time::sleep(wait) => {}
+                // Also during a failure's backoff: a notification means the server is back.
+                () = self.p.wake.notified() => {}
             }
         }
         tracing::debug!("Sync loop stopped");

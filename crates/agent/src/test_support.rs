@@ -61,16 +61,7 @@ impl TestCa {
     /// handshakes (ALPN h2) and then drops the connection: enough to test how the agent checks
     /// the server's certificate.
     pub(crate) async fn tls_server(&self, path: &str) -> std::net::SocketAddr {
-        let key = generate_key_pair(KeyType::EcP256).unwrap();
-        let chain = self.sign(&key, path, Duration::from_secs(3600));
-        let mut config = rustls::ServerConfig::builder_with_provider(crypto_provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(chain, PrivatePkcs8KeyDer::from(key.serialize_der()).into())
-            .unwrap();
-        config.alpn_protocols = vec![b"h2".to_vec()];
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let acceptor = self.acceptor(path);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -80,5 +71,43 @@ impl TestCa {
             }
         });
         addr
+    }
+
+    /// A gRPC server on loopback serving `routes` over TLS with this authority's X509-SVID for
+    /// `path` (no client certificate asked for).
+    pub(crate) async fn grpc_server(
+        &self,
+        path: &str,
+        routes: tonic::service::Routes,
+    ) -> std::net::SocketAddr {
+        let acceptor = self.acceptor(path);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let incoming = futures::stream::unfold(listener, move |listener| {
+            let acceptor = acceptor.clone();
+            async move {
+                let (tcp, _) = listener.accept().await.ok()?;
+                Some((acceptor.accept(tcp).await, listener))
+            }
+        });
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_routes(routes)
+                .serve_with_incoming(incoming),
+        );
+        addr
+    }
+
+    fn acceptor(&self, path: &str) -> tokio_rustls::TlsAcceptor {
+        let key = generate_key_pair(KeyType::EcP256).unwrap();
+        let chain = self.sign(&key, path, Duration::from_secs(3600));
+        let mut config = rustls::ServerConfig::builder_with_provider(crypto_provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, PrivatePkcs8KeyDer::from(key.serialize_der()).into())
+            .unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
     }
 }

@@ -1,9 +1,9 @@
 //! Wire definitions for Lanyard: the SPIFFE Workload API, the parts of the SPIRE server API
-//! that Lanyard serves and the gRPC health checking service, generated at build time from the
-//! `.proto` files in `proto/` with protox.
+//! that Lanyard serves, the gRPC health checking service and Lanyard's own server-to-agent
+//! notifications, generated at build time from the `.proto` files in `proto/` with protox.
 //!
 //! The `.proto` files are written for Lanyard; each names the upstream definition it matches on
-//! the wire. This crate holds no logic: conversions and validation live with their owners.
+//! the wire, except `lanyard/`, which has none. This crate holds no logic: conversions and validation live with their owners.
 
 #![forbid(unsafe_code)]
 
@@ -93,6 +93,17 @@ pub mod spire {
                     ));
                 }
             }
+        }
+    }
+}
+
+/// Lanyard's own services (`lanyard.*`), which have no upstream counterpart.
+pub mod lanyard {
+    /// `lanyard.agent.*`: what the server offers agents beyond the SPIRE API.
+    pub mod agent {
+        /// Version 1.
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/lanyard.agent.v1.rs"));
         }
     }
 }

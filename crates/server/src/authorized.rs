@@ -28,9 +28,12 @@ impl EntryIndex {
         index
     }
 
-    /// Adds or replaces one entry.
-    pub(crate) fn insert(&mut self, entry: Entry) {
+    /// Adds or replaces one entry; false when the index already held it as it is.
+    pub(crate) fn insert(&mut self, entry: Entry) -> bool {
         let id = entry.id.to_string();
+        if self.entries.get(&id) == Some(&entry) {
+            return false;
+        }
         self.remove(&id);
         self.by_parent
             .entry(entry.parent_id.clone())
@@ -40,6 +43,7 @@ impl EntryIndex {
             *self.admins.entry(entry.spiffe_id.clone()).or_default() += 1;
         }
         self.entries.insert(id, entry);
+        true
     }
 
     /// How many entries the index holds.
@@ -47,10 +51,10 @@ impl EntryIndex {
         self.entries.len()
     }
 
-    /// Forgets one entry, if present.
-    pub(crate) fn remove(&mut self, id: &str) {
+    /// Forgets one entry; false when there was none.
+    pub(crate) fn remove(&mut self, id: &str) -> bool {
         let Some(old) = self.entries.remove(id) else {
-            return;
+            return false;
         };
         if let Some(siblings) = self.by_parent.get_mut(&old.parent_id) {
             siblings.remove(id);
@@ -66,6 +70,7 @@ impl EntryIndex {
                 self.admins.remove(&old.spiffe_id);
             }
         }
+        true
     }
 
     /// Whether an entry with `admin = true` names `id` as its SPIFFE ID.
@@ -84,6 +89,29 @@ impl EntryIndex {
     /// The entries `agent` is authorized for, each once, ordered by entry ID. Costs
     /// O(authorized entries), whatever the total.
     pub(crate) fn authorized(&self, agent: &AttestedAgent, server_id: &SpiffeId) -> Vec<Entry> {
+        self.walk(agent, server_id).into_values().cloned().collect()
+    }
+
+    /// A digest of what [`Self::authorized`] returns, without copying it: the ID, revision
+    /// number and creation time of every authorized entry. Any create, update or delete among
+    /// them changes it (an update raises the revision; an entry deleted and created again
+    /// under the same ID differs in creation time unless both happened in the same second).
+    /// Watch streams compare it to decide whether an index change concerns their agent.
+    pub(crate) fn authorized_digest(&self, agent: &AttestedAgent, server_id: &SpiffeId) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        for (id, entry) in self.walk(agent, server_id) {
+            (id, entry.revision_number, entry.created_at).hash(&mut hasher);
+        }
+        hasher.finish()
+    }
+
+    /// The entries `agent` is authorized for, by entry ID.
+    fn walk<'a>(
+        &'a self,
+        agent: &AttestedAgent,
+        server_id: &SpiffeId,
+    ) -> BTreeMap<&'a str, &'a Entry> {
         let node_selectors: BTreeSet<_> = agent.selectors.iter().collect();
         let mut queue: VecDeque<&SpiffeId> = VecDeque::from([&agent.id]);
         let mut chosen: BTreeMap<&str, &Entry> = BTreeMap::new();
@@ -108,7 +136,7 @@ impl EntryIndex {
                 }
             }
         }
-        chosen.into_values().cloned().collect()
+        chosen
     }
 }
 
@@ -242,6 +270,34 @@ mod tests {
         );
         index.remove("e2");
         assert!(!index.is_admin(&id("/ops")));
+    }
+
+    #[test]
+    fn digest_follows_the_agents_entries_and_ignores_the_rest() {
+        let a = "/spire/agent/x/1";
+        let mut index = EntryIndex::new(vec![entry(1, "/web", a, &["unix:uid:1"])]);
+        let me = agent(a, &[]);
+        let server = id("/spire/server");
+        let before = index.authorized_digest(&me, &server);
+
+        assert!(index.insert(entry(2, "/other", "/spire/agent/x/2", &["unix:uid:1"])));
+        assert_eq!(index.authorized_digest(&me, &server), before);
+        assert!(
+            !index.insert(entry(2, "/other", "/spire/agent/x/2", &["unix:uid:1"])),
+            "the same entry again changes nothing"
+        );
+
+        let mut updated = entry(1, "/web", a, &["unix:uid:2"]);
+        updated.revision_number = 1;
+        assert!(index.insert(updated));
+        let after_update = index.authorized_digest(&me, &server);
+        assert_ne!(after_update, before);
+
+        assert!(index.insert(entry(3, "/web/child", "/web", &["unix:uid:3"])));
+        assert_ne!(index.authorized_digest(&me, &server), after_update);
+        assert!(index.remove("e3"));
+        assert!(!index.remove("e3"));
+        assert_eq!(index.authorized_digest(&me, &server), after_update);
     }
 
     #[test]

@@ -104,6 +104,13 @@ impl Peer {
     /// Agent RPCs: the caller's certificate must be the current SVID of a known, non-banned
     /// agent.
     pub(crate) async fn require_agent(&self, state: &ServerState) -> Result<AttestedAgent, Status> {
+        let credentials = self.agent_credentials()?;
+        credentials.authorize(state).await
+    }
+
+    /// The SPIFFE ID and serial of the caller's certificate, for authorizing it again later
+    /// (long-lived streams) without parsing the certificate each time.
+    pub(crate) fn agent_credentials(&self) -> Result<AgentCredentials, Status> {
         let Peer::Tls { certs, addr } = self else {
             return Err(Status::permission_denied(
                 "this RPC needs an agent certificate and is only served on the agent API",
@@ -122,7 +129,22 @@ impl Peer {
             .map_err(|e| Status::unauthenticated(format!("client certificate: {e}")))?;
         let serial = lanyard_spiffe::x509::serial_of(leaf)
             .map_err(|e| Status::unauthenticated(format!("client certificate: {e}")))?;
-        authorize_agent(state, &id, &serial).await
+        Ok(AgentCredentials { id, serial })
+    }
+}
+
+/// What an agent's client certificate claims: checked against the agent map on every use.
+#[derive(Clone, Debug)]
+pub(crate) struct AgentCredentials {
+    pub(crate) id: SpiffeId,
+    pub(crate) serial: String,
+}
+
+impl AgentCredentials {
+    /// The agent's record, if the certificate is the current SVID of a known, non-banned
+    /// agent (the same rule as [`Peer::require_agent`]).
+    pub(crate) async fn authorize(&self, state: &ServerState) -> Result<AttestedAgent, Status> {
+        authorize_agent(state, &self.id, &self.serial).await
     }
 }
 

@@ -11,7 +11,9 @@
 //!   belongs to an entry with `admin = true`.
 //!
 //! Entries and agents are cached in memory (agent RPCs read no database); a background task
-//! follows the datastore's change feed so that several servers can share one database.
+//! follows the datastore's change feed so that several servers can share one database. The
+//! agent API also serves Lanyard's own `lanyard.agent.v1.Notify/Watch`, which tells an agent
+//! to sync as soon as its entries, its record or the bundle change (`api/notify.rs`).
 //!
 //! Operations: the admin socket also serves `grpc.health.v1.Health` (see `health.rs` for what
 //! live and ready mean); `health_checks {}` and `telemetry {}` add HTTP probes and
@@ -32,6 +34,7 @@ mod authorized;
 pub mod bench_support;
 mod bundles;
 mod caller;
+mod changes;
 mod config;
 mod convert;
 mod error;

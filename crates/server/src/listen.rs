@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use lanyard_proto::lanyard::agent::v1::notify_server::NotifyServer;
 use lanyard_proto::spire::api::server::{
     agent::v1::agent_server::AgentServer, bundle::v1::bundle_server::BundleServer,
     entry::v1::entry_server::EntryServer,
@@ -21,7 +22,7 @@ use tonic::transport::Server;
 use lanyard_telemetry::{GrpcCallLayer, HealthService, SERVER_SERVICE};
 
 use crate::ServerError;
-use crate::api::Api;
+use crate::api::{Api, NotifyService};
 use crate::audit::AuditLog;
 use crate::caller::{LocalConn, Peer, TlsConn};
 use crate::health::ServerProbe;
@@ -151,9 +152,12 @@ pub(crate) async fn serve_agents(
     });
 
     let calls = GrpcCallLayer::new(state.registry.rpc());
+    // Agents only: the caller check is the one of GetAuthorizedEntries.
+    let notify = NotifyServer::new(NotifyService::new(state.clone(), stop.clone()));
     let api = Api::new(state);
     let served = Server::builder()
         .layer(calls)
+        .add_service(notify)
         .add_service(AgentServer::new(api.clone()))
         .add_service(EntryServer::new(api.clone()))
         .add_service(SvidServer::new(api.clone()))

@@ -43,7 +43,7 @@ impl ServerState {
             merged
         };
         let stored = self.datastore.put_bundle(&merged).await?;
-        self.bundle.store(x509_bundle(&stored));
+        self.use_bundle(&stored);
         tracing::debug!(sequence = stored.sequence, "Bundle published");
         Ok(())
     }
@@ -78,14 +78,16 @@ impl ServerState {
     /// Refreshes the in-memory bundle from the stored one, after another writer changed it.
     pub(crate) async fn reload_bundle(&self) -> Result<(), ServerError> {
         if let Some(stored) = self.datastore.get_bundle(&self.trust_domain).await? {
-            self.bundle.store(x509_bundle(&stored));
+            self.use_bundle(&stored);
         }
         Ok(())
     }
 
-    /// Installs `stored` (our own bundle as just written) as the bundle TLS verification uses.
+    /// Installs `stored` (our own bundle as just written or read) as the bundle TLS
+    /// verification uses, and tells the agents' watch streams when its sequence grew.
     pub(crate) fn use_bundle(&self, stored: &StoredBundle) {
         self.bundle.store(x509_bundle(stored));
+        self.changes.bundle_stored(stored.sequence);
     }
 
     /// Publishes the CA's authorities after a change the certificate set may not show (an
@@ -108,6 +110,9 @@ impl ServerState {
                 .datastore
                 .bump_bundle_sequence(&self.trust_domain)
                 .await?;
+            if let Some(b) = &bumped {
+                self.changes.bundle_stored(b.sequence);
+            }
             tracing::debug!(
                 sequence = bumped.map(|b| b.sequence),
                 "Bundle sequence raised after an authority change"

@@ -13,6 +13,7 @@ use lanyard_spiffe::{SpiffeId, TrustDomain, X509Bundle};
 use lanyard_telemetry::{Metrics, ServerMetrics, SvidKind};
 
 use crate::authorized::EntryIndex;
+use crate::changes::Changes;
 pub(crate) use crate::own_bundle::CurrentBundle;
 use crate::{KeyManagerKind, ServerConfig, ServerError};
 
@@ -46,6 +47,9 @@ pub(crate) struct ServerState {
     pub(crate) metrics: ServerMetrics,
     /// The registry they live in, for the per-RPC families.
     pub(crate) registry: Metrics,
+    /// Bumped whenever `entries`, `agents` or the published bundle changes, for the agents'
+    /// watch streams.
+    pub(crate) changes: Changes,
 }
 
 impl ServerState {
@@ -150,7 +154,13 @@ impl ServerState {
         metrics
             .entries
             .set(gauge_value(entries.read().map(|e| e.len()).unwrap_or(0)));
+        let start = clock
+            .now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
         let state = Self {
+            changes: Changes::new(start),
             metrics,
             registry: registry.clone(),
             agents: std::sync::RwLock::new(agents),
@@ -185,8 +195,12 @@ impl ServerState {
             .agents
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        agents.remove(id);
+        let removed = agents.remove(id).is_some();
         self.metrics.agents.set(gauge_value(agents.len()));
+        drop(agents);
+        if removed {
+            self.changes.agent_changed();
+        }
     }
 
     /// Moves the change-feed position forward (never back).
@@ -215,6 +229,9 @@ impl ServerState {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = agents;
         self.feed_position.store(position, Ordering::SeqCst);
+        // Whatever the snapshots differ in, every watch stream re-checks its agent.
+        self.changes.entries_changed();
+        self.changes.agent_changed();
     }
 
     /// Records committed entry writes in the index (created or updated entries, deleted IDs).
@@ -223,13 +240,19 @@ impl ServerState {
             .entries
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut changed = false;
         for id in deleted {
-            index.remove(id);
+            changed |= index.remove(id);
         }
         for e in created {
-            index.insert(e);
+            changed |= index.insert(e);
         }
         self.metrics.entries.set(gauge_value(index.len()));
+        drop(index);
+        // The change feed replays this server's own writes too; those change nothing here.
+        if changed {
+            self.changes.entries_changed();
+        }
     }
 
     /// The attested agent `id`, if any.
@@ -247,8 +270,13 @@ impl ServerState {
             .agents
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let changed = agents.get(&agent.id) != Some(&agent);
         agents.insert(agent.id.clone(), agent);
         self.metrics.agents.set(gauge_value(agents.len()));
+        drop(agents);
+        if changed {
+            self.changes.agent_changed();
+        }
     }
 
     /// The entries `agent` may hold SVIDs for.
@@ -257,6 +285,14 @@ impl ServerState {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .authorized(agent, &self.server_id)
+    }
+
+    /// A digest of the entries `agent` may hold SVIDs for (see `EntryIndex::authorized_digest`).
+    pub(crate) fn authorized_digest(&self, agent: &AttestedAgent) -> u64 {
+        self.entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .authorized_digest(agent, &self.server_id)
     }
 
     /// Current time as Unix seconds.

@@ -19,6 +19,7 @@ mod key_types;
 mod local_authority;
 mod mint;
 mod operations;
+mod push_sync;
 mod registration_agents;
 mod registration_bundles;
 mod registration_common;

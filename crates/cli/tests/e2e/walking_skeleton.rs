@@ -96,7 +96,10 @@ fn entry_show_and_delete_round_trip() {
     ]);
     assert!(out.success, "{}", out.stderr);
     let created: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    let id = created["results"][0]["entry"]["id"].as_str().unwrap().to_string();
+    let id = created["results"][0]["entry"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(created["results"][0]["entry"]["x509_svid_ttl"], 600);
 
     // Creating it again is refused and names the existing entry.

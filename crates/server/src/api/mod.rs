@@ -9,6 +9,7 @@ mod entry;
 mod entry_sync;
 mod entry_write;
 mod localauthority;
+mod notify;
 mod relationship;
 mod svid;
 mod time;
@@ -24,6 +25,8 @@ use tonic::Status;
 
 use crate::convert::wire_id;
 use crate::state::{ServerState, unix_seconds};
+
+pub(crate) use notify::NotifyService;
 
 /// The handlers, sharing the server state.
 #[derive(Clone)]
