@@ -38,6 +38,10 @@ use crate::tls::{TrustOrigin, does_not_chain};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one RPC may take.
 const RPC_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest GetAuthorizedEntries answer the agent reads. gRPC's 4 MiB default is reached by
+/// a node with a few hundred entries listing many DNS names; past the limit the agent could not
+/// sync at all. Paging through SyncAuthorizedEntries (issue #9) removes the need for it.
+const AUTHORIZED_ENTRIES_MAX_BYTES: usize = 64 * 1024 * 1024;
 
 /// The node attestor the agent speaks.
 pub(crate) const JOIN_TOKEN: &str = "join_token";
@@ -237,10 +241,12 @@ impl ServerClient {
             .ok_or_else(|| RpcError::protocol(RPC, "the response carries no SVID"))
     }
 
-    /// `Entry/GetAuthorizedEntries`.
+    /// `Entry/GetAuthorizedEntries`. One answer holds every entry the agent may have, so it
+    /// may exceed gRPC's 4 MiB default.
     pub(crate) async fn authorized_entries(&self) -> Result<Vec<types::Entry>, RpcError> {
         const RPC: &str = "Entry/GetAuthorizedEntries";
         Ok(EntryClient::new(self.channel())
+            .max_decoding_message_size(AUTHORIZED_ENTRIES_MAX_BYTES)
             .get_authorized_entries(GetAuthorizedEntriesRequest { output_mask: None })
             .await
             .map_err(|s| self.error(RPC, &s))?
