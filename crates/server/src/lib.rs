@@ -157,11 +157,24 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let stopper = stop.handle();
     let closing = state.clone();
     tokio::spawn(async move {
-        let result = tokio::select! {
-            r = admin => r,
-            r = agents => r,
+        let (mut admin, mut agents) = (admin, agents);
+        // Either listener ending (a stop, or a failure) stops the other; both are awaited so
+        // that "stopped" means both sockets are closed and removed, and a new server may bind
+        // the same paths at once.
+        let (first, second) = tokio::select! {
+            r = &mut admin => {
+                stopper.trigger();
+                (r, agents.await)
+            }
+            r = &mut agents => {
+                stopper.trigger();
+                (r, admin.await)
+            }
         };
-        stopper.trigger();
+        let result = match first {
+            Ok(Ok(())) => second,
+            failed => failed,
+        };
         let _ = rotation.await;
         let _ = feed.await;
         let _ = telemetry.await;
