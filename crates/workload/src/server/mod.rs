@@ -30,6 +30,8 @@ use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
+#[doc(hidden)]
+pub use authority::{Rewritten, rewrite_client_stream};
 pub use listen::{DEFAULT_SHUTDOWN_GRACE, ServeError, WorkloadListener, serve_unix};
 
 use crate::{BundlesSnapshot, Caller, IdentitySource, JwtSvidItem, SourceError, X509Snapshot};

@@ -85,6 +85,11 @@ impl Rewriter {
         matches!(self.state, State::Raw)
     }
 
+    /// True once a header block was re-encoded; until then every byte passed on as sent.
+    pub(crate) fn is_rewriting(&self) -> bool {
+        self.rewriting
+    }
+
     /// How many bytes may be copied straight through right now without looking at them:
     /// the rest of a non-header frame's payload (unbounded once raw). `None` when the next
     /// byte must go through [`Rewriter::feed`].

@@ -26,8 +26,11 @@
 //! Server-to-client bytes are not touched. TCP and TLS listeners do not use this.
 
 mod frames;
+mod fuzz;
 mod hpack;
 mod huffman;
+#[cfg(test)]
+mod seeds;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -40,6 +43,9 @@ use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use frames::Rewriter;
+
+#[doc(hidden)]
+pub use fuzz::{Rewritten, rewrite_client_stream};
 
 /// Read size while looking at header frames.
 const SCRATCH: usize = 8 * 1024;
