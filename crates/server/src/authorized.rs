@@ -5,15 +5,17 @@
 //! recursively, every entry parented to the SPIFFE ID of an entry already authorized.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 
 use lanyard_datastore::{AttestedAgent, Entry};
 use lanyard_spiffe::SpiffeId;
 
 /// Every registration entry, indexed by parent, kept current by the handlers that write
-/// entries and by the datastore's change feed.
+/// entries and by the datastore's change feed. Entries are shared (`Arc`): an agent's
+/// authorized set is a list of handles, not copies, so a lookup costs O(result) pointer copies.
 #[derive(Default)]
 pub(crate) struct EntryIndex {
-    entries: HashMap<String, Entry>,
+    entries: HashMap<String, Arc<Entry>>,
     by_parent: HashMap<SpiffeId, BTreeSet<String>>,
     /// How many `admin = true` entries name each SPIFFE ID, for authorizing admin callers.
     admins: HashMap<SpiffeId, usize>,
@@ -31,7 +33,7 @@ impl EntryIndex {
     /// Adds or replaces one entry; false when the index already held it as it is.
     pub(crate) fn insert(&mut self, entry: Entry) -> bool {
         let id = entry.id.to_string();
-        if self.entries.get(&id) == Some(&entry) {
+        if self.entries.get(&id).is_some_and(|held| **held == entry) {
             return false;
         }
         self.remove(&id);
@@ -42,7 +44,7 @@ impl EntryIndex {
         if entry.admin {
             *self.admins.entry(entry.spiffe_id.clone()).or_default() += 1;
         }
-        self.entries.insert(id, entry);
+        self.entries.insert(id, Arc::new(entry));
         true
     }
 
@@ -78,7 +80,7 @@ impl EntryIndex {
         self.admins.contains_key(id)
     }
 
-    fn children<'a>(&'a self, parent: &SpiffeId) -> impl Iterator<Item = &'a Entry> + 'a {
+    fn children<'a>(&'a self, parent: &SpiffeId) -> impl Iterator<Item = &'a Arc<Entry>> + 'a {
         self.by_parent
             .get(parent)
             .into_iter()
@@ -88,7 +90,11 @@ impl EntryIndex {
 
     /// The entries `agent` is authorized for, each once, ordered by entry ID. Costs
     /// O(authorized entries), whatever the total.
-    pub(crate) fn authorized(&self, agent: &AttestedAgent, server_id: &SpiffeId) -> Vec<Entry> {
+    pub(crate) fn authorized(
+        &self,
+        agent: &AttestedAgent,
+        server_id: &SpiffeId,
+    ) -> Vec<Arc<Entry>> {
         self.walk(agent, server_id).into_values().cloned().collect()
     }
 
@@ -111,10 +117,10 @@ impl EntryIndex {
         &'a self,
         agent: &AttestedAgent,
         server_id: &SpiffeId,
-    ) -> BTreeMap<&'a str, &'a Entry> {
+    ) -> BTreeMap<&'a str, &'a Arc<Entry>> {
         let node_selectors: BTreeSet<_> = agent.selectors.iter().collect();
         let mut queue: VecDeque<&SpiffeId> = VecDeque::from([&agent.id]);
-        let mut chosen: BTreeMap<&str, &Entry> = BTreeMap::new();
+        let mut chosen: BTreeMap<&str, &Arc<Entry>> = BTreeMap::new();
         for alias in self.children(server_id) {
             if !alias.selectors.is_empty()
                 && alias.selectors.iter().all(|s| node_selectors.contains(s))
@@ -147,7 +153,11 @@ pub(crate) fn authorized_entries(
     agent: &AttestedAgent,
     server_id: &SpiffeId,
 ) -> Vec<Entry> {
-    EntryIndex::new(entries.to_vec()).authorized(agent, server_id)
+    EntryIndex::new(entries.to_vec())
+        .authorized(agent, server_id)
+        .into_iter()
+        .map(|e| (*e).clone())
+        .collect()
 }
 
 #[cfg(test)]

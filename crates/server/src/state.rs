@@ -280,7 +280,7 @@ impl ServerState {
     }
 
     /// The entries `agent` may hold SVIDs for.
-    pub(crate) fn authorized_entries(&self, agent: &AttestedAgent) -> Vec<Entry> {
+    pub(crate) fn authorized_entries(&self, agent: &AttestedAgent) -> Vec<Arc<Entry>> {
         self.entries
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
