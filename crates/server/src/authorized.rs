@@ -4,7 +4,7 @@
 //! node aliases whose selectors it satisfies (aliases are parented to the server ID), and,
 //! recursively, every entry parented to the SPIFFE ID of an entry already authorized.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use lanyard_datastore::{AttestedAgent, Entry};
@@ -16,7 +16,9 @@ use lanyard_spiffe::SpiffeId;
 #[derive(Default)]
 pub(crate) struct EntryIndex {
     entries: HashMap<String, Arc<Entry>>,
-    by_parent: HashMap<SpiffeId, BTreeSet<String>>,
+    /// The children of each parent ID, in entry ID order, so a lookup walks them without a
+    /// second map access per entry.
+    by_parent: HashMap<SpiffeId, BTreeMap<String, Arc<Entry>>>,
     /// How many `admin = true` entries name each SPIFFE ID, for authorizing admin callers.
     admins: HashMap<SpiffeId, usize>,
 }
@@ -37,14 +39,15 @@ impl EntryIndex {
             return false;
         }
         self.remove(&id);
+        let entry = Arc::new(entry);
         self.by_parent
             .entry(entry.parent_id.clone())
             .or_default()
-            .insert(id.clone());
+            .insert(id.clone(), entry.clone());
         if entry.admin {
             *self.admins.entry(entry.spiffe_id.clone()).or_default() += 1;
         }
-        self.entries.insert(id, Arc::new(entry));
+        self.entries.insert(id, entry);
         true
     }
 
@@ -84,8 +87,7 @@ impl EntryIndex {
         self.by_parent
             .get(parent)
             .into_iter()
-            .flatten()
-            .filter_map(|id| self.entries.get(id))
+            .flat_map(BTreeMap::values)
     }
 
     /// The entries `agent` is authorized for, each once, ordered by entry ID. Costs
@@ -95,7 +97,7 @@ impl EntryIndex {
         agent: &AttestedAgent,
         server_id: &SpiffeId,
     ) -> Vec<Arc<Entry>> {
-        self.walk(agent, server_id).into_values().cloned().collect()
+        self.walk(agent, server_id).into_iter().cloned().collect()
     }
 
     /// A digest of what [`Self::authorized`] returns, without copying it: the ID, revision
@@ -106,42 +108,49 @@ impl EntryIndex {
     pub(crate) fn authorized_digest(&self, agent: &AttestedAgent, server_id: &SpiffeId) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        for (id, entry) in self.walk(agent, server_id) {
-            (id, entry.revision_number, entry.created_at).hash(&mut hasher);
+        for entry in self.walk(agent, server_id) {
+            (entry.id.as_str(), entry.revision_number, entry.created_at).hash(&mut hasher);
         }
         hasher.finish()
     }
 
     /// The entries `agent` is authorized for, by entry ID.
-    fn walk<'a>(
-        &'a self,
-        agent: &AttestedAgent,
-        server_id: &SpiffeId,
-    ) -> BTreeMap<&'a str, &'a Arc<Entry>> {
+    fn walk<'a>(&'a self, agent: &AttestedAgent, server_id: &SpiffeId) -> Vec<&'a Arc<Entry>> {
         let node_selectors: BTreeSet<_> = agent.selectors.iter().collect();
         let mut queue: VecDeque<&SpiffeId> = VecDeque::from([&agent.id]);
-        let mut chosen: BTreeMap<&str, &Arc<Entry>> = BTreeMap::new();
+        // Entries are deduplicated by identity (one `Arc` per entry in the index), which is
+        // cheaper than comparing IDs.
+        let mut taken: HashSet<*const Entry> = HashSet::new();
+        let mut chosen: Vec<&Arc<Entry>> = Vec::new();
         for alias in self.children(server_id) {
             if !alias.selectors.is_empty()
                 && alias.selectors.iter().all(|s| node_selectors.contains(s))
+                && taken.insert(Arc::as_ptr(alias))
             {
                 // Aliases themselves are delivered too, as SPIRE does.
-                chosen.insert(alias.id.as_str(), alias);
+                chosen.push(alias);
                 queue.push_back(&alias.spiffe_id);
             }
         }
 
-        let mut seen_ids: BTreeSet<&SpiffeId> = BTreeSet::new();
+        let mut seen_ids: HashSet<&SpiffeId> = HashSet::new();
         while let Some(parent) = queue.pop_front() {
             if !seen_ids.insert(parent) {
                 continue;
             }
             for child in self.children(parent) {
-                if chosen.insert(child.id.as_str(), child).is_none() {
-                    queue.push_back(&child.spiffe_id);
+                if taken.insert(Arc::as_ptr(child)) {
+                    chosen.push(child);
+                    // Only an ID that parents entries can add more.
+                    if self.by_parent.contains_key(&child.spiffe_id) {
+                        queue.push_back(&child.spiffe_id);
+                    }
                 }
             }
         }
+        // Each parent's children come in ID order, so this merges a few sorted runs (the
+        // stable sort detects runs) rather than sorting from scratch.
+        chosen.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
         chosen
     }
 }
