@@ -401,4 +401,14 @@ pub trait Datastore: Send + Sync {
     ///
     /// Database failures only.
     async fn save_ca_journal(&self, server_id: &str, blob: &[u8]) -> Result<(), DatastoreError>;
+
+    /// Records `td` as the trust domain this database serves when none is recorded, or checks
+    /// it against the recorded one. A server calls it at start: servers of one trust domain
+    /// may share a database, servers of different ones must not (each would publish its CA
+    /// into the other's bundles).
+    ///
+    /// # Errors
+    ///
+    /// [`DatastoreError::TrustDomainMismatch`] when the database serves another trust domain.
+    async fn claim_trust_domain(&self, td: &TrustDomain) -> Result<(), DatastoreError>;
 }

@@ -121,6 +121,17 @@ pub enum DatastoreError {
     /// The database failed a query.
     #[error("datastore query failed: {0}")]
     Database(#[from] sqlx::Error),
+    /// The database already serves another trust domain.
+    #[error(
+        "the datastore belongs to trust domain '{stored}', not '{given}': servers sharing a \
+         database must serve the same trust domain; give this server its own database"
+    )]
+    TrustDomainMismatch {
+        /// The trust domain recorded by the first server that used the database.
+        stored: String,
+        /// This server's trust domain.
+        given: TrustDomain,
+    },
     /// A stored row no longer parses (bug or tampering).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),

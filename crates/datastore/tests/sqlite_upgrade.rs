@@ -105,7 +105,7 @@ async fn with_migrations_disabled_a_schema_one_database_is_refused() {
             err,
             DatastoreError::SchemaBehind {
                 applied: 1,
-                required: 3
+                required: 4
             }
         ),
         "{err}"

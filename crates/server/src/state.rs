@@ -80,6 +80,7 @@ impl ServerState {
                 format!("({} database)", db.engine),
             ),
         };
+        datastore.claim_trust_domain(&config.trust_domain).await?;
         // Servers sharing a database each keep their CA keys in their own data directory and
         // their CA journal under their own ID.
         let journal = Arc::new(ServerJournal::new(

@@ -159,3 +159,28 @@ async fn two_servers_share_a_database_without_taking_over_each_others_ca() {
     a.stop().await.unwrap();
     b_restarted.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_server_of_another_trust_domain_is_refused_on_a_shared_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shared.sqlite3");
+    let config_a = server_config(&dir.path().join("a"), &db);
+    let a = lanyard_server::start(config_a.clone()).await.unwrap();
+
+    // Same database, another trust domain: it would read example.org's entries and publish its
+    // CA into their bundles.
+    let mut other = server_config(&dir.path().join("c"), &db);
+    other.trust_domain = lanyard_spiffe::TrustDomain::new("other.org").unwrap();
+    let err = lanyard_server::start(other)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("belongs to trust domain 'example.org', not 'other.org'"),
+        "{err}"
+    );
+    // The first server is untouched.
+    assert_eq!(authorities(&admin(&config_a).await).await.len(), 1);
+    a.stop().await.unwrap();
+}

@@ -25,6 +25,7 @@ mod exec;
 mod federation;
 mod journal;
 mod migrate;
+mod owner;
 mod page;
 mod redact;
 mod store;

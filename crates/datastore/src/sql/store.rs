@@ -6,7 +6,7 @@ use lanyard_spiffe::{SpiffeId, TrustDomain};
 
 use super::{
     SqlDatastore, agent_list, agents, bundle_rows, bundles, changes, entries, entry_list,
-    entry_update, federation, journal, page, tokens, unix_now,
+    entry_update, federation, journal, owner, page, tokens, unix_now,
 };
 use crate::bundle::{BundleDeleteMode, FederationRelationship, StoredBundle};
 use crate::change::Change;
@@ -394,5 +394,10 @@ impl Datastore for SqlDatastore {
             unix_now()
         )
         .await?)
+    }
+
+    async fn claim_trust_domain(&self, td: &TrustDomain) -> Result<(), DatastoreError> {
+        in_tx!(self, write_tx, |tx| owner::claim(&mut tx, td, unix_now())
+            .await?)
     }
 }

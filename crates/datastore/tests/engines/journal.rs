@@ -97,3 +97,26 @@ async fn the_single_journal_of_an_older_database_goes_to_the_first_server_only(c
         b"old journal, saved"
     );
 }
+
+engine_tests!(a_database_serves_the_trust_domain_that_claimed_it_first);
+
+async fn a_database_serves_the_trust_domain_that_claimed_it_first(ctx: Ctx) {
+    let store = ctx.store;
+    let ours = lanyard_spiffe::TrustDomain::new("example.org").unwrap();
+    let theirs = lanyard_spiffe::TrustDomain::new("other.org").unwrap();
+    store.claim_trust_domain(&ours).await.unwrap();
+    store.claim_trust_domain(&ours).await.unwrap();
+    let err = store.claim_trust_domain(&theirs).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            lanyard_datastore::DatastoreError::TrustDomainMismatch { .. }
+        ),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("'example.org'") && message.contains("'other.org'"),
+        "{message}"
+    );
+}
