@@ -1,14 +1,12 @@
 //! `lanyard server entry create|update|show|count|delete`: registration entries, with SPIRE's
 //! flags (kebab-case, SPIRE's camelCase spellings as aliases) and its `--data` JSON.
 
-use lanyard_proto::spire::api::server::entry::v1::{
-    BatchDeleteEntryRequest, entry_client::EntryClient,
-};
+use lanyard_proto::spire::api::server::entry::v1::entry_client::EntryClient;
 use lanyard_proto::spire::api::types;
 use tonic::transport::Channel;
 
 use super::OutputFormat;
-use super::admin_out::{BatchFailed, check, only_result, plural};
+use super::admin_out::{BatchFailed, check, plural};
 use super::server::SocketArg;
 use super::wire_json::status_json;
 use crate::admin;
@@ -17,6 +15,7 @@ use crate::output::{self, out};
 mod batch;
 mod create;
 mod data;
+mod delete;
 mod fields;
 mod show;
 mod update;
@@ -32,20 +31,8 @@ pub(crate) enum EntryCommand {
     Show(show::ShowArgs),
     /// Count entries, optionally filtered.
     Count(show::CountArgs),
-    /// Delete an entry by ID.
-    Delete(DeleteArgs),
-}
-
-#[derive(clap::Args, Debug)]
-pub(crate) struct DeleteArgs {
-    #[command(flatten)]
-    socket: SocketArg,
-    /// The entry to delete.
-    #[arg(long, alias = "entryID")]
-    entry_id: String,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t)]
-    output: OutputFormat,
+    /// Delete entries by ID, each answered with its own status.
+    Delete(delete::DeleteArgs),
 }
 
 impl EntryCommand {
@@ -164,30 +151,5 @@ fn print_entries(
             entries.iter().for_each(output::print_entry);
             Ok(())
         }
-    }
-}
-
-impl DeleteArgs {
-    async fn run(self) -> anyhow::Result<()> {
-        let response = client(&self.socket)
-            .await?
-            .batch_delete_entry(BatchDeleteEntryRequest {
-                ids: vec![self.entry_id.clone()],
-            })
-            .await
-            .map_err(|s| crate::cmd::admin_out::rpc_error("cannot delete the entry", s))?
-            .into_inner();
-        let result = only_result(
-            response.results,
-            |r| r.status.as_ref(),
-            &format!("cannot delete entry {:?}", self.entry_id),
-        )?;
-        match self.output {
-            OutputFormat::Json => output::print_json(&serde_json::json!({
-                "results": [{"status": status_json(result.status.as_ref()), "id": result.id}]
-            }))?,
-            OutputFormat::Pretty => out!("Deleted entry with ID: {}", self.entry_id),
-        }
-        Ok(())
     }
 }

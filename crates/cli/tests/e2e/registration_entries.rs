@@ -248,6 +248,26 @@ fn entry_commands_filter_update_and_delete() {
     assert_eq!(deleted["results"][0]["id"], db_id.as_str());
     assert_eq!(deleted["results"][0]["status"]["code"], 0);
     assert_eq!(count(&[]), 2);
+
+    // SPIRE's delete file deletes every ID it lists; pretty output has a line per entry.
+    let ids = l.path("delete.json");
+    std::fs::write(
+        &ids,
+        serde_json::json!({"ids": [&web_id, &cache_id]}).to_string(),
+    )
+    .unwrap();
+    let out = admin_ok(
+        &l,
+        &server,
+        &["entry", "delete", "--data", ids.to_str().unwrap()],
+    );
+    for id in [&web_id, &cache_id] {
+        assert!(
+            out.contains(&format!("Deleted entry with ID: {id}")),
+            "{out}"
+        );
+    }
+    assert_eq!(count(&[]), 0);
 }
 
 #[test]
@@ -428,6 +448,31 @@ fn json_output_reports_every_failed_item_and_command() {
     );
     assert!(results[2]["entry"].is_null());
     assert_ne!(results[3]["status"]["code"], 0, "{v}");
+    let new_id = id_of(&results[1]["entry"]);
+
+    // Deleting two entries, one of them missing: a result per ID, in order, and a failed exit.
+    let v = refused_json(
+        &l,
+        &server,
+        &[
+            "entry",
+            "delete",
+            "--entry-id",
+            &new_id,
+            "--entry-id",
+            "no-such-entry",
+        ],
+    );
+    let results = v["results"].as_array().unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(results.len(), 2, "{v}");
+    assert_eq!(results[0]["status"]["code"], 0, "{v}");
+    assert_eq!(results[0]["id"], new_id.as_str(), "{v}");
+    assert_eq!(results[1]["status"]["code"], 5, "NotFound: {v}");
+    assert_eq!(results[1]["id"], "no-such-entry", "{v}");
+    assert_eq!(
+        entry_ids(&admin_json(&l, &server, &["entry", "show"])),
+        [id_of(&web)]
+    );
 
     // A one-item update that fails is a batch too.
     let v = refused_json(
@@ -447,8 +492,7 @@ fn json_output_reports_every_failed_item_and_command() {
     // Other commands print one error object.
     let agent = "spiffe://example.org/spire/agent/nobody";
     for args in [
-        &["entry", "delete", "--entry-id", "no-such-entry"][..],
-        &["agent", "show", "--spiffe-id", agent],
+        &["agent", "show", "--spiffe-id", agent][..],
         &["agent", "evict", "--spiffe-id", agent],
         &["agent", "ban", "--spiffe-id", agent],
         &["bundle", "delete", "--id", "nowhere.org"],

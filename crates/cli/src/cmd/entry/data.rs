@@ -39,7 +39,7 @@ pub(crate) struct ItemError {
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum DataError {
     /// The file (or stdin) could not be read.
-    #[error("cannot read entries from {path}: {source}")]
+    #[error("cannot read {path}: {source}")]
     Read {
         /// The file named by `--data`.
         path: PathBuf,
@@ -77,15 +77,7 @@ pub(crate) enum DataError {
 /// [`DataError`] when the file cannot be read, is over [`MAX_DATA_BYTES`], is not JSON, or
 /// does not have SPIRE's shape.
 pub(crate) fn read_entries(path: &Path) -> Result<Vec<Item>, DataError> {
-    let bytes = if path == Path::new("-") {
-        read_limited(std::io::stdin().lock(), path)?
-    } else {
-        let file = std::fs::File::open(path).map_err(|source| DataError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        read_limited(file, path)?
-    };
+    let bytes = read_bytes(path)?;
     parse(&bytes).map_err(|e| match e {
         ParseError::Syntax(source) => DataError::Syntax {
             path: path.to_path_buf(),
@@ -96,6 +88,22 @@ pub(crate) fn read_entries(path: &Path) -> Result<Vec<Item>, DataError> {
             message,
         },
     })
+}
+
+/// The bytes of `path` (`-` is stdin), at most [`MAX_DATA_BYTES`].
+///
+/// # Errors
+///
+/// [`DataError::Read`] or [`DataError::TooLarge`].
+pub(crate) fn read_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
+    if path == Path::new("-") {
+        return read_limited(std::io::stdin().lock(), path);
+    }
+    let file = std::fs::File::open(path).map_err(|source| DataError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    read_limited(file, path)
 }
 
 /// Reads at most [`MAX_DATA_BYTES`] from `r`.
