@@ -12,6 +12,7 @@ use lanyard_spiffe::{JwtBundle, TrustDomain, X509Bundle, X509Svid};
 use rustls_pki_types::CertificateDer;
 
 use crate::entry::WorkloadEntry;
+use crate::federated::{FederatedBundle, FederatedBundles, FederatedMap};
 use crate::schedule::{is_due, renew_at};
 
 /// Entries and SVIDs, keyed by entry ID.
@@ -25,6 +26,8 @@ pub(crate) struct Cache {
     /// The `kid`s of `jwt_bundle` the server marked tainted.
     tainted_kids: Arc<BTreeSet<String>>,
     slots: BTreeMap<String, Slot>,
+    /// Bundles of the foreign trust domains the entries federate with.
+    federated: FederatedBundles,
     dirty: bool,
 }
 
@@ -64,6 +67,8 @@ pub(crate) struct Snapshot {
     /// The `kid`s of `jwt_bundle` the server marked tainted: cached JWT-SVIDs they signed are
     /// not handed out again.
     pub(crate) tainted_kids: Arc<BTreeSet<String>>,
+    /// Bundles of foreign trust domains, handed only to workloads whose identities name them.
+    pub(crate) federated: Arc<FederatedMap>,
 }
 
 impl Snapshot {
@@ -75,6 +80,7 @@ impl Snapshot {
             trust_domain,
             bundle_der: Vec::new(),
             identities: Vec::new(),
+            federated: Arc::default(),
         }
     }
 }
@@ -95,6 +101,7 @@ impl Cache {
             sequence: 0,
             bundle,
             slots: BTreeMap::new(),
+            federated: FederatedBundles::default(),
             dirty: true,
         }
     }
@@ -179,6 +186,31 @@ impl Cache {
         changes
     }
 
+    /// The foreign trust domains the entries federate with; the own one never counts (the
+    /// server refuses it in `federates_with`, and its bundle is not a federated one).
+    pub(crate) fn federated_trust_domains(&self) -> BTreeSet<TrustDomain> {
+        self.slots
+            .values()
+            .flat_map(|slot| slot.entry.federates_with.iter())
+            .filter(|td| *td != self.bundle.trust_domain())
+            .cloned()
+            .collect()
+    }
+
+    /// Stores a federated bundle; returns whether it changed.
+    pub(crate) fn set_federated(&mut self, bundle: FederatedBundle) -> bool {
+        let changed = self.federated.set(bundle);
+        self.dirty |= changed;
+        changed
+    }
+
+    /// Drops the federated bundles of trust domains not in `wanted`; returns those dropped.
+    pub(crate) fn retain_federated(&mut self, wanted: &BTreeSet<TrustDomain>) -> Vec<TrustDomain> {
+        let dropped = self.federated.retain(wanted);
+        self.dirty |= !dropped.is_empty();
+        dropped
+    }
+
     /// Entries that need a (new) SVID at `now`: none yet, past its renewal time, signed for
     /// an older version of the entry, or no longer chaining to the bundle.
     pub(crate) fn due(&self, now: SystemTime) -> Vec<WorkloadEntry> {
@@ -250,6 +282,7 @@ impl Cache {
             identities,
             jwt_bundle: Arc::clone(&self.jwt_bundle),
             tainted_kids: Arc::clone(&self.tainted_kids),
+            federated: self.federated.shared(),
         }
     }
 }

@@ -16,7 +16,7 @@ use lanyard_proto::spire::api::server::agent::v1::{
     attest_agent_request, attest_agent_response,
 };
 use lanyard_proto::spire::api::server::bundle::v1::{
-    GetBundleRequest, bundle_client::BundleClient,
+    GetBundleRequest, GetFederatedBundleRequest, bundle_client::BundleClient,
 };
 use lanyard_proto::spire::api::server::entry::v1::{
     GetAuthorizedEntriesRequest, entry_client::EntryClient,
@@ -26,6 +26,7 @@ use lanyard_proto::spire::api::server::svid::v1::{
     svid_client::SvidClient,
 };
 use lanyard_proto::spire::api::types;
+use lanyard_spiffe::TrustDomain;
 use rustls::ClientConfig;
 use tokio::net::TcpStream;
 use tonic::transport::{Channel, Endpoint};
@@ -259,6 +260,23 @@ impl ServerClient {
         const RPC: &str = "Bundle/GetBundle";
         Ok(BundleClient::new(self.channel())
             .get_bundle(GetBundleRequest { output_mask: None })
+            .await
+            .map_err(|s| self.error(RPC, &s))?
+            .into_inner())
+    }
+
+    /// `Bundle/GetFederatedBundle`: the bundle the server holds for the foreign trust domain
+    /// `td` (`NotFound` when it holds none).
+    pub(crate) async fn federated_bundle(
+        &self,
+        td: &TrustDomain,
+    ) -> Result<types::Bundle, RpcError> {
+        const RPC: &str = "Bundle/GetFederatedBundle";
+        Ok(BundleClient::new(self.channel())
+            .get_federated_bundle(GetFederatedBundleRequest {
+                trust_domain: td.name().to_string(),
+                output_mask: None,
+            })
             .await
             .map_err(|s| self.error(RPC, &s))?
             .into_inner())

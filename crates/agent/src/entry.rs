@@ -24,6 +24,8 @@ pub(crate) struct WorkloadEntry {
     pub(crate) revision_number: i64,
     /// Creation time (Unix seconds), for a stable order of a workload's SVIDs.
     pub(crate) created_at: i64,
+    /// Foreign trust domains whose bundles workloads with this identity receive.
+    pub(crate) federates_with: BTreeSet<TrustDomain>,
 }
 
 /// An entry from the server that cannot be used.
@@ -56,6 +58,12 @@ impl WorkloadEntry {
             .map(|s| Selector::new(&s.r#type, &s.value))
             .collect::<Result<BTreeSet<_>, _>>()
             .map_err(|e| invalid("selectors", e.to_string()))?;
+        let federates_with = wire
+            .federates_with
+            .iter()
+            .map(|name| federated_td(name))
+            .collect::<Result<BTreeSet<_>, _>>()
+            .map_err(|r| invalid("federates_with", r))?;
         Ok(Self {
             id: wire.id.clone(),
             spiffe_id,
@@ -65,6 +73,7 @@ impl WorkloadEntry {
             hint: wire.hint.clone(),
             revision_number: wire.revision_number,
             created_at: wire.created_at,
+            federates_with,
         })
     }
 
@@ -91,6 +100,13 @@ impl WorkloadEntry {
     }
 }
 
+/// A `federates_with` item: SPIRE's API sends bare names but accepts the `spiffe://` form too,
+/// so both are taken.
+fn federated_td(name: &str) -> Result<TrustDomain, String> {
+    let bare = name.strip_prefix("spiffe://").unwrap_or(name);
+    TrustDomain::new(bare).map_err(|e| format!("{name:?}: {e}"))
+}
+
 fn wire_id(id: Option<&types::Spiffeid>) -> Result<SpiffeId, String> {
     let id = id.ok_or("is missing")?;
     let td = TrustDomain::new(&id.trust_domain).map_err(|e| e.to_string())?;
@@ -115,6 +131,7 @@ pub(crate) mod tests {
             hint: String::new(),
             revision_number: 0,
             created_at: 0,
+            federates_with: BTreeSet::new(),
         }
     }
 
@@ -179,6 +196,23 @@ pub(crate) mod tests {
         assert_eq!(parsed.spiffe_id.as_str(), "spiffe://example.org/web");
         assert_eq!(parsed.selectors.len(), 1, "duplicates collapse");
 
+        wire.federates_with = vec!["partner.org".into(), "spiffe://other.org".into()];
+        let parsed = WorkloadEntry::from_wire(&wire).unwrap();
+        let names: Vec<_> = parsed
+            .federates_with
+            .iter()
+            .map(TrustDomain::name)
+            .collect();
+        assert_eq!(names, ["other.org", "partner.org"]);
+
+        wire.federates_with = vec!["Partner.org".into()];
+        let err = WorkloadEntry::from_wire(&wire).unwrap_err().to_string();
+        assert!(
+            err.starts_with("entry \"e1\": federates_with: \"Partner.org\""),
+            "{err}"
+        );
+
+        wire.federates_with.clear();
         wire.spiffe_id = None;
         let err = WorkloadEntry::from_wire(&wire).unwrap_err().to_string();
         assert_eq!(err, "entry \"e1\": spiffe_id: is missing");

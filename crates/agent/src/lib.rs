@@ -17,8 +17,11 @@
 //! before attestation.
 //!
 //! JWT-SVIDs are signed by the server on demand and cached per SPIFFE ID and audience set.
+//! Bundles of the trust domains named by the entries' `federates_with` are fetched from the
+//! server on every sync and handed to the workloads whose identities name them.
 //!
-//! Deliberately not here (yet): federated bundles, workload attestors other than
+//! Deliberately not here (yet): federation with other servers' bundle endpoints (the server
+//! holds federated bundles; the agent only relays them), workload attestors other than
 //! `unix`, re-attestation with attestors other than join tokens, the agent admin API, and
 //! persisting workload SVIDs (a restarted agent signs them anew, as SPIRE's does).
 
@@ -29,6 +32,7 @@ mod check;
 mod client;
 mod config;
 mod entry;
+mod federated;
 mod health;
 mod jwt_cache;
 mod published;

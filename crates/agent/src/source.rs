@@ -1,5 +1,6 @@
 //! The Workload API's view of the agent: attest the caller, match its selectors against the
-//! cached entries, and hand out the SVIDs (and the bundle) it is entitled to.
+//! cached entries, and hand out the SVIDs (and the bundles) it is entitled to: its own trust
+//! domain's, and the federated ones its identities name.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,6 +17,7 @@ use tokio::sync::watch;
 use crate::attestor::{WorkloadAttestor, attest_all};
 use crate::cache::{Identity, Snapshot};
 use crate::check::usable_at;
+use crate::federated::FederatedBundle;
 use crate::jwt_cache::{CachedJwt, JwtCache};
 use crate::published::Published;
 use crate::report::ErrorChain;
@@ -114,15 +116,19 @@ impl AgentSource {
         Ok(jwt)
     }
 
-    /// The published snapshot, for a caller entitled to at least one identity in it: the
-    /// bundle RPCs answer only workloads that have an identity, like the SVID RPCs.
-    async fn entitled_snapshot(&self, caller: &Caller) -> Result<Arc<Snapshot>, SourceError> {
+    /// The published snapshot and the caller's selectors, for a caller entitled to at least
+    /// one identity in it: the bundle RPCs answer only workloads that have an identity, like
+    /// the SVID RPCs.
+    async fn entitled_snapshot(
+        &self,
+        caller: &Caller,
+    ) -> Result<(Arc<Snapshot>, BTreeSet<Selector>), SourceError> {
         let selectors = self.attest(caller).await?;
         let snapshot = self.published.load();
         if matching(&snapshot, &selectors).next().is_none() {
             return Err(no_identity(caller));
         }
-        Ok(snapshot)
+        Ok((snapshot, selectors))
     }
 
     /// The caller's selectors from every attestor (only `unix` so far).
@@ -153,17 +159,18 @@ impl IdentitySource for AgentSource {
         );
         Ok(X509Snapshot {
             svids,
-            // Federation is not implemented yet: only the own trust domain's bundle exists.
-            federated_bundles: BTreeMap::new(),
+            federated_bundles: x509_federated(&snapshot, &selectors).collect(),
         })
     }
 
     async fn x509_bundles(&self, caller: &Caller) -> Result<BundlesSnapshot, SourceError> {
-        let snapshot = self.entitled_snapshot(caller).await?;
-        let bundles = BTreeMap::from([(
+        let (snapshot, selectors) = self.entitled_snapshot(caller).await?;
+        let mut bundles: BTreeMap<String, Vec<u8>> =
+            x509_federated(&snapshot, &selectors).collect();
+        bundles.insert(
             snapshot.trust_domain.id_string(),
             snapshot.bundle_der.clone(),
-        )]);
+        );
         Ok(BundlesSnapshot { bundles })
     }
 
@@ -205,12 +212,11 @@ impl IdentitySource for AgentSource {
     }
 
     async fn jwt_bundles(&self, caller: &Caller) -> Result<JwtBundleSet, SourceError> {
-        let snapshot = self.entitled_snapshot(caller).await?;
-        // Federation is not implemented yet: only the own trust domain's keys exist.
-        Ok(JwtBundleSet::from_iter([snapshot
-            .jwt_bundle
-            .as_ref()
-            .clone()]))
+        let (snapshot, selectors) = self.entitled_snapshot(caller).await?;
+        let federated = federated_of(&snapshot, &selectors).map(|b| b.jwt.clone());
+        Ok(JwtBundleSet::from_iter(
+            federated.chain([snapshot.jwt_bundle.as_ref().clone()]),
+        ))
     }
 
     fn now(&self) -> SystemTime {
@@ -237,6 +243,34 @@ fn matching<'a>(
         .identities
         .iter()
         .filter(move |identity| identity.entry.matches(selectors))
+}
+
+/// The federated bundles the caller's identities name (the union of their `federates_with`),
+/// by trust domain. Trust domains whose bundle the agent does not hold (yet) are left out, as
+/// is the own trust domain: its bundle is never a federated one.
+fn federated_of<'a>(
+    snapshot: &'a Snapshot,
+    selectors: &'a BTreeSet<Selector>,
+) -> impl Iterator<Item = &'a FederatedBundle> + 'a {
+    let named: BTreeSet<_> = matching(snapshot, selectors)
+        .flat_map(|identity| identity.entry.federates_with.iter())
+        .filter(|td| **td != snapshot.trust_domain)
+        .collect();
+    named
+        .into_iter()
+        .filter_map(|td| snapshot.federated.get(td))
+}
+
+/// The X.509 form of [`federated_of`]: trust domain ID (`spiffe://td`) to concatenated DER CA
+/// certificates (Workload API §6.1 `federated_bundles`). A bundle with only JWT authorities is
+/// left out rather than sent as an empty value, which would read as "no bundle".
+fn x509_federated<'a>(
+    snapshot: &'a Snapshot,
+    selectors: &'a BTreeSet<Selector>,
+) -> impl Iterator<Item = (String, Vec<u8>)> + 'a {
+    federated_of(snapshot, selectors)
+        .filter(|b| !b.x509.is_empty())
+        .map(|b| (b.trust_domain().id_string(), b.x509.to_der()))
 }
 
 /// The caller's SVIDs that may be handed out at `now`, default identity first.
@@ -271,6 +305,7 @@ mod tests {
     use crate::cache::Cache;
     use crate::entry::WorkloadEntry;
     use crate::entry::tests::entry;
+    use crate::federated::tests::bundle;
     use crate::test_support::TestCa;
 
     fn sign(ca: &TestCa, cache: &mut Cache, e: &WorkloadEntry) {
@@ -329,5 +364,38 @@ mod tests {
         let later = SystemTime::now() + Duration::from_secs(3600);
         assert!(svid_items(&snapshot, &caller, later).is_empty());
         assert_eq!(matching(&snapshot, &caller).count(), 2);
+    }
+
+    #[test]
+    fn caller_gets_only_the_federated_bundles_its_identities_name() {
+        let ca = TestCa::new();
+        let mut cache = Cache::new(ca.bundle());
+        let td = |n: &str| lanyard_spiffe::TrustDomain::new(n).unwrap();
+        let mut web = entry("e1", "/web", &["unix:uid:7"]);
+        web.federates_with = [td("a.org")].into();
+        let mut api = entry("e2", "/api", &["unix:uid:7"]);
+        api.federates_with = [td("b.org"), td("unheld.org")].into();
+        let mut other = entry("e3", "/other", &["unix:uid:8"]);
+        other.federates_with = [td("c.org")].into();
+        cache.set_entries(vec![web, api, other]);
+        for name in ["a.org", "b.org", "c.org"] {
+            cache.set_federated(bundle(name, 9));
+        }
+        let mut jwt_only = bundle("b.org", 0);
+        jwt_only.x509 = lanyard_spiffe::X509Bundle::new(td("b.org"), Vec::new());
+        cache.set_federated(jwt_only);
+        let snapshot = cache.snapshot();
+        let caller = selectors(&["unix:uid:7"]);
+
+        let x509: Vec<_> = x509_federated(&snapshot, &caller).collect();
+        assert_eq!(x509, [("spiffe://a.org".to_string(), vec![0x30, 9])]);
+        let all: Vec<_> = federated_of(&snapshot, &caller)
+            .map(|b| b.trust_domain().name())
+            .collect();
+        assert_eq!(
+            all,
+            ["a.org", "b.org"],
+            "JWT bundles include the JWT-only one"
+        );
     }
 }

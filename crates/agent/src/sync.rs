@@ -2,6 +2,8 @@
 //! a change notification, see `push.rs`), fetch the authorized entries and the bundle, renew
 //! the agent SVID if it is past half life, and have the server sign an X509-SVID for every
 //! entry that needs one. Failures are retried with backoff while the cache keeps being served.
+//! The bundles of the trust domains the entries federate with are fetched on every round too;
+//! a failed fetch keeps the last good copy without failing the round.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use crate::cache::{Cache, issued_by_tainted};
 use crate::check::{SvidCheckError, accept_svid};
 use crate::client::{RpcError, ServerClient};
 use crate::entry::WorkloadEntry;
+use crate::federated::FederatedSync;
 use crate::health::SyncHealth;
 use crate::published::Published;
 use crate::report::ErrorChain;
@@ -94,6 +97,7 @@ pub(crate) struct Syncer {
     renew_failures: FailureLog,
     entry_failures: HashMap<String, u64>,
     bad_entries: HashSet<String>,
+    federated: FederatedSync,
     expired: ExpiryAlarm,
     /// Readiness: the last successful sync and the agent SVID's expiry.
     health: Arc<SyncHealth>,
@@ -116,6 +120,7 @@ impl Syncer {
             renew_failures: FailureLog::new("Agent SVID renewal"),
             entry_failures: HashMap::new(),
             bad_entries: HashSet::new(),
+            federated: FederatedSync::default(),
             expired: ExpiryAlarm::default(),
             health,
         }
@@ -201,6 +206,7 @@ impl Syncer {
         }
         let entries = fetched?;
         self.apply_entries(&entries);
+        self.federated.sync(&mut self.p.cache, &self.p.client).await;
         self.sign_due().await
     }
 

@@ -11,6 +11,7 @@
 mod common;
 mod config_files;
 mod failures;
+mod federation_bundles;
 mod helper;
 mod interop_go;
 mod interop_python;

@@ -33,8 +33,8 @@ pub(crate) struct EntryFields {
     /// DNS SAN for the X509-SVID; repeat for several.
     #[arg(long = "dns")]
     pub(crate) dns_names: Vec<String>,
-    /// A foreign trust domain whose bundle the workload is to get (stored and checked now; agents
-    /// hand federated bundles to workloads from a later release); repeat for several.
+    /// A foreign trust domain whose bundle the workload also gets (its bundle must be stored
+    /// first, with `bundle set` or a federation relationship); repeat for several.
     #[arg(long, alias = "federatesWith", value_parser = parse_trust_domain)]
     pub(crate) federates_with: Vec<TrustDomain>,
     /// Holders of this identity may call admin RPCs (`--admin=false` clears it on update).
