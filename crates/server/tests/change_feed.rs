@@ -7,11 +7,13 @@
     reason = "integration test helpers assert by panicking"
 )]
 
+#[path = "support/poll.rs"]
+mod poll;
 mod support;
 #[path = "support/tls.rs"]
 mod tls;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lanyard_datastore::{Datastore, EntryId, NewEntry, SqlDatastore};
 use lanyard_proto::spire::api::server::entry::v1::{
@@ -23,6 +25,8 @@ use lanyard_spiffe::{Selector, SpiffeId, X509Svid};
 use tokio::sync::mpsc;
 use tonic::Code;
 use tonic::transport::Channel;
+
+const WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 use support::{admin, config};
 use tls::{AgentApi, wire};
@@ -38,19 +42,6 @@ async fn authorized(channel: &Channel) -> Result<Vec<String>, tonic::Status> {
         .collect();
     paths.sort();
     Ok(paths)
-}
-
-/// Polls `check` until it holds, failing after a few seconds.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what}: not seen within 5 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn workload(agent: &X509Svid, path: &str, uid: u32) -> NewEntry {
@@ -79,7 +70,7 @@ async fn writes_by_another_server_on_the_same_database_reach_agents() {
         .create_entry(workload(&agent, "/web", 1))
         .await
         .unwrap();
-    eventually("an entry created elsewhere", || async {
+    poll::eventually("an entry created elsewhere", WAIT, || async {
         authorized(&channel).await.unwrap() == ["/web"]
     })
     .await;
@@ -92,7 +83,7 @@ async fn writes_by_another_server_on_the_same_database_reach_agents() {
     elsewhere.id =
         SpiffeId::parse("spiffe://example.org/spire/agent/join_token/elsewhere").unwrap();
     other.create_agent(&elsewhere).await.unwrap();
-    eventually("an agent attested elsewhere", || async {
+    poll::eventually("an agent attested elsewhere", WAIT, || async {
         server
             .metrics()
             .encode()
@@ -101,13 +92,13 @@ async fn writes_by_another_server_on_the_same_database_reach_agents() {
     .await;
 
     other.delete_entry(&created.id).await.unwrap();
-    eventually("an entry deleted elsewhere", || async {
+    poll::eventually("an entry deleted elsewhere", WAIT, || async {
         authorized(&channel).await.unwrap().is_empty()
     })
     .await;
 
     other.set_agent_banned(agent.spiffe_id()).await.unwrap();
-    eventually("an agent banned elsewhere", || async {
+    poll::eventually("an agent banned elsewhere", WAIT, || async {
         authorized(&channel)
             .await
             .is_err_and(|e| e.code() == Code::PermissionDenied)
@@ -198,7 +189,7 @@ async fn sync_sends_small_sets_whole_and_large_sets_as_revisions_then_asked_entr
         )
         .await
         .unwrap();
-    eventually("three entries", || async {
+    poll::eventually("three entries", WAIT, || async {
         authorized(&channel).await.unwrap().len() == 3
     })
     .await;
@@ -238,7 +229,7 @@ async fn sync_sends_small_sets_whole_and_large_sets_as_revisions_then_asked_entr
         )
         .await
         .unwrap();
-    eventually("six hundred entries", || async {
+    poll::eventually("six hundred entries", WAIT, || async {
         authorized(&channel).await.unwrap().len() == 600
     })
     .await;

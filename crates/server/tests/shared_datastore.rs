@@ -11,10 +11,11 @@
     reason = "integration test helpers assert by panicking"
 )]
 
+#[path = "support/poll.rs"]
+mod poll;
 mod support;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use lanyard_datastore::{DatabaseConfig, Engine};
 use lanyard_proto::spire::api::server::bundle::v1::{
@@ -26,6 +27,8 @@ use lanyard_proto::spire::api::server::entry::v1::{
 use lanyard_proto::spire::api::types;
 use lanyard_server::ServerConfig;
 use tonic::transport::Channel;
+
+const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 use support::{admin, config};
 
@@ -61,19 +64,6 @@ async fn spiffe_ids(ch: &Channel) -> Vec<String> {
         .collect()
 }
 
-/// Polls `check` until it holds, failing after ten seconds.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what}: not seen within 10 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test]
 async fn two_servers_share_a_database_without_taking_over_each_others_ca() {
     let dir = tempfile::tempdir().unwrap();
@@ -102,8 +92,9 @@ async fn two_servers_share_a_database_without_taking_over_each_others_ca() {
         all
     };
     for (name, ch) in [("a", &ch_a), ("b", &ch_b)] {
-        eventually(
+        poll::eventually(
             &format!("server {name} serving both authorities"),
+            WAIT,
             || async { authorities(ch).await == both },
         )
         .await;
@@ -140,8 +131,9 @@ async fn two_servers_share_a_database_without_taking_over_each_others_ca() {
     a.stop().await.unwrap();
     let a = lanyard_server::start(config_a.clone()).await.unwrap();
     let ch_a = admin(&config_a).await;
-    eventually(
+    poll::eventually(
         "the restarted server serving both authorities again",
+        WAIT,
         || async { authorities(&ch_a).await == both },
     )
     .await;
