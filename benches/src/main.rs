@@ -11,17 +11,22 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod admin;
+mod agents;
 mod calibrate;
 mod coldstart;
 mod fleet;
+mod idle;
 mod lookup;
 mod populate;
 mod procs;
 mod progress;
+mod rawclient;
 mod report;
 mod select;
 mod serverproc;
 mod storefloor;
+mod uncached;
 mod workload;
 mod writes;
 
@@ -59,6 +64,9 @@ struct Args {
     /// Open Workload API streams (overrides the size's default).
     #[arg(long)]
     streams: Option<usize>,
+    /// Real agents S8 runs across, each with one open stream (overrides the size's default).
+    #[arg(long)]
+    s8_agents: Option<usize>,
     /// Entry counts the server is started with for S5 and S6, comma-separated (overrides
     /// the size's default; a start with no entries is always added as the baseline).
     #[arg(long, value_delimiter = ',')]
@@ -95,6 +103,14 @@ pub(crate) struct Plan {
     pub(crate) single_writes: usize,
     /// S7: `BatchCreateEntry` calls of [`writes::BATCH`] entries each.
     pub(crate) batch_writes: usize,
+    /// S8 across agents: real `lanyard agent run` processes, one stream each.
+    pub(crate) s8_agents: usize,
+    /// S8 across agents: rounds of create, update and delete on a random agent.
+    pub(crate) s8_rounds: usize,
+    /// S13: authorized entries of the idle agents (one agent with none is always added).
+    pub(crate) idle_entries: Vec<usize>,
+    /// S13: how long the idle agents are sampled.
+    pub(crate) idle_window: std::time::Duration,
 }
 
 impl Plan {
@@ -115,6 +131,10 @@ impl Plan {
                 start_entries: vec![10_000],
                 single_writes: 100,
                 batch_writes: 5,
+                s8_agents: 10,
+                s8_rounds: 20,
+                idle_entries: vec![1_000],
+                idle_window: std::time::Duration::from_secs(10),
             },
             Size::Full => Plan {
                 size: Size::Full,
@@ -132,6 +152,10 @@ impl Plan {
                 start_entries: vec![100_000, 1_000_000],
                 single_writes: 1_000,
                 batch_writes: 50,
+                s8_agents: 100,
+                s8_rounds: 200,
+                idle_entries: vec![1_000, 10_000],
+                idle_window: std::time::Duration::from_secs(60),
             },
         };
         if let Some(n) = args.agents {
@@ -142,6 +166,9 @@ impl Plan {
         }
         if let Some(n) = args.streams {
             plan.streams = n;
+        }
+        if let Some(n) = args.s8_agents {
+            plan.s8_agents = n;
         }
         if !args.start_entries.is_empty() {
             plan.start_entries = args.start_entries.clone();
@@ -177,7 +204,10 @@ fn main() -> anyhow::Result<()> {
     let floors = calibrate::run();
     let mut rows = Vec::new();
     runtime.block_on(async {
-        if selection.has(Group::Fleet) || selection.has(Group::Workload) {
+        if selection.has(Group::Fleet)
+            || selection.has(Group::Workload)
+            || selection.has(Group::Uncached)
+        {
             let mut env = procs::Env::start(&lanyard).await?;
             if selection.has(Group::Fleet) {
                 rows.push(fleet::issuance(&env, &plan, &floors).await?);
@@ -185,7 +215,17 @@ fn main() -> anyhow::Result<()> {
             if selection.has(Group::Workload) {
                 rows.extend(workload::run(&mut env, &plan, &floors).await?);
             }
+            if selection.has(Group::Uncached) {
+                rows.extend(uncached::run(&mut env, &plan).await?);
+            }
             env.stop().await;
+        }
+        // Each starts its own server and agents.
+        if selection.has(Group::Push) {
+            rows.extend(agents::run(&lanyard, &plan, &floors).await?);
+        }
+        if selection.has(Group::Idle) {
+            rows.extend(idle::run(&lanyard, &plan).await?);
         }
         anyhow::Ok(())
     })?;

@@ -41,7 +41,7 @@ impl Env {
             .prefix("lanyard-bench-")
             .tempdir_in("/tmp")?;
         let socket = dir.path().join("server.sock");
-        let mut server = Command::new(lanyard)
+        let mut server = lanyard_command(lanyard)
             .args([
                 "server",
                 "run",
@@ -142,11 +142,21 @@ impl Env {
         token: &str,
         name: &str,
     ) -> anyhow::Result<(PathBuf, u32)> {
+        self.start_agent_with(token, name, &[]).await
+    }
+
+    /// [`Env::start_agent`] with `extra` flags for `lanyard agent run` (`--sync-interval 1h`).
+    pub(crate) async fn start_agent_with(
+        &mut self,
+        token: &str,
+        name: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<(PathBuf, u32)> {
         let bundle_path = self.dir.path().join(format!("{name}-bootstrap.pem"));
         let bundle = self.bundle().await?;
         std::fs::write(&bundle_path, bundle.to_pem())?;
         let socket = self.dir.path().join(format!("{name}.sock"));
-        let child = Command::new(&self.lanyard)
+        let child = lanyard_command(&self.lanyard)
             .args([
                 "agent",
                 "run",
@@ -163,6 +173,7 @@ impl Env {
             .arg(self.dir.path().join(name))
             .arg("--socket")
             .arg(&socket)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -195,6 +206,47 @@ impl Drop for Env {
         }
         let _ = self.server.kill();
     }
+}
+
+/// A command running `lanyard` that dies with this harness.
+///
+/// Drop guards cannot run when the harness itself is killed (SIGKILL, a crash in a signal
+/// handler), which used to leave servers and agents behind. The kernel's parent-death signal
+/// covers that, and `setpriv --pdeathsig KILL` (util-linux) sets it and then execs `lanyard`
+/// under the same pid, so this crate stays free of `unsafe` (`pre_exec` would need it).
+/// Without `setpriv` the command runs as before, guarded by `Drop` alone.
+///
+/// The signal follows the *thread* that spawned the child: spawn from the thread that runs
+/// `block_on` or from a runtime worker, never from `spawn_blocking` (its threads exit when
+/// idle and would take the child with them).
+pub(crate) fn lanyard_command(lanyard: &Path) -> Command {
+    match setpriv() {
+        Some(setpriv) => {
+            let mut command = Command::new(setpriv);
+            command.args(["--pdeathsig", "KILL", "--"]).arg(lanyard);
+            command
+        }
+        None => Command::new(lanyard),
+    }
+}
+
+/// `setpriv` on the `PATH`, looked up once.
+fn setpriv() -> Option<&'static Path> {
+    static FOUND: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            let path = std::env::var_os("PATH")?;
+            let found = std::env::split_paths(&path)
+                .map(|dir| dir.join("setpriv"))
+                .find(|candidate| candidate.is_file());
+            if found.is_none() {
+                eprintln!(
+                    "setpriv not found: lanyard processes outlive this harness if it is killed"
+                );
+            }
+            found
+        })
+        .as_deref()
 }
 
 async fn unix_channel(path: &Path) -> anyhow::Result<Channel> {

@@ -3,7 +3,9 @@
 //! Benchmarks that share their setup run as one group, so asking for one of them runs the
 //! whole group: the fleet (S2); the workload group (S8, S9, S12, and the agent's memory row,
 //! also numbered S6); the in-memory lookup (S4); the server start (S5, and S6 for the server's
-//! memory, both read from the same starts); the durable writes (S7).
+//! memory, both read from the same starts); the durable writes (S7); S8 across many real
+//! agents (`S8A`: its rows are numbered S8 like the one-agent row, which `S8` selects); the
+//! idle agents (S13); the first fetches of identities not cached (S10).
 
 use std::collections::BTreeSet;
 
@@ -20,6 +22,12 @@ pub(crate) enum Group {
     Start,
     /// S7: entry writes through the admin API.
     Writes,
+    /// S8 across agents: many real agents, one stream each, changes pushed to one of them.
+    Push,
+    /// S13: idle agents sampled for CPU and memory.
+    Idle,
+    /// S10: first fetches of identities the agent has not signed yet.
+    Uncached,
 }
 
 /// The IDs `--only` accepts and the group each selects.
@@ -32,6 +40,9 @@ const IDS: &[(&str, Group)] = &[
     ("S8", Group::Workload),
     ("S9", Group::Workload),
     ("S12", Group::Workload),
+    ("S8A", Group::Push),
+    ("S13", Group::Idle),
+    ("S10", Group::Uncached),
 ];
 
 /// The groups a run includes.
@@ -86,6 +97,8 @@ mod tests {
             Group::Lookup,
             Group::Start,
             Group::Writes,
+            Group::Push,
+            Group::Idle,
         ] {
             assert!(all.has(g), "{g:?}");
         }

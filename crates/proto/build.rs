@@ -29,6 +29,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let descriptors = protox::compile(files, ["proto"])?;
     tonic_prost_build::configure()
+        // Ordered maps encode the same message to the same bytes every time: the Workload API
+        // server compares answers by their encoding, and wire tests can spell out the bytes.
+        .btree_map(".")
         .build_client(true)
         .build_server(true)
         .compile_fds(descriptors)?;

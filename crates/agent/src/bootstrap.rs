@@ -1,4 +1,5 @@
-//! Getting the agent its identity: reuse the stored SVID, or attest with a join token.
+//! Getting the agent its identity: reuse the stored SVID, or attest with a join token or, when
+//! configured, with `x509pop` (which may attest again whenever the stored SVID is unusable).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,9 +11,21 @@ use lanyard_spiffe::x509::X509Error;
 use lanyard_spiffe::{TrustDomain, X509Bundle};
 use rustls_pki_types::CertificateDer;
 
+#[path = "attest_x509pop.rs"]
+mod attest_x509pop;
+#[path = "bootstrap_trust.rs"]
+mod trust;
+pub(crate) use trust::configured_bundle;
+#[cfg(test)]
+pub(crate) use trust::fetch_url_bundle;
+
+pub(crate) use attest_x509pop::X509POP;
+use attest_x509pop::X509popCredentials;
+pub use attest_x509pop::X509popError;
+
 use crate::check::{SvidCheckError, accept_svid};
 use crate::client::{RpcError, ServerClient};
-use crate::config::{AgentConfig, ConfigError, ServerAddress, TrustBootstrap, read_pem_bundle};
+use crate::config::{AgentConfig, ConfigError, ServerAddress};
 use crate::retry::FailureLog;
 use crate::store::{AgentSvid, StateStore, StoreError, Stored};
 use crate::timeutil::rfc3339;
@@ -27,6 +40,8 @@ const MAX_RETRY: Duration = Duration::from_secs(30);
 pub(crate) struct Identity {
     pub(crate) svid: AgentSvid,
     pub(crate) bundle: X509Bundle,
+    /// The configured join token was used to get this identity (tokens are single-use).
+    pub(crate) token_spent: bool,
 }
 
 /// Why the agent could not get an identity.
@@ -42,6 +57,16 @@ pub enum BootstrapError {
     /// token itself was refused.
     #[error("the server refused join token attestation: {}{}", .0.detail, token_hint(.0))]
     Refused(RpcError),
+    /// The server refused x509pop attestation; the message is the server's.
+    #[error(
+        "the server refused x509pop attestation: {}; check that the server's NodeAttestor \
+         \"x509pop\" trusts the CA of certificate_path",
+        .0.detail
+    )]
+    X509popRefused(RpcError),
+    /// The x509pop certificate or key cannot be used.
+    #[error(transparent)]
+    X509pop(#[from] X509popError),
     /// The server's certificate does not chain to the bootstrap bundle; the message names the
     /// server, the bundle and the fix.
     #[error("cannot attest: {}", .0.detail)]
@@ -88,42 +113,105 @@ pub(crate) async fn bootstrap(
                 "Reusing the stored agent SVID"
             );
             if config.join_token.is_some() {
-                tracing::info!("The join token is not needed and was not used");
+                tracing::info!(
+                    "The join token was not used; it is kept in case the server refuses the \
+                     stored agent SVID"
+                );
             }
-            return Ok(Identity { svid, bundle });
+            return Ok(Identity {
+                svid,
+                bundle,
+                token_spent: false,
+            });
         }
         Stored::Absent => format!("no stored agent SVID in {}", store.dir().display()),
         Stored::Unusable(reason) => reason,
     };
-    let Some(token) = config.join_token.as_deref() else {
-        return Err(BootstrapError::NoJoinToken { reason });
+    // A join token given on the command line wins over the configured attestor, as in SPIRE.
+    let method = match (config.join_token.as_deref(), &config.x509pop) {
+        (Some(token), _) => Method::JoinToken(token),
+        (None, Some(x509pop)) => Method::X509pop(X509popCredentials::load(x509pop)?),
+        (None, None) => return Err(BootstrapError::NoJoinToken { reason }),
     };
-    tracing::debug!(%reason, "Attesting with a join token");
-    attest(config, store, token, clock).await
+    tracing::debug!(%reason, attestor = method.name(), "Attesting");
+    attest(config, store, &method, None, clock).await
+}
+
+/// Attests again while running: after the server stopped accepting the agent SVID (evicted),
+/// or to rebootstrap. Uses the join token if `use_token` (one not spent yet), otherwise
+/// x509pop. The server is authenticated with `bundle` (the agent's current one, or the
+/// bootstrap source's when rebootstrapping), which comes from `origin`.
+pub(crate) async fn reattest(
+    config: &AgentConfig,
+    store: &Arc<StateStore>,
+    (bundle, origin): (X509Bundle, TrustOrigin),
+    use_token: bool,
+    clock: &dyn Clock,
+) -> Result<Identity, BootstrapError> {
+    let method = match (config.join_token.as_deref(), &config.x509pop) {
+        (Some(token), _) if use_token => Method::JoinToken(token),
+        (_, Some(x509pop)) => Method::X509pop(X509popCredentials::load(x509pop)?),
+        _ => {
+            return Err(BootstrapError::NoJoinToken {
+                reason: "the server no longer accepts the agent SVID".into(),
+            });
+        }
+    };
+    attest(config, store, &method, Some((bundle, origin)), clock).await
+}
+
+/// How the agent proves itself to the server.
+enum Method<'a> {
+    JoinToken(&'a str),
+    X509pop(X509popCredentials),
+}
+
+impl Method<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            Method::JoinToken(_) => "join_token",
+            Method::X509pop(_) => X509POP,
+        }
+    }
+
+    /// One AttestAgent call.
+    async fn attest(
+        &self,
+        client: &ServerClient,
+        csr: Vec<u8>,
+    ) -> Result<types::X509svid, RpcError> {
+        match self {
+            Method::JoinToken(token) => client.attest_join_token(token, csr).await,
+            Method::X509pop(credentials) => {
+                let respond =
+                    |challenge: &[u8]| credentials.respond(challenge).map_err(|e| e.to_string());
+                client
+                    .attest_x509pop(credentials.payload(), csr, respond)
+                    .await
+            }
+        }
+    }
+
+    fn refused(&self, e: RpcError) -> BootstrapError {
+        match self {
+            Method::JoinToken(_) => BootstrapError::Refused(e),
+            Method::X509pop(_) => BootstrapError::X509popRefused(e),
+        }
+    }
 }
 
 async fn attest(
     config: &AgentConfig,
     store: &Arc<StateStore>,
-    token: &str,
+    method: &Method<'_>,
+    current: Option<(X509Bundle, TrustOrigin)>,
     clock: &dyn Clock,
 ) -> Result<Identity, BootstrapError> {
     let td = &config.trust_domain;
     let address = ServerAddress::parse(&config.server_address)?;
-    let (trusted, origin) = match &config.trust_bundle {
-        TrustBootstrap::Pem(path) => {
-            let configured = read_pem_bundle(td, path)?;
-            let stored = store.load_bundle(td);
-            let origin = TrustOrigin::File {
-                path: path.clone(),
-                stored_in: stored.as_ref().map(|_| store.dir().to_path_buf()),
-            };
-            (Some(widen(configured, stored)), origin)
-        }
-        TrustBootstrap::Insecure => {
-            tracing::warn!("Insecure bootstrap: the server is not authenticated on first contact");
-            (None, TrustOrigin::Insecure)
-        }
+    let (trusted, origin) = match current {
+        Some((bundle, origin)) => (Some(bundle), origin),
+        None => trust::bootstrap_trust(config, store).await?,
     };
 
     let key_store = Arc::clone(store);
@@ -139,7 +227,7 @@ async fn attest(
     };
     let tls = client_config(td, trust, Arc::clone(&cert))?;
     let client = ServerClient::new(address, tls, origin);
-    let wire = attest_with_retry(&client, token, csr).await?;
+    let wire = attest_with_retry(&client, method, csr).await?;
 
     let bundle = match trusted {
         Some(bundle) => bundle,
@@ -174,11 +262,13 @@ async fn attest(
     tracing::info!(
         spiffe_id = %svid.spiffe_id(),
         expires_at = %rfc3339(svid.not_after()),
+        attestor = method.name(),
         "Agent attested"
     );
     Ok(Identity {
         svid: AgentSvid { svid, slot: 0 },
         bundle,
+        token_spent: matches!(method, Method::JoinToken(_)),
     })
 }
 
@@ -186,13 +276,13 @@ async fn attest(
 /// match the bootstrap bundle, ends the attempts.
 async fn attest_with_retry(
     client: &ServerClient,
-    token: &str,
+    method: &Method<'_>,
     csr: Vec<u8>,
 ) -> Result<types::X509svid, BootstrapError> {
     let mut wait = FIRST_RETRY;
     let mut failures = FailureLog::new("Attestation");
     loop {
-        match client.attest_join_token(token, csr.clone()).await {
+        match method.attest(client, csr.clone()).await {
             Ok(svid) => {
                 failures.succeeded();
                 return Ok(svid);
@@ -208,24 +298,9 @@ async fn attest_with_retry(
                 wait = (wait * 2).min(MAX_RETRY);
                 client.reconnect();
             }
-            Err(e) => return Err(BootstrapError::Refused(e)),
+            Err(e) => return Err(method.refused(e)),
         }
     }
-}
-
-/// The configured bootstrap bundle plus the authorities of the stored one (which may be newer
-/// after a CA rotation while the agent was down).
-fn widen(configured: X509Bundle, stored: Option<X509Bundle>) -> X509Bundle {
-    let Some(stored) = stored else {
-        return configured;
-    };
-    let mut authorities = configured.authorities().to_vec();
-    for cert in stored.authorities() {
-        if !authorities.contains(cert) {
-            authorities.push(cert.clone());
-        }
-    }
-    X509Bundle::new(configured.trust_domain().clone(), authorities)
 }
 
 /// The bundle of `td` from a `GetBundle` answer; it must name `td` and hold authorities.
@@ -283,6 +358,7 @@ fn token_hint(refusal: &RpcError) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::TrustBootstrap;
     use crate::test_support::TestCa;
 
     fn wire_bundle(td: &str, certs: &[CertificateDer<'_>]) -> types::Bundle {
@@ -319,9 +395,9 @@ mod tests {
     fn bootstrap_trust_includes_the_stored_bundle() {
         let old = TestCa::new();
         let new = TestCa::new();
-        let widened = widen(old.bundle(), Some(new.bundle()));
+        let widened = trust::widen(old.bundle(), Some(new.bundle()));
         assert_eq!(widened.authorities().len(), 2);
-        assert_eq!(widen(old.bundle(), Some(old.bundle())), old.bundle());
+        assert_eq!(trust::widen(old.bundle(), Some(old.bundle())), old.bundle());
     }
 
     #[tokio::test]

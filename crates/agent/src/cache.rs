@@ -3,7 +3,7 @@
 //! Owned by the sync loop; workloads read immutable [`Snapshot`]s of it. Nothing here is
 //! persisted: a restarted agent signs every SVID anew.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -14,6 +14,12 @@ use rustls_pki_types::CertificateDer;
 use crate::entry::WorkloadEntry;
 use crate::federated::{FederatedBundle, FederatedBundles, FederatedMap};
 use crate::schedule::{is_due, renew_at};
+
+#[path = "cache_demand.rs"]
+pub(crate) mod demand;
+#[path = "cache_lru.rs"]
+mod lru;
+pub(crate) use lru::DEFAULT_SVID_LIMIT;
 
 /// Entries and SVIDs, keyed by entry ID.
 pub(crate) struct Cache {
@@ -29,11 +35,19 @@ pub(crate) struct Cache {
     /// Bundles of the foreign trust domains the entries federate with.
     federated: FederatedBundles,
     dirty: bool,
+    /// How many X509-SVIDs to keep (see `cache_lru.rs`); `None`: one for every entry.
+    svid_limit: Option<usize>,
+    /// Entries whose SVIDs workloads are using now: signed whatever the limit, never evicted.
+    pinned: HashSet<String>,
+    /// Counts the rounds that took workload demand; a slot's `last_used` is one of them.
+    tick: u64,
 }
 
 struct Slot {
     entry: WorkloadEntry,
     svid: Option<CachedSvid>,
+    /// The demand round in which a workload last asked for this entry (0: never).
+    last_used: u64,
 }
 
 struct CachedSvid {
@@ -103,6 +117,9 @@ impl Cache {
             slots: BTreeMap::new(),
             federated: FederatedBundles::default(),
             dirty: true,
+            svid_limit: None,
+            pinned: HashSet::new(),
+            tick: 0,
         }
     }
 
@@ -157,18 +174,27 @@ impl Cache {
     /// Replaces the entry set with `entries`: new ones are added (without SVID), gone ones are
     /// dropped with their SVIDs, changed ones keep their SVID until it is replaced.
     pub(crate) fn set_entries(&mut self, entries: Vec<WorkloadEntry>) -> EntryChanges {
+        let keep: HashSet<String> = entries.iter().map(|e| e.id.clone()).collect();
+        self.update_entries(|id| keep.contains(id), entries)
+    }
+
+    /// Keeps the entries for which `keep` holds, dropping the others with their SVIDs, then
+    /// adds or updates `changed` (which `keep` must accept) as [`Cache::set_entries`] does.
+    pub(crate) fn update_entries(
+        &mut self,
+        keep: impl Fn(&str) -> bool,
+        changed: Vec<WorkloadEntry>,
+    ) -> EntryChanges {
         let mut changes = EntryChanges::default();
-        let mut incoming: BTreeMap<String, WorkloadEntry> =
-            entries.into_iter().map(|e| (e.id.clone(), e)).collect();
         self.slots.retain(|id, slot| {
-            let keep = incoming.contains_key(id);
-            if !keep {
+            let kept = keep(id);
+            if !kept {
                 changes.removed.push(slot.entry.clone());
             }
-            keep
+            kept
         });
-        for (id, entry) in std::mem::take(&mut incoming) {
-            match self.slots.get_mut(&id) {
+        for entry in changed {
+            match self.slots.get_mut(&entry.id) {
                 Some(slot) if slot.entry == entry => {}
                 Some(slot) => {
                     changes.updated.push(entry.clone());
@@ -176,7 +202,14 @@ impl Cache {
                 }
                 None => {
                     changes.added.push(entry.clone());
-                    self.slots.insert(id, Slot { entry, svid: None });
+                    self.slots.insert(
+                        entry.id.clone(),
+                        Slot {
+                            entry,
+                            svid: None,
+                            last_used: 0,
+                        },
+                    );
                 }
             }
         }
@@ -184,6 +217,11 @@ impl Cache {
             self.dirty = true;
         }
         changes
+    }
+
+    /// The server's revision of the held entry `id`.
+    pub(crate) fn revision(&self, id: &str) -> Option<i64> {
+        self.slots.get(id).map(|s| s.entry.revision_number)
     }
 
     /// The foreign trust domains the entries federate with; the own one never counts (the
@@ -212,20 +250,36 @@ impl Cache {
     }
 
     /// Entries that need a (new) SVID at `now`: none yet, past its renewal time, signed for
-    /// an older version of the entry, or no longer chaining to the bundle.
+    /// an older version of the entry, or no longer chaining to the bundle. Under a size limit
+    /// an entry without SVID is due only when a workload uses it or while there is room
+    /// (see `cache_lru.rs`).
     pub(crate) fn due(&self, now: SystemTime) -> Vec<WorkloadEntry> {
-        self.slots
-            .values()
-            .filter(|slot| match &slot.svid {
-                None => true,
-                Some(c) => {
-                    c.stale
+        let mut due = Vec::new();
+        let mut waiting = Vec::new();
+        for slot in self.slots.values() {
+            match &slot.svid {
+                None if self.is_pinned(&slot.entry.id) => due.push(slot.entry.clone()),
+                None => waiting.push(&slot.entry),
+                Some(c)
+                    if c.stale
                         || !c.signed_for.same_svid_inputs(&slot.entry)
-                        || is_due(c.renew_at, c.svid.not_after(), now)
+                        || is_due(c.renew_at, c.svid.not_after(), now) =>
+                {
+                    due.push(slot.entry.clone());
                 }
-            })
-            .map(|slot| slot.entry.clone())
-            .collect()
+                Some(_) => {}
+            }
+        }
+        let pinned_new = due
+            .iter()
+            .filter(|e| self.slots.get(&e.id).is_some_and(|s| s.svid.is_none()))
+            .count();
+        let room = self
+            .svid_room()
+            .map_or(usize::MAX, |room| room.saturating_sub(pinned_new));
+        due.extend(waiting.into_iter().take(room).cloned());
+        due.sort_by(|a, b| a.id.cmp(&b.id));
+        due
     }
 
     /// Stores an SVID signed for `signed_for` and received at `received`; `jitter`
@@ -311,176 +365,5 @@ pub(crate) fn issued_by_tainted(
 }
 
 #[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use lanyard_ca::{KeyType, generate_key_pair};
-    use rustls_pki_types::PrivatePkcs8KeyDer;
-
-    use super::*;
-    use crate::entry::tests::entry;
-    use crate::test_support::TestCa;
-
-    /// An SVID for `e` valid from `start` for 100 s.
-    fn svid_for(ca: &TestCa, e: &WorkloadEntry, start: SystemTime) -> X509Svid {
-        let key = generate_key_pair(KeyType::EcP256).unwrap();
-        let chain = ca.sign_at(&key, e.spiffe_id.path(), Duration::from_secs(100), start);
-        X509Svid::from_parts(chain, PrivatePkcs8KeyDer::from(key.serialize_der())).unwrap()
-    }
-
-    /// No tainted authority.
-    fn none(ca: &TestCa) -> X509Bundle {
-        X509Bundle::new(ca.td.clone(), Vec::new())
-    }
-
-    fn ids(entries: &[WorkloadEntry]) -> Vec<&str> {
-        entries.iter().map(|e| e.id.as_str()).collect()
-    }
-
-    #[test]
-    fn new_entries_are_due_until_signed_then_again_from_half_life() {
-        let ca = TestCa::new();
-        let mut cache = Cache::new(ca.bundle());
-        let web = entry("e1", "/web", &["unix:uid:1"]);
-        cache.set_entries(vec![web.clone()]);
-        let start = SystemTime::now();
-        assert_eq!(ids(&cache.due(start)), ["e1"]);
-
-        let svid = svid_for(&ca, &web, start);
-        let lifetime = svid.not_after().duration_since(start).unwrap();
-        let half = start + lifetime / 2;
-        assert!(cache.insert_svid(&web, svid, start, 0.0));
-        assert!(cache.due(start).is_empty());
-        assert!(cache.due(half - Duration::from_secs(1)).is_empty());
-        assert_eq!(ids(&cache.due(half)), ["e1"]);
-        assert_eq!(cache.next_renewal(), Some(half));
-    }
-
-    #[test]
-    fn changed_entry_is_due_at_once_and_removed_entry_drops_its_svid() {
-        let ca = TestCa::new();
-        let mut cache = Cache::new(ca.bundle());
-        let web = entry("e1", "/web", &["unix:uid:1"]);
-        let now = SystemTime::now();
-        cache.set_entries(vec![web.clone()]);
-        cache.insert_svid(&web, svid_for(&ca, &web, now), now, 0.0);
-
-        let mut moved = web.clone();
-        moved.spiffe_id = entry("e1", "/web2", &[]).spiffe_id;
-        let changes = cache.set_entries(vec![moved.clone()]);
-        assert_eq!(ids(&changes.updated), ["e1"]);
-        assert_eq!(ids(&cache.due(now)), ["e1"]);
-
-        let changes = cache.set_entries(vec![]);
-        assert_eq!(ids(&changes.removed), ["e1"]);
-        assert!(cache.snapshot().identities.is_empty());
-        assert!(!cache.insert_svid(&moved, svid_for(&ca, &moved, now), now, 0.0));
-    }
-
-    #[test]
-    fn svids_that_stop_chaining_to_a_new_bundle_are_due() {
-        let ca = TestCa::new();
-        let next = TestCa::new();
-        let mut cache = Cache::new(ca.bundle());
-        let web = entry("e1", "/web", &["unix:uid:1"]);
-        let now = SystemTime::now();
-        cache.set_entries(vec![web.clone()]);
-        cache.insert_svid(&web, svid_for(&ca, &web, now), now, 0.0);
-        cache.take_dirty();
-
-        let mut both = ca.bundle().authorities().to_vec();
-        both.extend(next.bundle().authorities().iter().cloned());
-        assert!(cache.set_bundle(X509Bundle::new(ca.td.clone(), both), none(&ca), 1, now));
-        assert!(
-            cache.due(now).is_empty(),
-            "the old authority is still trusted"
-        );
-        assert!(cache.set_bundle(next.bundle(), none(&ca), 2, now));
-        assert_eq!(ids(&cache.due(now)), ["e1"]);
-        assert!(
-            !cache.set_bundle(next.bundle(), none(&ca), 2, now),
-            "same bundle is no change"
-        );
-        assert!(cache.take_dirty());
-    }
-
-    #[test]
-    fn svids_of_a_tainted_authority_are_due_at_once_and_others_are_not() {
-        let old = TestCa::new();
-        let new = TestCa::new();
-        let both = X509Bundle::new(
-            old.td.clone(),
-            vec![old.authority.cert().clone(), new.authority.cert().clone()],
-        );
-        let mut cache = Cache::new(both.clone());
-        let web = entry("e1", "/web", &["unix:uid:1"]);
-        let db = entry("e2", "/db", &["unix:uid:2"]);
-        let now = SystemTime::now();
-        cache.set_entries(vec![web.clone(), db.clone()]);
-        cache.insert_svid(&web, svid_for(&old, &web, now), now, 0.0);
-        cache.insert_svid(&db, svid_for(&new, &db, now), now, 0.0);
-        assert!(cache.due(now).is_empty());
-        cache.take_dirty();
-
-        let tainted = old.bundle();
-        assert!(cache.set_bundle(both.clone(), tainted.clone(), 4, now));
-        assert_eq!(
-            ids(&cache.due(now)),
-            ["e1"],
-            "only the SVID of the tainted authority"
-        );
-        assert!(cache.take_dirty());
-
-        cache.insert_svid(&web, svid_for(&new, &web, now), now, 0.0);
-        assert!(
-            cache.due(now).is_empty(),
-            "re-signed by the active authority"
-        );
-    }
-
-    #[test]
-    fn a_new_sequence_alone_is_a_change() {
-        let ca = TestCa::new();
-        let mut cache = Cache::new(ca.bundle());
-        let now = SystemTime::now();
-        assert!(cache.set_bundle(ca.bundle(), none(&ca), 3, now));
-        assert!(!cache.set_bundle(ca.bundle(), none(&ca), 3, now));
-        assert!(cache.set_bundle(ca.bundle(), none(&ca), 4, now));
-        assert!(
-            cache.set_bundle(ca.bundle(), ca.bundle(), 4, now),
-            "taint flag alone"
-        );
-    }
-
-    #[test]
-    fn issued_by_tainted_matches_the_issuer_only() {
-        let old = TestCa::new();
-        let new = TestCa::new();
-        let web = entry("e1", "/web", &["unix:uid:1"]);
-        let now = SystemTime::now();
-        let svid = svid_for(&old, &web, now);
-        assert!(issued_by_tainted(svid.chain(), &old.bundle(), now));
-        assert!(!issued_by_tainted(svid.chain(), &new.bundle(), now));
-        assert!(!issued_by_tainted(svid.chain(), &none(&old), now));
-    }
-
-    #[test]
-    fn snapshot_orders_by_creation_time_then_entry_id() {
-        let ca = TestCa::new();
-        let mut cache = Cache::new(ca.bundle());
-        let mut a = entry("b-late", "/a", &["unix:uid:1"]);
-        a.created_at = 20;
-        let mut b = entry("z-early", "/b", &["unix:uid:1"]);
-        b.created_at = 10;
-        let mut c = entry("a-late", "/c", &["unix:uid:1"]);
-        c.created_at = 20;
-        cache.set_entries(vec![a, b, c]);
-        let order: Vec<_> = cache
-            .snapshot()
-            .identities
-            .iter()
-            .map(|i| i.entry.id.clone())
-            .collect();
-        assert_eq!(order, ["z-early", "a-late", "b-late"]);
-    }
-}
+#[path = "cache_tests.rs"]
+mod tests;

@@ -32,8 +32,13 @@ use tokio::net::TcpStream;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::config::ServerAddress;
+use crate::denial::Denial;
 use crate::report::append_causes;
 use crate::tls::{TrustOrigin, does_not_chain};
+
+#[path = "client_sync.rs"]
+mod client_sync;
+pub(crate) use client_sync::AuthorizedEntries;
 
 /// How long a TCP + TLS connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -59,6 +64,8 @@ pub struct RpcError {
     pub detail: String,
     /// The TLS handshake failed because the server's certificate does not chain to the bundle.
     pub(crate) server_not_trusted: bool,
+    /// The server refused the agent itself (evicted, banned), not just this request.
+    pub(crate) denial: Option<Denial>,
 }
 
 impl RpcError {
@@ -68,6 +75,7 @@ impl RpcError {
             code: status.code(),
             detail: describe(status),
             server_not_trusted: false,
+            denial: Denial::of(status),
         }
     }
 
@@ -77,6 +85,7 @@ impl RpcError {
             code: tonic::Code::Internal,
             detail: detail.into(),
             server_not_trusted: false,
+            denial: None,
         }
     }
 
@@ -225,6 +234,75 @@ impl ServerClient {
                 RPC,
                 "the response carries neither result nor challenge",
             )),
+        }
+    }
+
+    /// `Agent/AttestAgent` with x509pop: sends `payload` (the certificate chain), answers the
+    /// server's one challenge with `respond`, and returns the agent's new X509-SVID.
+    pub(crate) async fn attest_x509pop(
+        &self,
+        payload: Vec<u8>,
+        csr: Vec<u8>,
+        respond: impl FnOnce(&[u8]) -> Result<Vec<u8>, String>,
+    ) -> Result<types::X509svid, RpcError> {
+        const RPC: &str = "Agent/AttestAgent";
+        let params = AttestAgentRequest {
+            step: Some(attest_agent_request::Step::Params(
+                attest_agent_request::Params {
+                    data: Some(types::AttestationData {
+                        r#type: crate::bootstrap::X509POP.to_string(),
+                        payload,
+                    }),
+                    params: Some(AgentX509svidParams { csr }),
+                },
+            )),
+        };
+        // Room for both messages, so sending never waits on the server.
+        let (requests, outgoing) = tokio::sync::mpsc::channel(2);
+        requests
+            .send(params)
+            .await
+            .map_err(|_| RpcError::protocol(RPC, "the request stream closed early"))?;
+        let mut responses = AgentClient::new(self.channel())
+            .attest_agent(tokio_stream::wrappers::ReceiverStream::new(outgoing))
+            .await
+            .map_err(|s| self.error(RPC, &s))?
+            .into_inner();
+        let mut respond = Some(respond);
+        loop {
+            let message = responses
+                .message()
+                .await
+                .map_err(|s| self.error(RPC, &s))?
+                .ok_or_else(|| {
+                    RpcError::protocol(RPC, "the server closed the stream without a result")
+                })?;
+            match message.step {
+                Some(attest_agent_response::Step::Result(result)) => {
+                    return result
+                        .svid
+                        .ok_or_else(|| RpcError::protocol(RPC, "the result carries no SVID"));
+                }
+                Some(attest_agent_response::Step::Challenge(challenge)) => {
+                    let respond = respond.take().ok_or_else(|| {
+                        RpcError::protocol(RPC, "the server sent a second x509pop challenge")
+                    })?;
+                    let answer = respond(&challenge).map_err(|e| RpcError::protocol(RPC, e))?;
+                    let step = attest_agent_request::Step::ChallengeResponse(answer);
+                    requests
+                        .send(AttestAgentRequest { step: Some(step) })
+                        .await
+                        .map_err(|_| {
+                            RpcError::protocol(RPC, "the server stopped reading the attestation")
+                        })?;
+                }
+                None => {
+                    return Err(RpcError::protocol(
+                        RPC,
+                        "the response carries neither result nor challenge",
+                    ));
+                }
+            }
         }
     }
 

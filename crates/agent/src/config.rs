@@ -7,7 +7,10 @@ use std::time::Duration;
 use lanyard_ca::KeyType;
 use lanyard_spiffe::{TrustDomain, X509Bundle};
 use lanyard_telemetry::{HealthChecks, Telemetry};
-use rustls_pki_types::ServerName;
+
+#[path = "config_address.rs"]
+mod address;
+pub(crate) use address::ServerAddress;
 
 /// How often the agent asks the server for entry and bundle changes unless configured (SPIRE's
 /// `sync_interval` default).
@@ -40,6 +43,51 @@ pub struct AgentConfig {
     pub telemetry: Telemetry,
     /// SPIRE's `WorkloadAttestor "unix" { plugin_data {} }`.
     pub unix_attestor: UnixAttestorConfig,
+    /// SPIRE's `x509_svid_cache_max_size`: how many workload X509-SVIDs the agent keeps signed
+    /// ahead (default 1000; 0 means the default, as in SPIRE). A soft bound: past it the SVIDs
+    /// least recently asked for are dropped, never one a workload is being served, and a
+    /// dropped one is signed again when a workload asks.
+    pub x509_svid_cache_max_size: usize,
+    /// SPIRE's `NodeAttestor "x509pop"`: attest with a certificate and its key instead of a
+    /// join token, and again whenever the stored agent SVID is unusable. `None` by default.
+    pub x509pop: Option<X509popAgentConfig>,
+    /// SPIRE's `rebootstrap_mode`: whether the agent goes back to `trust_bundle` when its own
+    /// bundle no longer authenticates the server. [`RebootstrapMode::Never`] by default.
+    pub rebootstrap_mode: RebootstrapMode,
+    /// SPIRE's `rebootstrap_delay`: how long the server must have been untrusted, with no
+    /// trusted connection in between, before the agent rebootstraps (default
+    /// [`DEFAULT_REBOOTSTRAP_DELAY`]).
+    pub rebootstrap_delay: Duration,
+}
+
+/// SPIRE's default `rebootstrap_delay`.
+pub const DEFAULT_REBOOTSTRAP_DELAY: Duration = Duration::from_secs(600);
+
+/// SPIRE's `rebootstrap_mode`. Rebootstrapping attests again against the bootstrap bundle, so
+/// it needs an attestor that may attest more than once (x509pop, not a join token), and a
+/// bootstrap bundle (not `insecure_bootstrap`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RebootstrapMode {
+    /// Never: an operator recovers an agent that lost trust in its server (the default). This
+    /// is the secure default: rebootstrapping trusts the bootstrap source again, so whoever
+    /// controls that source and the network can take the agent over after the delay.
+    #[default]
+    Never,
+    /// Rebootstrap when the attestor allows it; otherwise warn once and never.
+    Auto,
+    /// Rebootstrap; a configuration that cannot (join token) is refused at start.
+    Always,
+}
+
+/// The agent's `NodeAttestor "x509pop" { plugin_data { .. } }`, as SPIRE names the keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct X509popAgentConfig {
+    /// `private_key_path`: the certificate's private key (PEM PKCS#8, SEC1 or PKCS#1).
+    pub private_key_path: PathBuf,
+    /// `certificate_path`: PEM certificates, the agent's own first, then any intermediates.
+    pub certificate_path: PathBuf,
+    /// `intermediates_path`: optional PEM intermediates appended after `certificate_path`'s.
+    pub intermediates_path: Option<PathBuf>,
 }
 
 /// The settings of the `unix` workload attestor, as SPIRE names them.
@@ -76,15 +124,38 @@ impl WorkloadSizeLimit {
     }
 }
 
-/// Where trust in the server comes from on first contact.
+/// Where trust in the server comes from on first contact. It is read only when the agent has
+/// to attest (no usable stored SVID); afterwards the bundle kept in the data directory is used.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TrustBootstrap {
     /// A PEM file with the server's CA certificates (SPIRE's `trust_bundle_path`).
     Pem(PathBuf),
+    /// A SPIFFE bundle document (JSON) naming the server's CA certificates (SPIRE's
+    /// `trust_bundle_path` with `trust_bundle_format = "spiffe"`).
+    Spiffe(PathBuf),
+    /// A bundle fetched over HTTPS (SPIRE's `trust_bundle_url`), the web server verified with
+    /// the system's CA certificates (`SSL_CERT_FILE` replaces them, as for OpenSSL and Go).
+    Url {
+        /// The `https://` URL.
+        url: String,
+        /// How the body is written.
+        format: BundleFormat,
+    },
     /// Trust whatever server answers on the first connection and take its bundle (SPIRE's
     /// `insecure_bootstrap`). Overrides the secure default of requiring a bundle: a man in
     /// the middle could hand the agent a foreign identity. For experiments only.
     Insecure,
+}
+
+/// How a bootstrap bundle is written (SPIRE's `trust_bundle_format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BundleFormat {
+    /// PEM CA certificates (SPIRE's default).
+    #[default]
+    Pem,
+    /// A SPIFFE bundle document: JSON with `x509-svid` keys (SPIFFE Trust Domain and Bundle
+    /// §4).
+    Spiffe,
 }
 
 impl AgentConfig {
@@ -110,6 +181,10 @@ impl AgentConfig {
             health_checks: HealthChecks::default(),
             telemetry: Telemetry::default(),
             unix_attestor: UnixAttestorConfig::default(),
+            x509_svid_cache_max_size: crate::cache::DEFAULT_SVID_LIMIT,
+            x509pop: None,
+            rebootstrap_mode: RebootstrapMode::Never,
+            rebootstrap_delay: DEFAULT_REBOOTSTRAP_DELAY,
         }
     }
 
@@ -126,7 +201,38 @@ impl AgentConfig {
         if self.join_token.as_deref() == Some("") {
             return Err(ConfigError::EmptyJoinToken);
         }
+        if let TrustBootstrap::Url { url, .. } = &self.trust_bundle {
+            crate::https_get::check_url(url)?;
+        }
+        if self.rebootstrap_mode != RebootstrapMode::Never {
+            if self.trust_bundle == TrustBootstrap::Insecure {
+                return Err(ConfigError::Rebootstrap(
+                    "insecure_bootstrap cannot be used with rebootstrapping: there is no bundle \
+                     to go back to",
+                ));
+            }
+            if self.rebootstrap_mode == RebootstrapMode::Always && !self.can_attest_again() {
+                return Err(ConfigError::Rebootstrap(
+                    "rebootstrap_mode \"always\" needs an attestor that may attest again \
+                     (x509pop); a join token is single-use",
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// Whether the configured attestor may attest any number of times (x509pop without a join
+    /// token, which would win over it).
+    pub(crate) fn can_attest_again(&self) -> bool {
+        self.x509pop.is_some() && self.join_token.is_none()
+    }
+
+    /// Whether the agent rebootstraps: `auto` only when the attestor allows it.
+    pub(crate) fn rebootstraps(&self) -> bool {
+        match self.rebootstrap_mode {
+            RebootstrapMode::Never => false,
+            RebootstrapMode::Auto | RebootstrapMode::Always => self.can_attest_again(),
+        }
     }
 }
 
@@ -148,6 +254,10 @@ impl fmt::Debug for AgentConfig {
             .field("health_checks", &self.health_checks)
             .field("telemetry", &self.telemetry)
             .field("unix_attestor", &self.unix_attestor)
+            .field("x509_svid_cache_max_size", &self.x509_svid_cache_max_size)
+            .field("x509pop", &self.x509pop)
+            .field("rebootstrap_mode", &self.rebootstrap_mode)
+            .field("rebootstrap_delay", &self.rebootstrap_delay)
             .finish()
     }
 }
@@ -185,95 +295,86 @@ pub enum ConfigError {
         /// What is wrong with its content.
         source: lanyard_spiffe::x509::X509Error,
     },
+    /// A SPIFFE-format bootstrap bundle (file or URL) is not a usable bundle document.
+    #[error("the trust bundle {origin} is not a usable SPIFFE bundle")]
+    TrustBundleSpiffe {
+        /// The file or URL.
+        origin: String,
+        /// What is wrong with its content.
+        source: lanyard_spiffe::bundle::BundleDocError,
+    },
+    /// A SPIFFE-format bootstrap bundle names no X.509 authority.
+    #[error("the trust bundle {origin} holds no X.509 authority (no key with use \"x509-svid\")")]
+    TrustBundleEmpty {
+        /// The file or URL.
+        origin: String,
+    },
+    /// A PEM bootstrap bundle fetched from a URL holds no usable certificates.
+    #[error("the trust bundle {url} is not a usable PEM bundle")]
+    TrustBundleUrlParse {
+        /// The URL.
+        url: String,
+        /// What is wrong with its content.
+        source: lanyard_spiffe::x509::X509Error,
+    },
+    /// The bootstrap bundle cannot be fetched.
+    #[error(transparent)]
+    TrustBundleUrl(#[from] crate::https_get::TrustUrlError),
+    /// The rebootstrap settings cannot work.
+    #[error("rebootstrap_mode: {0}")]
+    Rebootstrap(&'static str),
 }
 
 /// Reads the bootstrap bundle from a PEM file.
 pub(crate) fn read_pem_bundle(td: &TrustDomain, path: &Path) -> Result<X509Bundle, ConfigError> {
-    let pem = lanyard_ca::operator_file::read_operator_file(
-        path,
-        lanyard_ca::operator_file::MAX_OPERATOR_FILE_BYTES,
-    )
-    .map_err(|source| ConfigError::TrustBundleRead {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let pem = read_bundle_file(path)?;
     X509Bundle::from_pem(td.clone(), &pem).map_err(|source| ConfigError::TrustBundleParse {
         path: path.to_path_buf(),
         source,
     })
 }
 
-/// A validated `host:port`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct ServerAddress {
-    /// As configured, for connecting and for messages.
-    pub(crate) addr: String,
-    /// The host part without IPv6 brackets, sent in the TLS handshake (the server's SVID is
-    /// checked by SPIFFE ID, not by this name).
-    pub(crate) name: ServerName<'static>,
+/// Reads the bootstrap bundle from a SPIFFE bundle document.
+pub(crate) fn read_spiffe_bundle(td: &TrustDomain, path: &Path) -> Result<X509Bundle, ConfigError> {
+    let json = read_bundle_file(path)?;
+    parse_spiffe_bundle(td, &json, &path.display().to_string())
 }
 
-impl ServerAddress {
-    /// Splits and checks `host:port`.
-    pub(crate) fn parse(value: &str) -> Result<Self, ConfigError> {
-        let invalid = |rule| ConfigError::ServerAddress {
-            value: value.to_string(),
-            rule,
-        };
-        let (host, port) = value
-            .rsplit_once(':')
-            .ok_or_else(|| invalid("expected host:port"))?;
-        match port.parse::<u16>() {
-            Ok(0) | Err(_) => return Err(invalid("the port must be a number from 1 to 65535")),
-            Ok(_) => {}
+/// The X.509 authorities of a SPIFFE bundle document; `origin` names it in errors.
+pub(crate) fn parse_spiffe_bundle(
+    td: &TrustDomain,
+    json: &[u8],
+    origin: &str,
+) -> Result<X509Bundle, ConfigError> {
+    let doc = lanyard_spiffe::SpiffeBundle::parse(td.clone(), json).map_err(|source| {
+        ConfigError::TrustBundleSpiffe {
+            origin: origin.into(),
+            source,
         }
-        let host = match host.strip_prefix('[') {
-            Some(rest) => rest
-                .strip_suffix(']')
-                .ok_or_else(|| invalid("an IPv6 address must be written [addr]:port"))?,
-            None if host.contains(':') => {
-                return Err(invalid("an IPv6 address must be written [addr]:port"));
-            }
-            None => host,
-        };
-        if host.is_empty() {
-            return Err(invalid("the host is empty"));
-        }
-        let name = ServerName::try_from(host.to_string())
-            .map_err(|_| invalid("the host is neither an IP address nor a DNS name"))?;
-        Ok(Self {
-            addr: value.to_string(),
-            name,
-        })
+    })?;
+    if doc.x509_bundle().authorities().is_empty() {
+        return Err(ConfigError::TrustBundleEmpty {
+            origin: origin.into(),
+        });
     }
+    Ok(doc.x509_bundle().clone())
+}
+
+/// The bytes of a bootstrap bundle file, refusing devices and oversized files.
+fn read_bundle_file(path: &Path) -> Result<Vec<u8>, ConfigError> {
+    lanyard_ca::operator_file::read_operator_file(
+        path,
+        lanyard_ca::operator_file::MAX_OPERATOR_FILE_BYTES,
+    )
+    .map_err(|source| ConfigError::TrustBundleRead {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn accepts_host_port_and_bracketed_ipv6() {
-        let host = |s: &str| ServerAddress::parse(s).unwrap().name.to_str().into_owned();
-        assert_eq!(host("127.0.0.1:8081"), "127.0.0.1");
-        assert_eq!(host("spire.example:443"), "spire.example");
-        assert_eq!(host("[::1]:8081"), "::1");
-    }
-
-    #[test]
-    fn rejects_addresses_without_a_usable_port_or_host() {
-        for bad in [
-            "localhost",
-            "localhost:0",
-            "localhost:x",
-            ":8081",
-            "::1:8081",
-            "[::1:8081",
-        ] {
-            let err = ServerAddress::parse(bad).unwrap_err().to_string();
-            assert!(err.contains(&format!("{bad:?}")), "{err}");
-        }
-    }
 
     #[test]
     fn unreadable_trust_bundle_names_the_file_once_and_keeps_the_cause_walkable() {

@@ -20,10 +20,20 @@
 //! Bundles of the trust domains named by the entries' `federates_with` are fetched from the
 //! server on every sync and handed to the workloads whose identities name them.
 //!
+//! On first contact the server is authenticated with a PEM or SPIFFE bundle file, a bundle
+//! fetched over HTTPS (`trust_bundle_url`), or not at all (insecure bootstrap). When the server
+//! stops accepting the agent (evicted, banned; SPIRE's `PermissionDeniedDetails`), an evicted
+//! agent that can attest again (x509pop, an unspent join token) does so without closing its
+//! Workload API; otherwise it stops serving, removes its stored SVID and stops with
+//! [`AgentRefused`] (see `refusal.rs`). With `rebootstrap_mode`, an x509pop agent whose bundle
+//! has not authenticated the server for `rebootstrap_delay` attests again against the
+//! bootstrap source (`sync_rebootstrap.rs`).
+//!
 //! Deliberately not here (yet): federation with other servers' bundle endpoints (the server
 //! holds federated bundles; the agent only relays them), workload attestors other than
-//! `unix`, re-attestation with attestors other than join tokens, the agent admin API, and
-//! persisting workload SVIDs (a restarted agent signs them anew, as SPIRE's does).
+//! `unix`, re-attestation as the renewal method for x509pop (it renews like a join token
+//! agent), the agent admin API, and persisting workload SVIDs (a restarted agent signs them
+//! anew, as SPIRE's does).
 
 mod attestor;
 mod bootstrap;
@@ -31,16 +41,20 @@ mod cache;
 mod check;
 mod client;
 mod config;
+mod denial;
 mod entry;
 mod federated;
 mod health;
+mod https_get;
 mod jwt_cache;
 mod published;
 mod push;
+mod refusal;
 mod report;
 mod retry;
 mod schedule;
 mod source;
+mod stopping;
 mod store;
 mod sync;
 mod timeutil;
@@ -59,14 +73,16 @@ use lanyard_telemetry::{AGENT_SERVICE, AgentMetrics, Endpoints, HealthService, M
 use lanyard_workload::server::{ServeError, WorkloadListener};
 use tokio_util::sync::CancellationToken;
 
-pub use bootstrap::BootstrapError;
+pub use bootstrap::{BootstrapError, X509popError};
 pub use check::SvidCheckError;
 pub use client::RpcError;
 pub use config::{
-    AgentConfig, ConfigError, DEFAULT_SYNC_INTERVAL, TrustBootstrap, UnixAttestorConfig,
-    WorkloadSizeLimit,
+    AgentConfig, BundleFormat, ConfigError, DEFAULT_REBOOTSTRAP_DELAY, DEFAULT_SYNC_INTERVAL,
+    RebootstrapMode, TrustBootstrap, UnixAttestorConfig, WorkloadSizeLimit, X509popAgentConfig,
 };
 pub use health::workload_api_answers;
+pub use https_get::TrustUrlError;
+pub use refusal::AgentRefused;
 pub use store::StoreError;
 
 use crate::cache::{Cache, Snapshot};
@@ -75,6 +91,7 @@ use crate::config::ServerAddress;
 use crate::published::Published;
 use crate::report::ErrorChain;
 use crate::source::AgentSource;
+use crate::stopping::{Ended, STREAM_DRAIN, join_sync, sync_ended};
 use crate::store::{DirLock, StateStore};
 use crate::sync::{SyncParts, Syncer};
 use crate::tls::{AgentCert, ServerTrust, TrustOrigin, client_config};
@@ -88,9 +105,9 @@ pub enum AgentError {
     /// The data directory cannot be used.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The agent has no identity.
+    /// The agent has no identity (boxed: bootstrap errors are large and happen once).
     #[error(transparent)]
-    Bootstrap(#[from] BootstrapError),
+    Bootstrap(Box<BootstrapError>),
     /// The agent SVID cannot be loaded into TLS.
     #[error("cannot use the agent SVID as TLS client certificate")]
     Tls(#[from] rustls::Error),
@@ -100,12 +117,30 @@ pub enum AgentError {
     /// The health or metrics listener cannot start.
     #[error(transparent)]
     Telemetry(#[from] lanyard_telemetry::TelemetryError),
+    /// The server refused the agent (banned, or evicted without a way to attest again).
+    #[error(transparent)]
+    Refused(Box<AgentRefused>),
+    /// The sync loop stopped although nobody asked it to (a bug).
+    #[error("the sync loop stopped unexpectedly: {0}")]
+    SyncStopped(String),
     /// The Workload API stopped although nobody asked it to.
     #[error("the Workload API on {path} stopped unexpectedly", path = path.display())]
     ServeStopped {
         /// The socket path.
         path: std::path::PathBuf,
     },
+}
+
+impl From<BootstrapError> for AgentError {
+    fn from(e: BootstrapError) -> Self {
+        Self::Bootstrap(Box::new(e))
+    }
+}
+
+impl From<AgentRefused> for AgentError {
+    fn from(refused: AgentRefused) -> Self {
+        Self::Refused(Box::new(refused))
+    }
 }
 
 /// Runs the agent until `shutdown` completes: the Workload API on `config.socket_path` (bound
@@ -170,10 +205,14 @@ async fn run_with_clock(
     let attestors: Vec<Arc<dyn attestor::WorkloadAttestor>> = vec![Arc::new(
         attestor::unix::UnixAttestor::new(config.unix_attestor),
     )];
+    // What workloads use, shared by the Workload API (which registers its calls) and the
+    // sync loop (which keeps those SVIDs cached and signs missing ones at once).
+    let demand = Arc::new(cache::demand::SvidDemand::default());
     let source = Arc::new(AgentSource::new(
         Arc::clone(&published),
         Arc::clone(&clock),
         attestors,
+        Arc::clone(&demand),
     ));
     let cancel = CancellationToken::new();
     let telemetry =
@@ -193,7 +232,7 @@ async fn run_with_clock(
         }
     };
     let syncer = match started {
-        Ok(syncer) => syncer,
+        Ok(syncer) => syncer.with_demand(demand, config.x509_svid_cache_max_size),
         Err(e) => {
             cancel.cancel();
             if let Err(stop) = serving.await {
@@ -206,22 +245,36 @@ async fn run_with_clock(
     probe.set_attested(syncer.health());
 
     let push_task = tokio::spawn(syncer.push_channel(cancel.child_token()));
-    let sync_task = tokio::spawn(syncer.run(cancel.child_token()));
-    let ended_early = tokio::select! {
-        r = &mut serving => Some(r),
-        () = &mut shutdown => None,
+    let mut sync_task = tokio::spawn(syncer.run(cancel.child_token()));
+    let ended = tokio::select! {
+        r = &mut serving => Ended::Serve(r),
+        () = &mut shutdown => Ended::Shutdown,
+        r = &mut sync_task => Ended::Sync(r),
     };
-    cancel.cancel();
-    let served = match ended_early {
-        Some(r) => serve_ended(&config, r),
-        None => {
+    let served = match ended {
+        Ended::Serve(r) => {
+            cancel.cancel();
+            join_sync(sync_task).await;
+            serve_ended(&config, r)
+        }
+        Ended::Shutdown => {
             tracing::debug!("Shutting down");
+            cancel.cancel();
+            join_sync(sync_task).await;
             serving.await.map_err(AgentError::from)
         }
+        Ended::Sync(r) => {
+            let refused = sync_ended(r);
+            // The sync loop published an empty cache: give the open streams a moment to
+            // deliver their PermissionDenied before the socket closes.
+            tokio::time::sleep(STREAM_DRAIN).await;
+            cancel.cancel();
+            if let Err(stop) = serving.await {
+                tracing::warn!(error = %ErrorChain(&stop), "The Workload API did not stop cleanly");
+            }
+            refused
+        }
     };
-    if let Err(e) = sync_task.await {
-        tracing::warn!(error = %e, "Sync task ended abnormally");
-    }
     if let Err(e) = push_task.await {
         tracing::warn!(error = %e, "Change notification task ended abnormally");
     }
@@ -235,10 +288,18 @@ async fn run_with_clock(
 /// Fails when the agent will have to attest (no stored SVID) and the bootstrap bundle file
 /// cannot be read, before anything is created on disk.
 fn check_trust_bundle(config: &AgentConfig) -> Result<(), AgentError> {
-    if let TrustBootstrap::Pem(path) = &config.trust_bundle
-        && !config.data_dir.join(store::SVID_FILE).exists()
-    {
-        config::read_pem_bundle(&config.trust_domain, path)?;
+    if config.data_dir.join(store::SVID_FILE).exists() {
+        return Ok(());
+    }
+    match &config.trust_bundle {
+        TrustBootstrap::Pem(path) => {
+            config::read_pem_bundle(&config.trust_domain, path)?;
+        }
+        TrustBootstrap::Spiffe(path) => {
+            config::read_spiffe_bundle(&config.trust_domain, path)?;
+        }
+        // Fetched when attesting, not twice; the URL itself was checked by `validate`.
+        TrustBootstrap::Url { .. } | TrustBootstrap::Insecure => {}
     }
     Ok(())
 }
@@ -260,9 +321,20 @@ async fn start(
     clock: Arc<dyn Clock>,
     metrics: AgentMetrics,
 ) -> Result<Syncer, AgentError> {
+    if config.rebootstrap_mode == RebootstrapMode::Auto && !config.rebootstraps() {
+        tracing::warn!(
+            "rebootstrap_mode is auto but the attestor cannot attest again (join token): \
+             rebootstrapping is disabled"
+        );
+    }
     let identity = bootstrap::bootstrap(config, &store, &*clock).await?;
     let agent_id = identity.svid.svid.spiffe_id().clone();
-    let syncer = assemble(config, identity, store, published, clock, metrics)?;
+    let reattest = refusal::Reattest {
+        config: config.clone(),
+        token_unspent: !identity.token_spent,
+    };
+    let syncer =
+        assemble(config, identity, store, published, clock, metrics)?.with_reattest(reattest);
     tracing::info!(
         spiffe_id = %agent_id,
         socket = %config.socket_path.display(),

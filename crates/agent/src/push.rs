@@ -42,6 +42,7 @@ pub(crate) async fn run(client: Arc<ServerClient>, wake: Arc<Notify>, cancel: Ca
                 };
                 match ended {
                     Ok(()) => tracing::debug!("The server ended the watch stream; reopening"),
+                    Err(e) if e.denial.is_some() => refused(&e, &wake),
                     // A renewed agent SVID ends the old stream, which is routine.
                     Err(e) => tracing::debug!(error = %e, "Watch stream ended; reopening"),
                 }
@@ -53,6 +54,7 @@ pub(crate) async fn run(client: Arc<ServerClient>, wake: Arc<Notify>, cancel: Ca
                 );
                 return;
             }
+            Err(e) if e.denial.is_some() => refused(&e, &wake),
             Err(e) => failures.failed(&e),
         }
         // Even after a stream that worked: a server that ends streams at once is not hammered.
@@ -62,6 +64,14 @@ pub(crate) async fn run(client: Arc<ServerClient>, wake: Arc<Notify>, cancel: Ca
             () = tokio::time::sleep(wait) => {}
         }
     }
+}
+
+/// The server refused the agent itself: the sync loop decides what to do, so it runs now
+/// (its next RPC meets the same refusal). The stream is reopened after the usual wait, with the
+/// new SVID if the loop attested again.
+fn refused(error: &RpcError, wake: &Notify) {
+    tracing::debug!(%error, "The server refused the agent on the watch stream; syncing now");
+    wake.notify_one();
 }
 
 /// Wakes the sync loop on every message of `stream` until it ends.

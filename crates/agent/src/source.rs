@@ -15,6 +15,7 @@ use lanyard_workload::{
 use tokio::sync::watch;
 
 use crate::attestor::{WorkloadAttestor, attest_all};
+use crate::cache::demand::{SvidDemand, WatchGuard};
 use crate::cache::{Identity, Snapshot};
 use crate::check::usable_at;
 use crate::federated::FederatedBundle;
@@ -29,19 +30,36 @@ pub(crate) struct AgentSource {
     clock: Arc<dyn Clock>,
     jwts: Mutex<JwtCache>,
     attestors: Vec<Arc<dyn WorkloadAttestor>>,
+    /// Where calls are registered, so the SVIDs they use stay cached and missing ones are
+    /// signed at once.
+    demand: Arc<SvidDemand>,
 }
+
+/// What a call learned about its caller, kept for the call's life (a stream's too).
+struct Attested {
+    selectors: Arc<BTreeSet<Selector>>,
+    /// Keeps the caller's SVIDs from eviction while the call lasts.
+    _watch: WatchGuard,
+}
+
+/// How long a caller whose entries have no SVID yet waits for one to be signed before it is
+/// told it has no identity: about a server round trip and a signature, with room for a
+/// loaded machine.
+const SIGNING_WAIT: Duration = Duration::from_secs(5);
 
 impl AgentSource {
     pub(crate) fn new(
         published: Arc<Published>,
         clock: Arc<dyn Clock>,
         attestors: Vec<Arc<dyn WorkloadAttestor>>,
+        demand: Arc<SvidDemand>,
     ) -> Self {
         Self {
             published,
             clock,
             jwts: Mutex::new(JwtCache::default()),
             attestors,
+            demand,
         }
     }
 
@@ -122,7 +140,7 @@ impl AgentSource {
     async fn entitled_snapshot(
         &self,
         caller: &Caller,
-    ) -> Result<(Arc<Snapshot>, BTreeSet<Selector>), SourceError> {
+    ) -> Result<(Arc<Snapshot>, Arc<BTreeSet<Selector>>), SourceError> {
         let selectors = self.attest(caller).await?;
         let snapshot = self.published.load();
         if matching(&snapshot, &selectors).next().is_none() {
@@ -131,13 +149,57 @@ impl AgentSource {
         Ok((snapshot, selectors))
     }
 
-    /// The caller's selectors from every attestor (only `unix` so far).
-    async fn attest(&self, caller: &Caller) -> Result<BTreeSet<Selector>, SourceError> {
-        attest_all(&self.attestors, caller).await.map_err(|e| {
-            let error = ErrorChain(&e);
-            tracing::warn!(peer.uid = caller.uid, peer.pid = caller.pid, %error, "Workload attestation failed");
-            SourceError::Unavailable(format!("workload attestation failed: {error}"))
-        })
+    /// The caller's selectors from every attestor (only `unix` so far), worked out once per
+    /// call: a stream keeps the selectors it was opened with (see `CallMemo`), and is
+    /// registered as using the SVIDs they match for as long as it lasts.
+    async fn attest(&self, caller: &Caller) -> Result<Arc<BTreeSet<Selector>>, SourceError> {
+        let attested = caller
+            .memo
+            .get_or_try_init(|| async {
+                let selectors = attest_all(&self.attestors, caller).await.map_err(|e| {
+                    let error = ErrorChain(&e);
+                    tracing::warn!(peer.uid = caller.uid, peer.pid = caller.pid, %error, "Workload attestation failed");
+                    SourceError::Unavailable(format!("workload attestation failed: {error}"))
+                })?;
+                let selectors = Arc::new(selectors);
+                let watch = self.demand.watch(Arc::clone(&selectors));
+                Ok::<_, SourceError>(Attested {
+                    selectors,
+                    _watch: watch,
+                })
+            })
+            .await?;
+        Ok(Arc::clone(&attested.selectors))
+    }
+
+    /// The caller's usable SVIDs. Entries it matches whose SVID is missing (evicted from the
+    /// bounded cache, or not signed yet) are signed at once; when it has none usable yet, it
+    /// waits up to [`SIGNING_WAIT`] for them rather than being told it has no identity.
+    async fn usable_svids(
+        &self,
+        selectors: &BTreeSet<Selector>,
+    ) -> (Arc<Snapshot>, Vec<X509SvidItem>) {
+        let mut published = self.published.subscribe();
+        let deadline = tokio::time::Instant::now() + SIGNING_WAIT;
+        loop {
+            published.mark_unchanged();
+            let snapshot = self.published.load();
+            let now = self.clock.now();
+            let svids = svid_items(&snapshot, selectors, now);
+            let missing = matching(&snapshot, selectors)
+                .any(|identity| !identity.svid.as_ref().is_some_and(|s| usable_at(s, now)));
+            if missing {
+                self.demand.sign_now();
+            }
+            if !missing || !svids.is_empty() {
+                return (snapshot, svids);
+            }
+            tracing::debug!("Waiting for the caller's SVIDs to be signed");
+            match tokio::time::timeout_at(deadline, published.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return (snapshot, svids),
+            }
+        }
     }
 }
 
@@ -145,8 +207,7 @@ impl AgentSource {
 impl IdentitySource for AgentSource {
     async fn x509_svids(&self, caller: &Caller) -> Result<X509Snapshot, SourceError> {
         let selectors = self.attest(caller).await?;
-        let snapshot = self.published.load();
-        let svids = svid_items(&snapshot, &selectors, self.clock.now());
+        let (snapshot, svids) = self.usable_svids(&selectors).await;
         if svids.is_empty() {
             return Err(no_identity(caller));
         }
@@ -318,6 +379,58 @@ mod tests {
 
     fn selectors(s: &[&str]) -> BTreeSet<Selector> {
         s.iter().map(|s| Selector::parse(s).unwrap()).collect()
+    }
+
+    /// Every caller has these selectors.
+    struct FixedAttestor(BTreeSet<Selector>);
+
+    #[async_trait::async_trait]
+    impl WorkloadAttestor for FixedAttestor {
+        fn kind(&self) -> &'static str {
+            "fixed"
+        }
+        async fn attest(
+            &self,
+            _caller: &Caller,
+        ) -> Result<BTreeSet<Selector>, crate::attestor::AttestorError> {
+            Ok(self.0.clone())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_caller_whose_svid_is_missing_waits_for_it_and_is_registered_meanwhile() {
+        let ca = TestCa::new();
+        let mut cache = Cache::new(ca.bundle());
+        let e = entry("e1", "/evicted", &["unix:uid:7"]);
+        cache.set_entries(vec![e.clone()]);
+        let published = Arc::new(Published::new(cache.snapshot()));
+        let demand = Arc::new(SvidDemand::default());
+        let source = Arc::new(AgentSource::new(
+            Arc::clone(&published),
+            Arc::new(lanyard_ca::SystemClock),
+            vec![Arc::new(FixedAttestor(selectors(&["unix:uid:7"])))],
+            Arc::clone(&demand),
+        ));
+        let asking = {
+            let source = Arc::clone(&source);
+            let caller = Caller::new(Some(1), 7, 7, None);
+            tokio::spawn(async move { source.x509_svids(&caller).await })
+        };
+        // The sync loop is asked to sign, and sees the caller as a user of the entry.
+        tokio::time::timeout(Duration::from_secs(5), demand.signing_requested())
+            .await
+            .expect("the missing SVID is asked for at once");
+        assert_eq!(demand.take().watched.len(), 1, "the call is registered");
+        assert!(!asking.is_finished(), "no 'no identity' while it is signed");
+
+        sign(&ca, &mut cache, &e);
+        published.publish(cache.snapshot());
+        let answer = asking.await.unwrap().unwrap();
+        assert_eq!(answer.svids[0].spiffe_id.path(), "/evicted");
+        assert!(
+            demand.take().watched.is_empty(),
+            "a one-shot call lets go when it is answered"
+        );
     }
 
     #[test]

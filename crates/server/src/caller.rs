@@ -6,7 +6,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use lanyard_datastore::AttestedAgent;
+use lanyard_proto::spire::api::types::PermissionDeniedDetails;
+pub(crate) use lanyard_proto::spire::api::types::permission_denied_details::Reason;
 use lanyard_spiffe::SpiffeId;
+use prost::Message as _;
 use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
@@ -155,11 +158,17 @@ async fn authorize_agent(
 ) -> Result<AttestedAgent, Status> {
     let agent = state.agent(id).ok_or_else(|| {
         tracing::info!(agent.id = %id, "Denied: unknown agent");
-        Status::permission_denied(format!("agent {id} is not attested"))
+        agent_denied(
+            Reason::AgentNotAttested,
+            format!("agent {id} is not attested"),
+        )
     })?;
     if agent.banned {
         tracing::info!(agent.id = %id, "Denied: banned agent");
-        return Err(Status::permission_denied(format!("agent {id} is banned")));
+        return Err(agent_denied(
+            Reason::AgentBanned,
+            format!("agent {id} is banned"),
+        ));
     }
     if agent.serial == serial {
         return Ok(agent);
@@ -183,9 +192,47 @@ async fn authorize_agent(
         return Ok(promoted);
     }
     tracing::info!(agent.id = %id, serial, "Denied: stale agent certificate");
-    Err(Status::permission_denied(format!(
-        "certificate serial {serial} is not the current SVID of agent {id}"
-    )))
+    Err(agent_denied(
+        Reason::AgentNotActive,
+        format!("certificate serial {serial} is not the current SVID of agent {id}"),
+    ))
+}
+
+/// The gRPC status details message (`google.rpc.Status`), which carries typed details.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<prost_types::Any>,
+}
+
+/// The type URL of [`PermissionDeniedDetails`] inside a `google.protobuf.Any`.
+const PERMISSION_DENIED_DETAILS_URL: &str =
+    "type.googleapis.com/spire.api.types.PermissionDeniedDetails";
+
+/// `PermissionDenied` with SPIRE's `PermissionDeniedDetails` attached, so an agent can tell a
+/// refusal it may cure by attesting again (evicted, stale certificate) from one it may not
+/// (banned), as SPIRE's agents and Lanyard's do. The message says the same for people.
+pub(crate) fn agent_denied(reason: Reason, message: String) -> Status {
+    let details = PermissionDeniedDetails {
+        reason: reason.into(),
+    };
+    let status = RpcStatus {
+        code: tonic::Code::PermissionDenied as i32,
+        message: message.clone(),
+        details: vec![prost_types::Any {
+            type_url: PERMISSION_DENIED_DETAILS_URL.into(),
+            value: details.encode_to_vec(),
+        }],
+    };
+    Status::with_details(
+        tonic::Code::PermissionDenied,
+        message,
+        tonic::codegen::Bytes::from(status.encode_to_vec()),
+    )
 }
 
 impl Peer {
@@ -280,3 +327,23 @@ macro_rules! delegate_io {
 
 delegate_io!(TlsConn);
 delegate_io!(LocalConn);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_denials_carry_spires_reason_in_the_status_details() {
+        let status = agent_denied(Reason::AgentBanned, "agent x is banned".into());
+        assert_eq!(status.code(), tonic::Code::PermissionDenied);
+        assert_eq!(status.message(), "agent x is banned");
+        let details = RpcStatus::decode(status.details()).unwrap();
+        assert_eq!(details.code, tonic::Code::PermissionDenied as i32);
+        let [any] = details.details.as_slice() else {
+            panic!("one detail expected: {details:?}");
+        };
+        assert_eq!(any.type_url, PERMISSION_DENIED_DETAILS_URL);
+        let reason = PermissionDeniedDetails::decode(any.value.as_slice()).unwrap();
+        assert_eq!(reason.reason(), Reason::AgentBanned);
+    }
+}

@@ -55,8 +55,13 @@ impl Changes {
 
     /// Records that the entry index changed (call after the index holds the change).
     pub(crate) fn entries_changed(&self) {
-        let revision = self.bump();
-        self.entries.fetch_max(revision, Ordering::SeqCst);
+        // The entry revision is raised before the receivers are woken (`send_modify` notifies
+        // after its closure): a stream woken first would compare against the old revision,
+        // find nothing new and never hear of this change again.
+        self.revision.send_modify(|r| {
+            *r = r.saturating_add(1);
+            self.entries.fetch_max(*r, Ordering::SeqCst);
+        });
     }
 
     /// Records that an agent's record changed or went away.
@@ -72,14 +77,10 @@ impl Changes {
         }
     }
 
-    /// Raises the revision; wakes every receiver even when none is left to hear it.
-    fn bump(&self) -> u64 {
-        let mut now = 0;
-        self.revision.send_modify(|r| {
-            *r = r.saturating_add(1);
-            now = *r;
-        });
-        now
+    /// Raises the revision; wakes every receiver even when none is left to hear it. What the
+    /// receivers compare must be updated before this is called.
+    fn bump(&self) {
+        self.revision.send_modify(|r| *r = r.saturating_add(1));
     }
 }
 

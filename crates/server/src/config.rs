@@ -63,6 +63,9 @@ pub struct ServerConfig {
     /// reach the others sharing the database through its change feed; each server keeps its
     /// own `data_dir` for its CA keys and its CA journal under the server ID in that directory.
     pub datastore: Option<lanyard_datastore::DatabaseConfig>,
+    /// SPIRE's `NodeAttestor "x509pop"`: agents may also attest with a certificate from these
+    /// CAs. `None` (the default) accepts join tokens only.
+    pub x509pop: Option<crate::X509popConfig>,
 }
 
 /// Where the server keeps the private keys of its CAs and JWT signing keys.
@@ -148,6 +151,7 @@ impl ServerConfig {
             admin_ids: Vec::new(),
             cache_reload_interval: DEFAULT_CACHE_RELOAD_INTERVAL,
             datastore: None,
+            x509pop: None,
         }
     }
 

@@ -22,12 +22,14 @@
 //! datastore closed.
 //!
 //! The server does not attest workloads and holds no workload keys: agents send CSRs.
-//! Node attestation is join tokens only for now; other attestors plug in beside it.
+//! Node attestation: join tokens, and `x509pop` (certificates from an operator's CA, proven
+//! by a signature over a server nonce) when configured; other attestors plug in beside them.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod api;
+mod attest;
 mod audit;
 mod authorized;
 #[doc(hidden)]
@@ -48,6 +50,9 @@ mod sync;
 mod tls;
 mod validate;
 
+pub use attest::{
+    AgentPathTemplate, DEFAULT_MAX_INTERMEDIATES, TemplateError, X509popConfig, X509popConfigError,
+};
 pub use config::{
     DEFAULT_BIND, DEFAULT_CACHE_RELOAD_INTERVAL, DEFAULT_SOCKET, KeyManagerKind, ServerConfig,
     UpstreamDisk, largest_untruncated_ttl,

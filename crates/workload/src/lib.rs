@@ -28,8 +28,8 @@ pub use server::{
     DEFAULT_SHUTDOWN_GRACE, ServeError, WorkloadApiServer, WorkloadListener, serve_unix,
 };
 pub use source::{
-    BundlesSnapshot, Caller, IdentitySource, JwtSvidItem, ProcessDir, SourceError, X509Snapshot,
-    X509SvidItem,
+    BundlesSnapshot, CallMemo, Caller, IdentitySource, JwtSvidItem, ProcessDir, SourceError,
+    X509Snapshot, X509SvidItem,
 };
 
 /// The error of [`serve_unix`], under the name the crate interface uses.

@@ -1,5 +1,6 @@
 //! What the Workload API server asks of whoever holds the identities.
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
@@ -12,7 +13,10 @@ use lanyard_spiffe::{JwtBundleSet, SpiffeId};
 use tokio::sync::watch;
 
 /// The calling process, as the kernel reports it for the socket connection.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Two callers are equal when their credentials and process handle are; the memo is not
+/// compared.
+#[derive(Clone, Debug)]
 pub struct Caller {
     /// Process ID, when the kernel reports one.
     pub pid: Option<i32>,
@@ -24,6 +28,79 @@ pub struct Caller {
     /// when there is no PID or the directory could not be opened (the process is gone, or
     /// `/proc` is not mounted). Attestors that look at the process read through it.
     pub process: Option<ProcessDir>,
+    /// What the source worked out about this caller for the current call; see [`CallMemo`].
+    pub memo: CallMemo,
+}
+
+impl Caller {
+    /// A caller with these credentials and an empty memo.
+    #[must_use]
+    pub fn new(pid: Option<i32>, uid: u32, gid: u32, process: Option<ProcessDir>) -> Self {
+        Self {
+            pid,
+            uid,
+            gid,
+            process,
+            memo: CallMemo::default(),
+        }
+    }
+}
+
+impl PartialEq for Caller {
+    fn eq(&self, other: &Self) -> bool {
+        (self.pid, self.uid, self.gid, &self.process)
+            == (other.pid, other.uid, other.gid, &other.process)
+    }
+}
+
+impl Eq for Caller {}
+
+/// A slot a source may fill once per call with what it learned about the caller (typically
+/// the workload attestor's selectors).
+///
+/// The server gives every RPC a fresh memo, and a stream keeps its own for its whole life, so
+/// a stream attests its caller once, when it opens, instead of on every change it is
+/// recomputed for (which is also what SPIRE does). A new call, even on the same connection,
+/// starts empty: a process that `exec`s another binary and keeps the socket is attested again
+/// on its next call.
+#[derive(Clone, Default)]
+pub struct CallMemo(Arc<std::sync::OnceLock<Arc<dyn Any + Send + Sync>>>);
+
+impl CallMemo {
+    /// The remembered value, or the result of `init`, remembered when it succeeds. A value of
+    /// another type than `T` already in the slot stays; `init`'s result is then returned
+    /// without being remembered.
+    ///
+    /// # Errors
+    ///
+    /// The error of `init`; nothing is remembered then.
+    pub async fn get_or_try_init<T, E, F, Fut>(&self, init: F) -> Result<Arc<T>, E>
+    where
+        T: Any + Send + Sync,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        if let Some(stored) = self.0.get()
+            && let Ok(value) = stored.clone().downcast::<T>()
+        {
+            return Ok(value);
+        }
+        let value = Arc::new(init().await?);
+        // Calls sharing a memo run one after the other; were two to race, both values are
+        // equally fresh and the loser's is simply not kept.
+        let _ = self.0.set(value.clone());
+        Ok(value)
+    }
+}
+
+impl std::fmt::Debug for CallMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "CallMemo(set)"
+        } else {
+            "CallMemo(empty)"
+        })
+    }
 }
 
 /// An open handle on one process's `/proc/<pid>` directory.
@@ -207,6 +284,46 @@ pub trait IdentitySource: Send + Sync + 'static {
 mod tests {
 
     use super::*;
+
+    #[tokio::test]
+    async fn memo_keeps_a_success_and_retries_after_a_failure() {
+        let memo = CallMemo::default();
+        let failed: Result<Arc<u32>, &str> = memo.get_or_try_init(|| async { Err("no") }).await;
+        assert_eq!(failed.unwrap_err(), "no");
+        let first = memo
+            .get_or_try_init(|| async { Ok::<_, ()>(7_u32) })
+            .await
+            .unwrap();
+        let again = memo
+            .get_or_try_init(|| async { Ok::<_, ()>(8_u32) })
+            .await
+            .unwrap();
+        assert_eq!((*first, *again), (7, 7), "the first success is kept");
+        let clone = memo.clone();
+        let shared = clone
+            .get_or_try_init(|| async { Ok::<_, ()>(9_u32) })
+            .await
+            .unwrap();
+        assert_eq!(*shared, 7, "clones share the slot");
+        let other_type = memo
+            .get_or_try_init(|| async { Ok::<_, ()>("text") })
+            .await
+            .unwrap();
+        assert_eq!(
+            *other_type, "text",
+            "another type is computed, not confused"
+        );
+    }
+
+    #[test]
+    fn callers_compare_without_their_memo() {
+        let a = Caller::new(Some(1), 2, 3, None);
+        let b = a.clone();
+        let fresh = Caller::new(Some(1), 2, 3, None);
+        assert_eq!(a, b);
+        assert_eq!(a, fresh);
+        assert_ne!(a, Caller::new(Some(1), 4, 3, None));
+    }
 
     #[test]
     fn debug_form_leaves_the_private_key_out() {

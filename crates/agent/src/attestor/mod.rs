@@ -10,6 +10,7 @@ use std::sync::Arc;
 use lanyard_spiffe::Selector;
 use lanyard_workload::Caller;
 
+pub(crate) mod names;
 pub(crate) mod proc;
 pub(crate) mod unix;
 

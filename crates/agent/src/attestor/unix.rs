@@ -14,15 +14,15 @@
 //! attested gets nothing, and a recycled PID is never attested in its place.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
-use lanyard_spiffe::Selector;
-use lanyard_spiffe::selector::SelectorError;
-use lanyard_workload::{Caller, ProcessDir};
-use nix::unistd::{Gid, Group, Uid, User};
-
+use super::names::{Db, Names};
 use super::proc::{self, HashError, ProcError};
 use super::{AttestorError, WorkloadAttestor};
 use crate::config::{UnixAttestorConfig, WorkloadSizeLimit};
+use lanyard_spiffe::Selector;
+use lanyard_spiffe::selector::SelectorError;
+use lanyard_workload::{Caller, ProcessDir};
 
 /// The selector type of this attestor.
 pub(crate) const UNIX: &str = "unix";
@@ -84,29 +84,109 @@ pub enum UnixAttestorError {
 }
 
 /// The `unix` attestor with its settings.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct UnixAttestor {
     config: UnixAttestorConfig,
+    names: Arc<Names>,
+}
+
+/// Whether an attestation may ask the account databases (and so block).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lookups {
+    Allowed,
+    /// Only remembered names; a missing one ends the attempt with `None`.
+    RememberedOnly,
 }
 
 impl UnixAttestor {
     pub(crate) fn new(config: UnixAttestorConfig) -> Self {
-        Self { config }
+        Self {
+            config,
+            names: Arc::default(),
+        }
     }
 
     /// Every selector of `caller`; blocks (NSS lookups, `/proc` reads, hashing).
     fn attest_blocking(&self, caller: &Caller) -> Result<BTreeSet<Selector>, UnixAttestorError> {
+        let set = self.id_selectors(caller, Lookups::Allowed)?;
+        // With lookups allowed every name is found or known missing.
+        set.ok_or(UnixAttestorError::Task("names left unresolved".into()))
+    }
+
+    /// The selectors of a caller whose account names are all remembered, without blocking
+    /// (reads of `/proc` do not wait on devices); `None` when a name must be looked up or the
+    /// binary hashed, which [`attest_blocking`](Self::attest_blocking) does off the runtime.
+    fn attest_without_blocking(
+        &self,
+        caller: &Caller,
+    ) -> Result<Option<BTreeSet<Selector>>, UnixAttestorError> {
+        if self.config.discover_workload_path {
+            return Ok(None);
+        }
+        self.id_selectors(caller, Lookups::RememberedOnly)
+    }
+
+    /// `uid`, `gid` and, when the account databases know them, `user` and `group`; `None`
+    /// when a name is not remembered and `lookups` forbids asking.
+    fn account_selectors(
+        &self,
+        uid: u32,
+        gid: u32,
+        lookups: Lookups,
+    ) -> Result<Option<BTreeSet<Selector>>, UnixAttestorError> {
+        let name = |db, id| match lookups {
+            Lookups::Allowed => self.names.lookup(db, id).map(Some),
+            Lookups::RememberedOnly => Ok(self.names.remembered(db, id)),
+        };
+        let mut set = BTreeSet::new();
+        set.insert(Selector::new(UNIX, &format!("uid:{uid}"))?);
+        set.insert(Selector::new(UNIX, &format!("gid:{gid}"))?);
+        let (Some(user), Some(group)) = (name(Db::User, uid)?, name(Db::Group, gid)?) else {
+            return Ok(None);
+        };
+        if let Some(user) = user {
+            set.insert(Selector::new(UNIX, &format!("user:{user}"))?);
+        }
+        if let Some(group) = group {
+            set.insert(Selector::new(UNIX, &format!("group:{group}"))?);
+        }
+        Ok(Some(set))
+    }
+
+    /// uid, gid, user, group, supplementary groups and (when configured) path and hash, with
+    /// the caller checked to be still there at the end.
+    fn id_selectors(
+        &self,
+        caller: &Caller,
+        lookups: Lookups,
+    ) -> Result<Option<BTreeSet<Selector>>, UnixAttestorError> {
         let pid = caller.pid;
         let dir = caller
             .process
             .as_ref()
             .ok_or(UnixAttestorError::NoProcess { pid })?;
         let proc_error = |source| UnixAttestorError::Proc { pid, source };
+        let name = |db, id| match lookups {
+            Lookups::Allowed => self.names.lookup(db, id).map(Some),
+            Lookups::RememberedOnly => Ok(self.names.remembered(db, id)),
+        };
 
-        let mut set = selectors(caller.uid, caller.gid)?;
+        let Some(mut set) = self.account_selectors(caller.uid, caller.gid, lookups)? else {
+            return Ok(None);
+        };
         let status = proc::status(dir).map_err(proc_error)?;
-        let groups = proc::supplementary_gids(&status).map_err(proc_error)?;
-        set.extend(supplementary_selectors(&groups)?);
+        for gid in proc::supplementary_gids(&status).map_err(proc_error)? {
+            set.insert(Selector::new(UNIX, &format!("supplementary_gid:{gid}"))?);
+            let Some(group) = name(Db::Group, gid)? else {
+                return Ok(None);
+            };
+            if let Some(group) = group {
+                set.insert(Selector::new(
+                    UNIX,
+                    &format!("supplementary_group:{group}"),
+                )?);
+            }
+        }
 
         if self.config.discover_workload_path {
             set.extend(self.path_selectors(dir, pid)?);
@@ -114,7 +194,7 @@ impl UnixAttestor {
 
         // The caller must still be the process the handle was opened for when it is done.
         proc::status(dir).map_err(proc_error)?;
-        Ok(set)
+        Ok(Some(set))
     }
 
     /// `path` and, within `workload_size_limit`, `sha256` of the running binary.
@@ -162,7 +242,10 @@ impl WorkloadAttestor for UnixAttestor {
     }
 
     async fn attest(&self, caller: &Caller) -> Result<BTreeSet<Selector>, AttestorError> {
-        let this = *self;
+        if let Some(set) = self.attest_without_blocking(caller)? {
+            return Ok(set);
+        }
+        let this = self.clone();
         let caller = caller.clone();
         let set = tokio::task::spawn_blocking(move || this.attest_blocking(&caller))
             .await
@@ -171,44 +254,16 @@ impl WorkloadAttestor for UnixAttestor {
     }
 }
 
-/// The selectors of a caller with these credentials. Name lookups may block (NSS).
-pub(crate) fn selectors(uid: u32, gid: u32) -> Result<BTreeSet<Selector>, UnixAttestorError> {
-    let mut set = BTreeSet::new();
-    set.insert(Selector::new(UNIX, &format!("uid:{uid}"))?);
-    set.insert(Selector::new(UNIX, &format!("gid:{gid}"))?);
-    let user = User::from_uid(Uid::from_raw(uid))
-        .map_err(|source| UnixAttestorError::UserLookup { uid, source })?;
-    if let Some(user) = user {
-        set.insert(Selector::new(UNIX, &format!("user:{}", user.name))?);
-    }
-    if let Some(name) = group_name(gid)? {
-        set.insert(Selector::new(UNIX, &format!("group:{name}"))?);
-    }
-    Ok(set)
-}
-
-/// `supplementary_gid` and, when the group database knows it, `supplementary_group` for
-/// every gid.
-fn supplementary_selectors(gids: &[u32]) -> Result<Vec<Selector>, UnixAttestorError> {
-    let mut out = Vec::with_capacity(gids.len() * 2);
-    for &gid in gids {
-        out.push(Selector::new(UNIX, &format!("supplementary_gid:{gid}"))?);
-        if let Some(name) = group_name(gid)? {
-            out.push(Selector::new(UNIX, &format!("supplementary_group:{name}"))?);
-        }
-    }
-    Ok(out)
-}
-
-fn group_name(gid: u32) -> Result<Option<String>, UnixAttestorError> {
-    let group = Group::from_gid(Gid::from_raw(gid))
-        .map_err(|source| UnixAttestorError::GroupLookup { gid, source })?;
-    Ok(group.map(|g| g.name))
-}
-
 #[cfg(test)]
 mod tests {
+    use nix::unistd::{Group, User};
+
     use super::*;
+
+    fn selectors(uid: u32, gid: u32) -> Result<BTreeSet<Selector>, UnixAttestorError> {
+        let set = UnixAttestor::default().account_selectors(uid, gid, Lookups::Allowed)?;
+        Ok(set.expect("lookups allowed"))
+    }
 
     fn values(set: &BTreeSet<Selector>) -> Vec<String> {
         set.iter().map(|s| s.to_string()).collect()
@@ -243,12 +298,12 @@ mod tests {
 
     fn own_caller() -> Caller {
         let pid = i32::try_from(std::process::id()).unwrap();
-        Caller {
-            pid: Some(pid),
-            uid: nix::unistd::getuid().as_raw(),
-            gid: nix::unistd::getgid().as_raw(),
-            process: Some(ProcessDir::open(pid).unwrap()),
-        }
+        Caller::new(
+            Some(pid),
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+            Some(ProcessDir::open(pid).unwrap()),
+        )
     }
 
     fn attestor(discover_workload_path: bool, limit: WorkloadSizeLimit) -> UnixAttestor {
@@ -256,6 +311,33 @@ mod tests {
             discover_workload_path,
             workload_size_limit: limit,
         })
+    }
+
+    #[tokio::test]
+    async fn a_caller_whose_names_are_remembered_is_attested_without_blocking() {
+        let caller = own_caller();
+        let unix = UnixAttestor::default();
+        assert!(
+            unix.attest_without_blocking(&caller).unwrap().is_none(),
+            "names are looked up the first time"
+        );
+        let first = unix.attest(&caller).await.unwrap();
+        let again = unix.attest_without_blocking(&caller).unwrap();
+        assert_eq!(
+            again,
+            Some(first),
+            "the same selectors, from remembered names"
+        );
+
+        let with_path = attestor(true, WorkloadSizeLimit::NeverHash);
+        with_path.attest(&caller).await.unwrap();
+        assert!(
+            with_path
+                .attest_without_blocking(&caller)
+                .unwrap()
+                .is_none(),
+            "path discovery reads the binary, off the runtime"
+        );
     }
 
     #[tokio::test]
@@ -330,12 +412,12 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = i32::try_from(child.id()).unwrap();
-        let caller = Caller {
-            pid: Some(pid),
-            uid: nix::unistd::getuid().as_raw(),
-            gid: nix::unistd::getgid().as_raw(),
-            process: Some(ProcessDir::open(pid).unwrap()),
-        };
+        let caller = Caller::new(
+            Some(pid),
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+            Some(ProcessDir::open(pid).unwrap()),
+        );
         child.kill().unwrap();
         child.wait().unwrap();
         let err = attestor(true, WorkloadSizeLimit::Unlimited)

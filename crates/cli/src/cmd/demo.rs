@@ -11,7 +11,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use lanyard_agent::{AgentConfig, TrustBootstrap};
-use lanyard_ca::KeyType;
 use lanyard_proto::spire::api::server::{
     agent::v1::{CreateJoinTokenRequest, agent_client::AgentClient},
     bundle::v1::{GetBundleRequest, bundle_client::BundleClient},
@@ -87,17 +86,15 @@ impl DemoArgs {
         write_bootstrap_bundle(admin_channel, &bundle_path).await?;
         let socket = dir.join("agent.sock");
         let agent_config = AgentConfig {
-            trust_domain: td.clone(),
-            data_dir: dir.join("agent"),
-            server_address: server.agent_addr().to_string(),
-            trust_bundle: TrustBootstrap::Pem(bundle_path),
             join_token: Some(token),
             socket_path: socket.clone(),
             sync_interval: Duration::from_secs(1),
-            workload_key_type: KeyType::EcP256,
-            health_checks: Default::default(),
-            telemetry: Default::default(),
-            unix_attestor: Default::default(),
+            ..AgentConfig::new(
+                td.clone(),
+                dir.join("agent"),
+                server.agent_addr().to_string(),
+                TrustBootstrap::Pem(bundle_path),
+            )
         };
         let (stop_agent, agent_stopped) = tokio::sync::oneshot::channel::<()>();
         let agent = tokio::spawn(lanyard_agent::run(agent_config, async {

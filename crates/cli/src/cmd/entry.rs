@@ -146,7 +146,8 @@ fn print_entries(
         })),
         OutputFormat::Pretty => {
             if counted {
-                out!("Found {}\n", plural(entries.len(), "entry", "entries"));
+                // No blank line before the first entry, as in SPIRE.
+                out!("Found {}", plural(entries.len(), "entry", "entries"));
             }
             entries.iter().for_each(output::print_entry);
             Ok(())

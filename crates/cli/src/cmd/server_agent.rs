@@ -174,9 +174,14 @@ impl ListArgs {
             OutputFormat::Json => output::print_json(&serde_json::json!({
                 "agents": agents.iter().map(agent_json).collect::<Vec<_>>(),
             })),
+            // SPIRE's wording, so that scripts reading `spire-server agent list` read this.
+            OutputFormat::Pretty if agents.is_empty() => {
+                out!("No attested agents found");
+                Ok(())
+            }
             OutputFormat::Pretty => {
                 out!(
-                    "Found {}\n",
+                    "Found {}:\n",
                     plural(agents.len(), "attested agent", "attested agents")
                 );
                 agents.iter().for_each(print_agent);
@@ -229,6 +234,10 @@ impl OneAgentArgs {
             OutputFormat::Pretty => {
                 out!("Found an attested agent given its SPIFFE ID\n");
                 print_agent(&agent);
+                // As in SPIRE, only `show` prints the node selectors, after the agent block.
+                for s in &agent.selectors {
+                    out!("Selectors         : {}:{}", s.r#type, s.value);
+                }
                 Ok(())
             }
         }
@@ -275,22 +284,21 @@ impl OneAgentArgs {
     }
 }
 
-/// An agent as SPIRE's CLI prints it.
+/// An agent as SPIRE's CLI prints it: a banned agent has no serial number, so that line says
+/// it is banned instead. The time is UTC, written as Go writes a UTC time.
 fn print_agent(a: &types::Agent) {
     out!("SPIFFE ID         : {}", output::id_string(a.id.as_ref()));
     out!("Attestation type  : {}", a.attestation_type);
     out!(
-        "Expiration time   : {}",
+        "Expiration time   : {} +0000 UTC",
         expiry::utc_date_time(a.x509svid_expires_at)
     );
-    out!("Serial number     : {}", a.x509svid_serial_number);
-    out!("Can re-attest     : {}", a.can_reattest);
     if a.banned {
         out!("Banned            : true");
+    } else {
+        out!("Serial number     : {}", a.x509svid_serial_number);
     }
-    for s in &a.selectors {
-        out!("Selector          : {}:{}", s.r#type, s.value);
-    }
+    out!("Can re-attest     : {}", a.can_reattest);
     out!();
 }
 

@@ -4,12 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lanyard_agent::{AgentConfig, TrustBootstrap};
+use lanyard_agent::{AgentConfig, BundleFormat, RebootstrapMode, TrustBootstrap};
 use lanyard_ca::KeyType;
 use lanyard_spiffe::TrustDomain;
 
 use super::common::{self, CommonFile, DaemonFile, LogFlags};
-use super::hcl::Entry;
+use super::hcl::{Entry, Value};
 use super::plugins::{self, AgentPlugins};
 use super::server::{parse_trust_domain, rule};
 use super::{ConfigError, Key, Scope, normalize, walk};
@@ -53,13 +53,13 @@ const AGENT_KEYS: &[(&str, Key)] = &[
     ("profiling_freq", Key::Unimplemented),
     ("profiling_names", Key::Unimplemented),
     ("profiling_port", Key::Unimplemented),
-    ("rebootstrap_delay", Key::Unimplemented),
-    ("rebootstrap_mode", Key::Unimplemented),
+    ("rebootstrap_delay", Key::Mapped),
+    ("rebootstrap_mode", Key::Mapped),
     ("sds", Key::Unimplemented),
     ("trust_bundle_spiffe_workload_api", Key::Unimplemented),
     ("trust_bundle_unix_socket", Key::Unimplemented),
-    ("trust_bundle_url", Key::Unimplemented),
-    ("x509_svid_cache_max_size", Key::Unimplemented),
+    ("trust_bundle_url", Key::Mapped),
+    ("x509_svid_cache_max_size", Key::Mapped),
 ];
 
 /// Keys of SPIRE's `agent { experimental {} }`.
@@ -105,16 +105,23 @@ pub(crate) struct AgentFlags {
     /// File holding the join token.
     #[arg(long)]
     pub(crate) join_token_file: Option<PathBuf>,
-    /// PEM file with the server's CA certificates, used to authenticate the server (SPIRE's
-    /// trust_bundle_path). One of this or --insecure-bootstrap is required.
+    /// File with the server's CA certificates, used to authenticate the server when the agent
+    /// attests (SPIRE's trust_bundle_path). One of this, --trust-bundle-url or
+    /// --insecure-bootstrap is required.
     #[arg(
         long,
         visible_alias = "trust-bundle-path",
-        conflicts_with = "insecure_bootstrap"
+        conflicts_with_all = ["insecure_bootstrap", "trust_bundle_url"]
     )]
     pub(crate) trust_bundle: Option<PathBuf>,
-    /// Format of the trust bundle file; only pem is implemented [default: pem].
-    #[arg(long, value_parser = ["pem"])]
+    /// HTTPS URL to fetch the server's CA certificates from when the agent attests (SPIRE's
+    /// trust_bundle_url); the web server is verified with the system's CA certificates
+    /// (SSL_CERT_FILE replaces them). Plain http is refused.
+    #[arg(long, conflicts_with = "insecure_bootstrap")]
+    pub(crate) trust_bundle_url: Option<String>,
+    /// Format of the trust bundle file or URL: pem, or spiffe for a SPIFFE bundle document
+    /// [default: pem].
+    #[arg(long, value_parser = ["pem", "spiffe"])]
     pub(crate) trust_bundle_format: Option<String>,
     /// Trust whatever server answers on the first connection (overrides the default of
     /// requiring a trust bundle). Only for experiments: it allows a man in the middle.
@@ -131,6 +138,11 @@ pub(crate) struct AgentFlags {
     /// [default: ec-p256].
     #[arg(long, value_parser = parse_workload_key_type)]
     pub(crate) workload_x509_svid_key_type: Option<KeyType>,
+    /// How many workload X509-SVIDs the agent keeps signed ahead; past it, those least
+    /// recently asked for are dropped (never one a workload holds open) and signed again on
+    /// demand. 0 means the default [default: 1000].
+    #[arg(long)]
+    pub(crate) x509_svid_cache_max_size: Option<usize>,
     #[command(flatten)]
     pub(crate) log: LogFlags,
 }
@@ -151,11 +163,16 @@ struct AgentFile {
     server_address: Option<(String, usize)>,
     server_port: Option<u16>,
     trust_bundle_path: Option<PathBuf>,
+    trust_bundle_url: Option<(String, usize)>,
+    trust_bundle_format: Option<BundleFormat>,
     insecure_bootstrap: Option<(bool, usize)>,
     join_token: Option<(String, usize)>,
     join_token_file: Option<(PathBuf, usize)>,
     sync_interval: Option<Duration>,
     workload_key_type: Option<KeyType>,
+    x509_svid_cache_max_size: Option<usize>,
+    rebootstrap_mode: Option<RebootstrapMode>,
+    rebootstrap_delay: Option<Duration>,
     plugins: AgentPlugins,
 }
 
@@ -195,7 +212,12 @@ impl AgentFlags {
         check_key_directory(&file.plugins, &file_data_dir)?;
         let data_dir = self.data_dir.clone().unwrap_or(file_data_dir);
         let server_address = self.server_address(file.server_address.as_ref(), file.server_port)?;
-        let trust_bundle = self.trust_bundle(file.trust_bundle_path, file.insecure_bootstrap)?;
+        let trust_bundle = self.trust_bundle(FileTrust {
+            path: file.trust_bundle_path.take(),
+            url: file.trust_bundle_url.take(),
+            format: file.trust_bundle_format,
+            insecure: file.insecure_bootstrap,
+        })?;
 
         let join_token = match (&self.join_token, &self.join_token_file) {
             (Some(token), _) => Some(token.clone()),
@@ -225,6 +247,12 @@ impl AgentFlags {
         if let Some(kt) = self.workload_x509_svid_key_type.or(file.workload_key_type) {
             config.workload_key_type = kt;
         }
+        if let Some(max) = self
+            .x509_svid_cache_max_size
+            .or(file.x509_svid_cache_max_size)
+        {
+            config.x509_svid_cache_max_size = max;
+        }
         if let Some(h) = file.common.health_checks {
             config.health_checks = h;
         }
@@ -232,6 +260,13 @@ impl AgentFlags {
             config.telemetry = t;
         }
         config.unix_attestor = file.plugins.unix_attestor;
+        config.x509pop = file.plugins.x509pop;
+        if let Some(mode) = file.rebootstrap_mode {
+            config.rebootstrap_mode = mode;
+        }
+        if let Some(delay) = file.rebootstrap_delay {
+            config.rebootstrap_delay = delay;
+        }
         let log = self.log.over(file.common.log);
         Ok(AgentSettings { config, log })
     }
@@ -277,31 +312,77 @@ impl AgentFlags {
         })
     }
 
-    /// The bootstrap source: the flags' choice replaces the file's.
-    fn trust_bundle(
-        &self,
-        file_path: Option<PathBuf>,
-        file_insecure: Option<(bool, usize)>,
-    ) -> Result<TrustBootstrap, ConfigError> {
-        match (&self.trust_bundle, self.insecure_bootstrap) {
-            (Some(path), _) => return Ok(TrustBootstrap::Pem(path.clone())),
-            (None, true) => return Ok(TrustBootstrap::Insecure),
-            (None, false) => {}
-        }
-        match (file_path, file_insecure) {
-            (Some(_), Some((true, line))) => Err(ConfigError::Conflict(format!(
-                "trust_bundle_path and insecure_bootstrap = true (line {line}) are both set: \
-                 give exactly one"
-            ))),
-            (Some(path), _) => Ok(TrustBootstrap::Pem(path)),
-            (None, Some((true, _))) => Ok(TrustBootstrap::Insecure),
-            (None, _) => Err(ConfigError::Conflict(
-                "the agent needs to authenticate the server: set trust_bundle_path \
-                 (--trust-bundle PATH) or, for experiments only, insecure_bootstrap = true \
-                 (--insecure-bootstrap)"
-                    .into(),
-            )),
-        }
+    /// The bootstrap source: the flags' choice replaces the file's; the format applies to a
+    /// file or a URL alike (SPIRE's trust_bundle_format).
+    fn trust_bundle(&self, file: FileTrust) -> Result<TrustBootstrap, ConfigError> {
+        let format = match self.trust_bundle_format.as_deref() {
+            Some("spiffe") => BundleFormat::Spiffe,
+            Some(_) => BundleFormat::Pem,
+            None => file.format.unwrap_or_default(),
+        };
+        let source = match (
+            &self.trust_bundle,
+            &self.trust_bundle_url,
+            self.insecure_bootstrap,
+        ) {
+            (Some(path), _, _) => Some(Source::Path(path.clone())),
+            (None, Some(url), _) => Some(Source::Url(url.clone())),
+            (None, None, true) => return Ok(TrustBootstrap::Insecure),
+            (None, None, false) => None,
+        };
+        let source = match source {
+            Some(source) => source,
+            None => file_source(file)?,
+        };
+        Ok(match (source, format) {
+            (Source::Path(path), BundleFormat::Pem) => TrustBootstrap::Pem(path),
+            (Source::Path(path), BundleFormat::Spiffe) => TrustBootstrap::Spiffe(path),
+            (Source::Url(url), format) => TrustBootstrap::Url { url, format },
+            (Source::Insecure, _) => TrustBootstrap::Insecure,
+        })
+    }
+}
+
+/// The file's bootstrap keys.
+struct FileTrust {
+    path: Option<PathBuf>,
+    url: Option<(String, usize)>,
+    format: Option<BundleFormat>,
+    insecure: Option<(bool, usize)>,
+}
+
+/// Where the bootstrap bundle comes from, before its format is applied.
+enum Source {
+    Path(PathBuf),
+    Url(String),
+    Insecure,
+}
+
+/// The file's bootstrap source: exactly one of trust_bundle_path, trust_bundle_url and
+/// insecure_bootstrap = true.
+fn file_source(file: FileTrust) -> Result<Source, ConfigError> {
+    let insecure = file.insecure.filter(|(on, _)| *on);
+    match (file.path, file.url, insecure) {
+        (Some(_), _, Some((_, line))) => Err(ConfigError::Conflict(format!(
+            "trust_bundle_path and insecure_bootstrap = true (line {line}) are both set: \
+             give exactly one"
+        ))),
+        (_, Some((_, url_line)), Some((_, line))) => Err(ConfigError::Conflict(format!(
+            "trust_bundle_url (line {url_line}) and insecure_bootstrap = true (line {line}) are \
+             both set: give exactly one"
+        ))),
+        (Some(_), Some((_, line)), None) => Err(ConfigError::Conflict(format!(
+            "trust_bundle_path and trust_bundle_url (line {line}) are both set: give exactly one"
+        ))),
+        (Some(path), None, None) => Ok(Source::Path(path)),
+        (None, Some((url, _)), None) => Ok(Source::Url(url)),
+        (None, None, Some(_)) => Ok(Source::Insecure),
+        (None, None, None) => Err(ConfigError::Conflict(
+            "the agent needs to authenticate the server: set trust_bundle_path \
+             (--trust-bundle PATH) or trust_bundle_url (--trust-bundle-url URL) or, for \
+             experiments only, insecure_bootstrap = true (--insecure-bootstrap)"
+                .into(),
+        )),
     }
 }
 
@@ -372,17 +453,32 @@ fn read_agent(entries: &[Entry], file: &mut AgentFile) -> Result<(), ConfigError
             }
             "server_port" => file.server_port = Some(e.port()?),
             "trust_bundle_path" => file.trust_bundle_path = Some(e.path()?),
-            "trust_bundle_format" => match e.str()? {
-                "pem" => {}
-                "spiffe" => {
-                    return Err(ConfigError::Unsupported {
-                        what: "trust_bundle_format \"spiffe\"".into(),
-                        line: e.line,
-                        rule: "Lanyard reads PEM bundles only for now; use \"pem\"".into(),
-                    });
+            "trust_bundle_format" => {
+                file.trust_bundle_format = Some(match e.str()? {
+                    "pem" => BundleFormat::Pem,
+                    "spiffe" => BundleFormat::Spiffe,
+                    _ => return Err(e.invalid("the formats are pem and spiffe")),
+                });
+            }
+            "rebootstrap_mode" => {
+                file.rebootstrap_mode = Some(match e.str()? {
+                    "never" => RebootstrapMode::Never,
+                    "auto" => RebootstrapMode::Auto,
+                    "always" => RebootstrapMode::Always,
+                    _ => return Err(e.invalid("the modes are never, auto and always")),
+                });
+            }
+            "rebootstrap_delay" => file.rebootstrap_delay = Some(e.duration()?),
+            "trust_bundle_url" => {
+                let url = e.str()?;
+                if !url.starts_with("https://") {
+                    return Err(e.invalid(
+                        "give an https:// URL: plain http is refused, as the bundle \
+                         authenticates the server",
+                    ));
                 }
-                _ => return Err(e.invalid("the formats are pem and spiffe")),
-            },
+                file.trust_bundle_url = Some((url.to_owned(), e.line));
+            }
             "insecure_bootstrap" => file.insecure_bootstrap = Some((e.bool()?, e.line)),
             "join_token" => {
                 let token = e.str()?;
@@ -395,6 +491,18 @@ fn read_agent(entries: &[Entry], file: &mut AgentFile) -> Result<(), ConfigError
                 file.join_token = Some((token.to_owned(), e.line));
             }
             "join_token_file" => file.join_token_file = Some((e.path()?, e.line)),
+            "x509_svid_cache_max_size" => {
+                let n = match e.value {
+                    Value::Int(n) => n,
+                    _ => {
+                        return Err(e.invalid("a whole number of SVIDs; 0 for the default of 1000"));
+                    }
+                };
+                let n = usize::try_from(n).map_err(|_| {
+                    e.invalid("the cache size cannot be negative; 0 for the default of 1000")
+                })?;
+                file.x509_svid_cache_max_size = Some(n);
+            }
             "workload_x509_svid_key_type" => {
                 file.workload_key_type =
                     Some(parse_workload_key_type(e.str()?).map_err(|r| rule(e, r))?);

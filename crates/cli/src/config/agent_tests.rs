@@ -126,14 +126,131 @@ fn a_trust_source_is_required_and_only_one() {
 }
 
 #[test]
+fn trust_bundle_url_and_format_come_from_the_file_or_the_flags() {
+    let file = "agent {\n trust_bundle_url = \"https://bundles.example/td\"\n \
+                trust_bundle_format = \"spiffe\"\n}\n";
+    assert_eq!(
+        load(file).unwrap().config.trust_bundle,
+        TrustBootstrap::Url {
+            url: "https://bundles.example/td".into(),
+            format: BundleFormat::Spiffe,
+        }
+    );
+    let file = "agent {\n trust_bundle_path = \"/b.json\"\n trust_bundle_format = \"spiffe\"\n}\n";
+    assert_eq!(
+        load(file).unwrap().config.trust_bundle,
+        TrustBootstrap::Spiffe("/b.json".into())
+    );
+
+    let flags = AgentFlags {
+        trust_bundle_url: Some("https://flag.example/b.pem".into()),
+        ..Default::default()
+    };
+    let s = flags.load_text(SPIRE_STYLE, |_| None).unwrap();
+    assert_eq!(
+        s.config.trust_bundle,
+        TrustBootstrap::Url {
+            url: "https://flag.example/b.pem".into(),
+            format: BundleFormat::Pem,
+        },
+        "the flag replaces the file's trust_bundle_path"
+    );
+    let flags = AgentFlags {
+        trust_bundle: Some("/flag.json".into()),
+        trust_bundle_format: Some("spiffe".into()),
+        ..Default::default()
+    };
+    let s = flags.load_text(SPIRE_STYLE, |_| None).unwrap();
+    assert_eq!(
+        s.config.trust_bundle,
+        TrustBootstrap::Spiffe("/flag.json".into())
+    );
+}
+
+#[test]
+fn trust_bundle_url_must_be_https_and_the_only_source() {
+    let err = error("agent {\n trust_bundle_url = \"http://bundles.example/td\"\n}\n");
+    assert!(
+        err.contains("line 2") && err.contains("plain http is refused"),
+        "{err}"
+    );
+    let err = error(
+        "agent {\n trust_bundle_path = \"/b.pem\"\n trust_bundle_url = \"https://b.example\"\n}\n",
+    );
+    assert!(
+        err.contains("trust_bundle_path and trust_bundle_url (line 3) are both set"),
+        "{err}"
+    );
+    let err = error(
+        "agent {\n trust_bundle_url = \"https://b.example\"\n insecure_bootstrap = true\n}\n",
+    );
+    assert!(err.contains("give exactly one"), "{err}");
+    let err = error("agent {\n trust_bundle_format = \"der\"\n}\n");
+    assert!(err.contains("the formats are pem and spiffe"), "{err}");
+
+    // A flag URL is checked when the configuration is validated, before anything starts.
+    let flags = AgentFlags {
+        trust_bundle_url: Some("http://flag.example/b.pem".into()),
+        ..Default::default()
+    };
+    let s = flags.load_text("agent {}\n", |_| None).unwrap();
+    let err = s.config.validate().unwrap_err().to_string();
+    assert!(err.contains("plain http is refused"), "{err}");
+}
+
+#[test]
+fn rebootstrap_keys_are_read_with_spires_defaults() {
+    let s = load("agent {\n trust_bundle_path = \"/b.pem\"\n}\n").unwrap();
+    assert_eq!(s.config.rebootstrap_mode, RebootstrapMode::Never);
+    assert_eq!(s.config.rebootstrap_delay, Duration::from_secs(600));
+
+    let file = "agent {\n trust_bundle_path = \"/b.pem\"\n rebootstrap_mode = \"auto\"\n \
+                rebootstrap_delay = \"5m\"\n}\n";
+    let s = load(file).unwrap();
+    assert_eq!(s.config.rebootstrap_mode, RebootstrapMode::Auto);
+    assert_eq!(s.config.rebootstrap_delay, Duration::from_secs(300));
+    s.config.validate().unwrap();
+
+    let err =
+        error("agent {\n trust_bundle_path = \"/b.pem\"\n rebootstrap_mode = \"sometimes\"\n}\n");
+    assert!(
+        err.contains("line 3") && err.contains("the modes are never, auto and always"),
+        "{err}"
+    );
+}
+
+#[test]
+fn rebootstrapping_needs_a_bundle_and_for_always_an_attestor_that_attests_again() {
+    let file = "agent {\n insecure_bootstrap = true\n rebootstrap_mode = \"auto\"\n}\n";
+    let err = load(file)
+        .unwrap()
+        .config
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("insecure_bootstrap cannot be used"), "{err}");
+
+    let file = "agent {\n trust_bundle_path = \"/b.pem\"\n rebootstrap_mode = \"always\"\n \
+                join_token = \"t\"\n}\n";
+    let err = load(file)
+        .unwrap()
+        .config
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("a join token is single-use"), "{err}");
+}
+
+#[test]
 fn unknown_and_unimplemented_keys_are_named() {
     assert_eq!(
         error("agent {\n  server_adress = \"x\"\n}\n"),
         "unknown key \"server_adress\" at line 2 in agent {} (did you mean \"server_address\"?)"
     );
     assert_eq!(
-        error("agent {\n  trust_bundle_url = \"https://x\"\n}\n"),
-        "\"trust_bundle_url\" (line 2) is a SPIRE agent key that Lanyard does not implement yet"
+        error("agent {\n  trust_bundle_unix_socket = \"/run/b.sock\"\n}\n"),
+        "\"trust_bundle_unix_socket\" (line 2) is a SPIRE agent key that Lanyard does not \
+         implement yet"
     );
     assert_eq!(
         error("agent {\n  experimental {\n    named_pipe_name = \"x\"\n  }\n}\n"),
@@ -281,4 +398,26 @@ fn a_join_token_file_that_is_a_device_is_refused_without_reading_it() {
         "cannot read the join token file /dev/zero: it is a character device: only a regular \
          file is read"
     );
+}
+
+#[test]
+fn x509_svid_cache_max_size_is_read_checked_and_overridden_by_its_flag() {
+    let file = "agent {\n trust_bundle_path = \"/b.pem\"\n x509_svid_cache_max_size = 50\n}\n";
+    assert_eq!(load(file).unwrap().config.x509_svid_cache_max_size, 50);
+    let flags = AgentFlags {
+        x509_svid_cache_max_size: Some(7),
+        ..AgentFlags::default()
+    };
+    let s = flags.load_text(file, |_| None).unwrap();
+    assert_eq!(s.config.x509_svid_cache_max_size, 7);
+
+    let negative =
+        error("agent {\n trust_bundle_path = \"/b.pem\"\n x509_svid_cache_max_size = -1\n}\n");
+    assert!(negative.contains("x509_svid_cache_max_size"), "{negative}");
+    assert!(negative.contains("line 3"), "{negative}");
+    assert!(negative.contains("cannot be negative"), "{negative}");
+    let text = error(
+        "agent {\n trust_bundle_path = \"/b.pem\"\n x509_svid_cache_max_size = \"many\"\n}\n",
+    );
+    assert!(text.contains("whole number"), "{text}");
 }

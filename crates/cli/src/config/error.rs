@@ -219,6 +219,16 @@ pub(crate) enum ConfigError {
         /// The first occurrence.
         first: usize,
     },
+    /// A plugin whose settings name something unusable (an unreadable or empty file, ...).
+    #[error("{plugin} (line {line}): {reason}")]
+    Plugin {
+        /// The plugin block, such as `NodeAttestor "x509pop"`.
+        plugin: String,
+        /// Where it is.
+        line: usize,
+        /// What is wrong, naming the file or value and the rule.
+        reason: String,
+    },
     /// Settings that contradict each other or a required one that is missing, after the file
     /// and the flags are merged.
     #[error("{0}")]

@@ -20,6 +20,7 @@ mod ops;
 mod plugins;
 pub(crate) mod server;
 pub(crate) mod validate;
+mod x509pop;
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};

@@ -5,7 +5,8 @@
 //! attestation and the unix workload attestor are built in and always on. A `plugins {}`
 //! block is read to check that it asks for exactly those, with settings they can honour; a
 //! file without one gets the built-ins. The server's `KeyManager "memory"` swaps the on-disk
-//! key store for one in memory.
+//! key store for one in memory; `NodeAttestor "x509pop"` (see `x509pop.rs`) is built in and
+//! enabled by its block.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -114,6 +115,8 @@ pub(crate) struct ServerPlugins {
     /// `UpstreamAuthority "disk" { plugin_data { cert_file_path key_file_path
     /// bundle_file_path } }`.
     pub(crate) upstream: Option<lanyard_server::UpstreamDisk>,
+    /// `NodeAttestor "x509pop" { plugin_data { ca_bundle_path .. } }`, bundles read.
+    pub(crate) x509pop: Option<lanyard_server::X509popConfig>,
 }
 
 /// What an agent's `plugins {}` asks of the built-ins.
@@ -123,6 +126,8 @@ pub(crate) struct AgentPlugins {
     pub(crate) key_directory: Option<(PathBuf, usize)>,
     /// `WorkloadAttestor "unix" { plugin_data { discover_workload_path workload_size_limit } }`.
     pub(crate) unix_attestor: lanyard_agent::UnixAttestorConfig,
+    /// `NodeAttestor "x509pop" { plugin_data { private_key_path certificate_path .. } }`.
+    pub(crate) x509pop: Option<lanyard_agent::X509popAgentConfig>,
 }
 
 /// Reads a server's `plugins {}`.
@@ -150,6 +155,9 @@ pub(crate) fn server(block: &Entry) -> Result<ServerPlugins, ConfigError> {
                 one_key_manager(&mut out.key_manager, KeyManagerKind::Memory, plugin.line)?;
             }
             ("NodeAttestor", "join_token") => no_settings(data, "NodeAttestor \"join_token\"")?,
+            ("NodeAttestor", "x509pop") => {
+                out.x509pop = Some(super::x509pop::server(data, plugin.line)?);
+            }
             ("UpstreamAuthority", "disk") => out.upstream = Some(upstream_disk(data, plugin.line)?),
             (ty, name) => return Err(not_implemented(ty, name, plugin.line)),
         }
@@ -250,6 +258,9 @@ pub(crate) fn agent(block: &Entry) -> Result<AgentPlugins, ConfigError> {
                 });
             }
             ("NodeAttestor", "join_token") => no_settings(data, "NodeAttestor \"join_token\"")?,
+            ("NodeAttestor", "x509pop") => {
+                out.x509pop = Some(super::x509pop::agent(data, plugin.line)?);
+            }
             ("WorkloadAttestor", "unix") => {
                 let scope = data_scope(
                     "WorkloadAttestor \"unix\"",
@@ -379,7 +390,7 @@ fn no_settings(data: &[Entry], block: &str) -> Result<(), ConfigError> {
 
 fn not_implemented(ty: &str, name: &str, line: usize) -> ConfigError {
     let instead = match ty {
-        "NodeAttestor" => ": use NodeAttestor \"join_token\"",
+        "NodeAttestor" => ": use NodeAttestor \"join_token\" or \"x509pop\"",
         "UpstreamAuthority" => ": leave it out and the server's CA is self-signed",
         "WorkloadAttestor" => ": use WorkloadAttestor \"unix\"",
         "KeyManager" => ": use KeyManager \"disk\"",

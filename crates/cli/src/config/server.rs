@@ -238,6 +238,7 @@ impl ServerFlags {
         }
         config.upstream = file.plugins.upstream;
         config.datastore = file.plugins.datastore;
+        config.x509pop = file.plugins.x509pop;
         config.admin_ids = file.admin_ids;
         if let Some(interval) = file.cache_reload_interval {
             config.cache_reload_interval = interval;

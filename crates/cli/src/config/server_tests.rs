@@ -210,9 +210,9 @@ fn unimplemented_spire_key_says_so() {
 #[test]
 fn unimplemented_plugins_say_so() {
     assert_eq!(
-        error("plugins {\n  NodeAttestor \"x509pop\" {\n    plugin_data {}\n  }\n}\n"),
-        "NodeAttestor \"x509pop\" (line 2) is a SPIRE plugin that Lanyard does not implement \
-         yet: use NodeAttestor \"join_token\""
+        error("plugins {\n  NodeAttestor \"sshpop\" {\n    plugin_data {}\n  }\n}\n"),
+        "NodeAttestor \"sshpop\" (line 2) is a SPIRE plugin that Lanyard does not implement \
+         yet: use NodeAttestor \"join_token\" or \"x509pop\""
     );
     let err = error("plugins {\n UpstreamAuthority \"vault\" {\n  plugin_data {}\n }\n}\n");
     assert!(

@@ -13,7 +13,7 @@ use lanyard_testkit::{Agent, Lanyard, Server, wait_until};
 use crate::common::*;
 
 /// Short lifetimes, so that an SVID rotates within seconds.
-const SHORT_TTLS: &[&str] = &[
+pub(crate) const SHORT_TTLS: &[&str] = &[
     "--ca-ttl",
     "120s",
     "--default-x509-svid-ttl",
@@ -25,7 +25,7 @@ const SHORT_TTLS: &[&str] = &[
 ];
 
 /// A server and an agent that serve an identity to this process.
-async fn ready(l: &Lanyard, server_args: &[&str]) -> (Server, Agent) {
+pub(crate) async fn ready(l: &Lanyard, server_args: &[&str]) -> (Server, Agent) {
     let (server, agent, token) = server_and_agent(l, server_args);
     register(
         l,
@@ -38,13 +38,13 @@ async fn ready(l: &Lanyard, server_args: &[&str]) -> (Server, Agent) {
 }
 
 /// A `lanyard` process that is killed when the test ends, with its stdout lines collected.
-struct Running {
+pub(crate) struct Running {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
 }
 
 impl Running {
-    fn start(args: &[&str]) -> Self {
+    pub(crate) fn start(args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_lanyard"))
             .args(args)
             .stdout(Stdio::piped())
@@ -62,7 +62,7 @@ impl Running {
         Self { child, lines }
     }
 
-    fn lines(&self) -> Vec<String> {
+    pub(crate) fn lines(&self) -> Vec<String> {
         self.lines.lock().unwrap().clone()
     }
 }

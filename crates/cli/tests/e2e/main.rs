@@ -8,19 +8,23 @@
     reason = "tests"
 )]
 
+mod bootstrap_url;
 mod common;
 mod config_files;
 mod failures;
 mod federation_bundles;
 mod helper;
+mod helper_jwt;
 mod interop_go;
 mod interop_python;
+mod interop_rustls;
 mod jwt;
 mod key_types;
 mod local_authority;
 mod mint;
 mod operations;
 mod push_sync;
+mod reattest;
 mod registration_agents;
 mod registration_bundles;
 mod registration_common;
@@ -32,3 +36,4 @@ mod taint;
 mod unix_attestor;
 mod upstream;
 mod walking_skeleton;
+mod x509pop;

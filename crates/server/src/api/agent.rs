@@ -4,7 +4,7 @@
 use std::pin::Pin;
 use std::time::Duration;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use lanyard_datastore::{AttestedAgent, NewEntry, TokenUse};
 use lanyard_proto::spire::api::server::agent::v1::{
     AttestAgentRequest, AttestAgentResponse, BanAgentRequest, CountAgentsRequest,
@@ -19,12 +19,16 @@ use lanyard_telemetry::SvidKind;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{Api, datastore_status};
+use crate::attest::{AttestError, Pending, X509POP};
 use crate::audit::{AuditFields, shown_id};
 use crate::caller::Peer;
 use crate::convert;
 
-/// The only node attestor so far.
+/// The join token attestor's name; the x509pop one is [`X509POP`].
 const JOIN_TOKEN: &str = "join_token";
+
+/// How long the server waits for the answer to an attestation challenge.
+const CHALLENGE_WAIT: Duration = Duration::from_secs(30);
 
 #[tonic::async_trait]
 impl agent_server::Agent for Api {
@@ -98,64 +102,54 @@ impl agent_server::Agent for Api {
             .map(|p| p.csr)
             .filter(|csr| !csr.is_empty())
             .ok_or_else(|| Status::invalid_argument("params.params.csr is missing"))?;
-        if data.r#type != JOIN_TOKEN {
-            return Err(Status::invalid_argument(format!(
-                "attestation type {:?} is not enabled on this server: the enabled node \
-                 attestor is \"{JOIN_TOKEN}\"",
-                data.r#type
-            )));
-        }
         // Check the CSR before spending the token, so a broken agent does not burn it.
         lanyard_ca::parse_csr(&csr).map_err(|e| Status::invalid_argument(format!("csr: {e}")))?;
-
-        let token = String::from_utf8(data.payload)
-            .map_err(|_| Status::invalid_argument("join token is not UTF-8"))?;
-        let agent_id = self.attest_join_token(&token).await?;
-        let svid = self.sign_from_csr(
-            &agent_id,
-            &csr,
-            self.state.config.agent_ttl,
-            Vec::new(),
-            String::new(),
-            SvidKind::X509Agent,
-        )?;
-        let leaf = svid
-            .cert_chain
-            .first()
-            .map(|c| rustls_pki_types::CertificateDer::from(c.clone()))
-            .ok_or_else(|| Status::internal("signed chain is empty"))?;
-        let serial = lanyard_spiffe::x509::serial_of(&leaf)
-            .map_err(|e| Status::internal(format!("signed certificate: {e}")))?;
-        let agent = AttestedAgent {
-            id: agent_id.clone(),
-            attestation_type: JOIN_TOKEN.to_string(),
-            serial,
-            expires_at: svid.expires_at,
-            new_serial: None,
-            new_expires_at: 0,
-            banned: false,
-            can_reattest: false,
-            selectors: Vec::new(),
-        };
-        self.state
-            .datastore
-            .create_agent(&agent)
-            .await
-            .map_err(datastore_status)?;
-        self.state.remember_agent(agent);
-        tracing::info!(agent.id = %agent_id, attestor = JOIN_TOKEN, "Agent attested");
-
-        let response = AttestAgentResponse {
-            step: Some(attest_agent_response::Step::Result(
-                attest_agent_response::Result {
-                    svid: Some(svid),
-                    reattestable: false,
-                },
-            )),
-        };
-        Ok(Response::new(Box::pin(futures::stream::once(async {
-            Ok(response)
-        }))))
+        match (data.r#type.as_str(), &self.state.config.x509pop) {
+            (JOIN_TOKEN, _) => {
+                let token = String::from_utf8(data.payload)
+                    .map_err(|_| Status::invalid_argument("join token is not UTF-8"))?;
+                let agent_id = self.attest_join_token(&token).await?;
+                let svid = self
+                    .record_attested(agent_id, JOIN_TOKEN, Vec::new(), &csr)
+                    .await?;
+                Ok(Response::new(Box::pin(futures::stream::once(async {
+                    Ok(attest_result(svid, false))
+                }))))
+            }
+            (X509POP, Some(x509pop)) => {
+                let pending = x509pop
+                    .begin(
+                        &self.state.trust_domain,
+                        &data.payload,
+                        self.state.clock.now(),
+                    )
+                    .map_err(|e| refused_x509pop(&e))?;
+                let challenge = pending.challenge_json().map_err(|e| e.status())?;
+                let api = self.clone();
+                let first = futures::stream::once(async move {
+                    Ok(AttestAgentResponse {
+                        step: Some(attest_agent_response::Step::Challenge(challenge)),
+                    })
+                });
+                // Polled only after the challenge went out, so it waits for the answer.
+                let rest =
+                    futures::stream::once(
+                        async move { api.finish_x509pop(pending, stream, csr).await },
+                    );
+                Ok(Response::new(Box::pin(first.chain(rest))))
+            }
+            (other, _) => {
+                let enabled = if self.state.config.x509pop.is_some() {
+                    format!("\"{JOIN_TOKEN}\" and \"{X509POP}\"")
+                } else {
+                    format!("\"{JOIN_TOKEN}\"")
+                };
+                Err(Status::invalid_argument(format!(
+                    "attestation type {other:?} is not enabled on this server: the enabled node \
+                     attestors are {enabled}"
+                )))
+            }
+        }
     }
 
     async fn renew_agent(
@@ -267,6 +261,115 @@ impl agent_server::Agent for Api {
 }
 
 impl Api {
+    /// Reads the agent's challenge response, checks it, then records the agent.
+    async fn finish_x509pop(
+        &self,
+        pending: Pending,
+        mut stream: Streaming<AttestAgentRequest>,
+        csr: Vec<u8>,
+    ) -> Result<AttestAgentResponse, Status> {
+        // Anyone may open AttestAgent: an agent that never answers must not hold the stream.
+        let next = tokio::time::timeout(CHALLENGE_WAIT, stream.message())
+            .await
+            .map_err(|_| {
+                Status::deadline_exceeded(format!(
+                    "no x509pop challenge response within {}s",
+                    CHALLENGE_WAIT.as_secs()
+                ))
+            })??
+            .ok_or_else(|| {
+                Status::invalid_argument("attestation stream closed before the challenge response")
+            })?;
+        let Some(attest_agent_request::Step::ChallengeResponse(answer)) = next.step else {
+            return Err(Status::invalid_argument(
+                "the message after an x509pop challenge must carry challenge_response",
+            ));
+        };
+        let attested = pending.finish(&answer).map_err(|e| refused_x509pop(&e))?;
+        let svid = self
+            .record_attested(attested.agent_id, X509POP, attested.selectors, &csr)
+            .await?;
+        Ok(attest_result(svid, true))
+    }
+
+    /// Signs the agent's SVID and records it: a new agent, or a re-attestation of a known one
+    /// when the attestor allows that (all but join tokens); banned agents are refused.
+    async fn record_attested(
+        &self,
+        agent_id: SpiffeId,
+        attestor: &str,
+        selectors: Vec<Selector>,
+        csr: &[u8],
+    ) -> Result<types::X509svid, Status> {
+        let can_reattest = attestor != JOIN_TOKEN;
+        if can_reattest {
+            let existing = self
+                .state
+                .datastore
+                .get_agent(&agent_id)
+                .await
+                .map_err(datastore_status)?;
+            if existing.is_some_and(|a| a.banned) {
+                tracing::info!(agent.id = %agent_id, attestor, "Denied: agent is banned");
+                return Err(crate::caller::agent_denied(
+                    crate::caller::Reason::AgentBanned,
+                    format!(
+                        "agent {agent_id} is banned: delete it with `lanyard server agent evict` \
+                         before it may attest again"
+                    ),
+                ));
+            }
+        }
+        let svid = self.sign_from_csr(
+            &agent_id,
+            csr,
+            self.state.config.agent_ttl,
+            Vec::new(),
+            String::new(),
+            SvidKind::X509Agent,
+        )?;
+        let leaf = svid
+            .cert_chain
+            .first()
+            .map(|c| rustls_pki_types::CertificateDer::from(c.clone()))
+            .ok_or_else(|| Status::internal("signed chain is empty"))?;
+        let serial = lanyard_spiffe::x509::serial_of(&leaf)
+            .map_err(|e| Status::internal(format!("signed certificate: {e}")))?;
+        let mut selectors = selectors;
+        selectors.sort();
+        selectors.dedup();
+        let agent = AttestedAgent {
+            id: agent_id.clone(),
+            attestation_type: attestor.to_string(),
+            serial,
+            expires_at: svid.expires_at,
+            new_serial: None,
+            new_expires_at: 0,
+            banned: false,
+            can_reattest,
+            selectors,
+        };
+        let datastore = &self.state.datastore;
+        let reattested = match datastore.create_agent(&agent).await {
+            Ok(()) => false,
+            Err(lanyard_datastore::DatastoreError::AgentAlreadyExists(_)) if can_reattest => {
+                datastore
+                    .reattest_agent(&agent)
+                    .await
+                    .map_err(datastore_status)?;
+                true
+            }
+            Err(e) => return Err(datastore_status(e)),
+        };
+        self.state.remember_agent(agent);
+        if reattested {
+            tracing::info!(agent.id = %agent_id, attestor, "Agent re-attested");
+        } else {
+            tracing::info!(agent.id = %agent_id, attestor, "Agent attested");
+        }
+        Ok(svid)
+    }
+
     /// Spends a join token, telling apart unknown, expired and reused tokens.
     async fn attest_join_token(&self, token: &str) -> Result<SpiffeId, Status> {
         let agent_id = join_token_agent_id(&self.state.trust_domain, token)
@@ -318,6 +421,29 @@ impl Api {
             hint: String::new(),
         })
     }
+}
+
+/// The last message of a successful attestation.
+fn attest_result(svid: types::X509svid, reattestable: bool) -> AttestAgentResponse {
+    AttestAgentResponse {
+        step: Some(attest_agent_response::Step::Result(
+            attest_agent_response::Result {
+                svid: Some(svid),
+                reattestable,
+            },
+        )),
+    }
+}
+
+/// Logs a refused x509pop attestation with its reason and turns it into the agent's status.
+fn refused_x509pop(e: &AttestError) -> Status {
+    let status = e.status();
+    if status.code() == tonic::Code::Internal {
+        tracing::error!(error = %e, "x509pop attestation failed");
+    } else {
+        tracing::info!(reason = %e, "Denied: x509pop attestation refused");
+    }
+    status
 }
 
 /// `spiffe://<td>/spire/agent/join_token/<token>`.

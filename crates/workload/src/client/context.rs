@@ -83,7 +83,6 @@ pub(super) fn parse_context(message: X509svidResponse) -> Result<X509Context, Cl
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
 
     use lanyard_proto::workload::X509svid;
 
@@ -108,7 +107,7 @@ mod tests {
             federated_bundles: federated
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect::<HashMap<_, _>>(),
+                .collect(),
         }
     }
 

@@ -41,12 +41,7 @@ impl PeerConn {
                 None
             }
         });
-        let caller = Caller {
-            pid: cred.pid(),
-            uid: cred.uid(),
-            gid: cred.gid(),
-            process,
-        };
+        let caller = Caller::new(cred.pid(), cred.uid(), cred.gid(), process);
         let kill = Box::pin(async move {
             let _gone = kill.wait_for(|k| *k).await.is_err();
         });

@@ -82,7 +82,12 @@ impl<S: IdentitySource> WorkloadApiServer<S> {
 
     /// Checks the header and finds the caller; both failures are logged and answered.
     fn admit<T>(&self, request: &Request<T>, method: &'static str) -> Result<Caller, Status> {
-        let caller = request.extensions().get::<Caller>().cloned();
+        // A fresh memo per call: see `CallMemo` for why attestation is not shared by the
+        // calls of one connection.
+        let caller = request.extensions().get::<Caller>().map(|c| Caller {
+            memo: crate::CallMemo::default(),
+            ..c.clone()
+        });
         let span = rpc_span(method, caller.as_ref());
         let _entered = span.enter();
         if let Err(status) = check_header(request) {
@@ -104,7 +109,7 @@ impl<S: IdentitySource> WorkloadApiServer<S> {
         compute: F,
     ) -> Result<Response<ResponseStream<T>>, Status>
     where
-        T: Clone + PartialEq + Send + 'static,
+        T: prost::Message + Send + 'static,
         F: Fn(Arc<S>, Caller) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, Status>> + Send,
     {

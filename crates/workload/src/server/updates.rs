@@ -22,8 +22,9 @@ pub(crate) const SHUTTING_DOWN: &str = "the workload API is shutting down";
 struct State<T, F> {
     /// The first answer, until it has been sent.
     unsent: Option<T>,
-    /// The last answer sent.
-    last: Option<T>,
+    /// A digest of the last answer sent: what a change is compared with. Keeping the digest
+    /// rather than the answer saves each open stream a copy of its SVIDs and keys.
+    last: Option<u64>,
     /// `None` once the source dropped its sender: nothing will change any more.
     changes: Option<watch::Receiver<u64>>,
     stopping: Option<watch::Receiver<bool>>,
@@ -48,7 +49,7 @@ pub(crate) fn updates<T, F, Fut>(
     span: tracing::Span,
 ) -> ResponseStream<T>
 where
-    T: Clone + PartialEq + Send + 'static,
+    T: prost::Message + Send + 'static,
     F: FnMut() -> Fut + Send + 'static,
     Fut: Future<Output = Result<T, Status>> + Send,
 {
@@ -73,12 +74,12 @@ where
 /// The next item and whether the stream goes on after it.
 async fn next<T, F, Fut>(state: &mut State<T, F>) -> Option<(Result<T, Status>, bool)>
 where
-    T: Clone + PartialEq,
+    T: prost::Message,
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Status>>,
 {
     if let Some(first) = state.unsent.take() {
-        state.last = Some(first.clone());
+        state.last = Some(digest(&first));
         return Some((Ok(first), true));
     }
     loop {
@@ -90,12 +91,14 @@ where
             () = changed(&mut state.changes) => {}
         }
         match (state.compute)().await {
-            Ok(answer) if state.last.as_ref() == Some(&answer) => {
-                tracing::trace!("Change left the answer as it was");
-            }
             Ok(answer) => {
+                let digest = digest(&answer);
+                if state.last == Some(digest) {
+                    tracing::trace!("Change left the answer as it was");
+                    continue;
+                }
                 tracing::debug!("Sending update");
-                state.last = Some(answer.clone());
+                state.last = Some(digest);
                 return Some((Ok(answer), true));
             }
             Err(status) => {
@@ -104,6 +107,17 @@ where
             }
         }
     }
+}
+
+/// A digest of `answer`'s encoding. Equal answers encode equally (prost writes fields in
+/// number order and maps in key order, as our answers are BTreeMaps), so equal digests mean an
+/// unchanged answer except for a 64-bit hash collision, which would delay one update until the
+/// next change.
+fn digest<T: prost::Message>(answer: &T) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    answer.encode_to_vec().hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Completes on the next change notification; never, once the source dropped its sender.

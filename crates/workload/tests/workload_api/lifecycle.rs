@@ -135,3 +135,40 @@ async fn serve_unix_serves_until_shutdown_and_removes_its_socket() {
     served.unwrap();
     assert!(!path.exists());
 }
+
+/// What a caller's memo already holds, filling an empty one with `mark`.
+async fn memo_mark(caller: &lanyard_workload::Caller, mark: u32) -> u32 {
+    *caller
+        .memo
+        .get_or_try_init(|| async { Ok::<_, ()>(mark) })
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_stream_keeps_one_memo_and_every_call_starts_with_a_fresh_one() {
+    let ca = TestCa::new("example.org");
+    let source = FakeSource::new(snapshot(vec![ca.svid("/a")]));
+    let running = start(source.clone());
+    let mut client = WorkloadClient::connect(&running.addr()).await.unwrap();
+    let mut stream = Box::pin(client.watch_x509_context().await.unwrap());
+    next(&mut stream).await.unwrap().unwrap();
+    source.set(snapshot(vec![ca.svid("/b")]));
+    next(&mut stream).await.unwrap().unwrap();
+    client.fetch_x509_context().await.unwrap();
+
+    let callers = source.callers();
+    assert_eq!(callers.len(), 3, "open, recompute, one-shot call");
+    assert_eq!(memo_mark(&callers[0], 1).await, 1);
+    assert_eq!(
+        memo_mark(&callers[1], 2).await,
+        1,
+        "the recompute sees what the stream's first answer remembered"
+    );
+    assert_eq!(
+        memo_mark(&callers[2], 3).await,
+        3,
+        "another call on the same connection starts empty"
+    );
+    running.shutdown().await;
+}

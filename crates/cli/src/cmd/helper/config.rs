@@ -8,6 +8,8 @@ use crate::config::ConfigError;
 use crate::config::hcl::{self, Entry};
 use crate::config::{Key, Scope};
 
+use super::values::{self, JwtSvidFile};
+
 /// What the helper does, after the file and the flags are merged.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct HelperConfig {
@@ -36,6 +38,20 @@ pub(crate) struct HelperConfig {
     pub(crate) add_intermediates_to_bundle: bool,
     /// Append federated trust domains' CAs to the bundle file (`include_federated_domains`).
     pub(crate) include_federated_domains: bool,
+    /// Mode of the certificate and bundle files (`cert_file_mode`, default 0644).
+    pub(crate) cert_file_mode: u32,
+    /// Mode of the private key file (`key_file_mode`, default 0600).
+    pub(crate) key_file_mode: u32,
+    /// JWT-SVIDs kept in files, one per audience (`jwt_svids`).
+    pub(crate) jwt_svids: Vec<JwtSvidFile>,
+    /// The JWT bundles of every trust domain, as JSON (`jwt_bundle_file_name`); unset
+    /// writes none.
+    pub(crate) jwt_bundle_file_name: Option<String>,
+    /// Mode of the JWT bundle file (`jwt_bundle_file_mode`, default 0600).
+    pub(crate) jwt_bundle_file_mode: u32,
+    /// Mode of the JWT-SVID files (`jwt_svid_file_mode`, default 0600): a token is a bearer
+    /// credential.
+    pub(crate) jwt_svid_file_mode: u32,
 }
 
 impl Default for HelperConfig {
@@ -53,11 +69,18 @@ impl Default for HelperConfig {
             daemon_mode: true,
             add_intermediates_to_bundle: false,
             include_federated_domains: false,
+            // spiffe-helper's defaults.
+            cert_file_mode: 0o644,
+            key_file_mode: 0o600,
+            jwt_svids: Vec::new(),
+            jwt_bundle_file_name: None,
+            jwt_bundle_file_mode: 0o600,
+            jwt_svid_file_mode: 0o600,
         }
     }
 }
 
-/// spiffe-helper's keys; the JWT ones and the rarer ones are not implemented yet.
+/// spiffe-helper's keys; the rarer ones are not implemented yet.
 const KEYS: &[(&str, Key)] = &[
     ("agent_address", Key::Mapped),
     ("cmd", Key::Mapped),
@@ -71,13 +94,12 @@ const KEYS: &[(&str, Key)] = &[
     ("daemon_mode", Key::Mapped),
     ("add_intermediates_to_bundle", Key::Mapped),
     ("include_federated_domains", Key::Mapped),
-    // TODO: JWT-SVID and JWT bundle files, once the helper watches FetchJWTBundles too.
-    ("jwt_svids", Key::Unimplemented),
-    ("jwt_bundle_file_name", Key::Unimplemented),
-    ("jwt_bundle_file_mode", Key::Unimplemented),
-    ("jwt_svid_file_mode", Key::Unimplemented),
-    ("cert_file_mode", Key::Unimplemented),
-    ("key_file_mode", Key::Unimplemented),
+    ("jwt_svids", Key::Mapped),
+    ("jwt_bundle_file_name", Key::Mapped),
+    ("jwt_bundle_file_mode", Key::Mapped),
+    ("jwt_svid_file_mode", Key::Mapped),
+    ("cert_file_mode", Key::Mapped),
+    ("key_file_mode", Key::Mapped),
     ("health_checks", Key::Unimplemented),
     ("hint", Key::Unimplemented),
     ("omit_expired", Key::FalseOnly),
@@ -130,14 +152,50 @@ pub(crate) fn parse(text: &str) -> Result<HelperConfig, ConfigError> {
     Ok(config)
 }
 
-fn apply(config: &mut HelperConfig, entry: &Entry) -> Result<(), ConfigError> {
-    let name = |entry: &Entry| -> Result<String, ConfigError> {
-        let s = entry.str()?;
-        if s.is_empty() || s.contains('/') {
-            return Err(entry.invalid("a file name, without '/', inside cert_dir"));
+impl HelperConfig {
+    /// Every file the helper writes under `cert_dir`, with the key that names it.
+    pub(crate) fn files(&self) -> Vec<(String, &str)> {
+        let mut files = vec![
+            ("svid_file_name".to_owned(), self.svid_file_name.as_str()),
+            (
+                "svid_key_file_name".to_owned(),
+                self.svid_key_file_name.as_str(),
+            ),
+            (
+                "svid_bundle_file_name".to_owned(),
+                self.svid_bundle_file_name.as_str(),
+            ),
+        ];
+        if let Some(name) = &self.jwt_bundle_file_name {
+            files.push(("jwt_bundle_file_name".to_owned(), name));
         }
-        Ok(s.to_owned())
-    };
+        for (i, jwt) in self.jwt_svids.iter().enumerate() {
+            files.push((format!("jwt_svids[{i}].jwt_svid_file_name"), &jwt.file_name));
+        }
+        files
+    }
+
+    /// Refuses two keys naming the same file: one update would overwrite the other's file,
+    /// and a key could end up in a file of mode 0644.
+    ///
+    /// # Errors
+    ///
+    /// The two keys and the file they share.
+    pub(crate) fn check_distinct_files(&self) -> Result<(), String> {
+        let files = self.files();
+        for (i, (key, name)) in files.iter().enumerate() {
+            if let Some((first, _)) = files[..i].iter().find(|(_, other)| other == name) {
+                return Err(format!(
+                    "{key} and {first} both name the file {name:?}: give each file its own name"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn apply(config: &mut HelperConfig, entry: &Entry) -> Result<(), ConfigError> {
+    let name = values::file_name;
     match entry.key.as_str() {
         "agent_address" => config.agent_address = Some(entry.str()?.to_owned()),
         "cmd" => config.cmd = Some(entry.path()?.display().to_string()),
@@ -153,6 +211,12 @@ fn apply(config: &mut HelperConfig, entry: &Entry) -> Result<(), ConfigError> {
         "daemon_mode" => config.daemon_mode = entry.bool()?,
         "add_intermediates_to_bundle" => config.add_intermediates_to_bundle = entry.bool()?,
         "include_federated_domains" => config.include_federated_domains = entry.bool()?,
+        "cert_file_mode" => config.cert_file_mode = values::file_mode(entry)?,
+        "key_file_mode" => config.key_file_mode = values::file_mode(entry)?,
+        "jwt_svids" => config.jwt_svids = values::jwt_svids(entry)?,
+        "jwt_bundle_file_name" => config.jwt_bundle_file_name = Some(name(entry)?),
+        "jwt_bundle_file_mode" => config.jwt_bundle_file_mode = values::file_mode(entry)?,
+        "jwt_svid_file_mode" => config.jwt_svid_file_mode = values::file_mode(entry)?,
         _ => {}
     }
     Ok(())
@@ -212,9 +276,103 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("SIGNOPE"), "{err}");
-        let err = parse("jwt_bundle_file_name = \"b.json\"\n")
-            .unwrap_err()
-            .to_string();
+        let err = parse("hint = \"internal\"\n").unwrap_err().to_string();
         assert!(err.contains("not implement"), "{err}");
+    }
+
+    #[test]
+    fn reads_jwt_svids_and_the_jwt_bundle_file_with_spiffe_helper_modes() {
+        let config = parse(
+            "jwt_svids = [\n  {jwt_audience = \"db\", jwt_svid_file_name = \"db.token\"},\n  \
+             {jwt_audience = \"web\", jwt_extra_audiences = [\"cdn\", \"lb\"], \
+             jwt_svid_file_name = \"web.token\"},\n]\njwt_bundle_file_name = \"bundle.json\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.jwt_svids.len(), 2);
+        assert_eq!(config.jwt_svids[0].audiences(), ["db"]);
+        assert_eq!(config.jwt_svids[0].file_name, "db.token");
+        assert_eq!(config.jwt_svids[1].audiences(), ["web", "cdn", "lb"]);
+        assert_eq!(config.jwt_bundle_file_name.as_deref(), Some("bundle.json"));
+        assert_eq!(config.jwt_svid_file_mode, 0o600);
+        assert_eq!(config.jwt_bundle_file_mode, 0o600);
+        assert_eq!(config.cert_file_mode, 0o644);
+        assert_eq!(config.key_file_mode, 0o600);
+    }
+
+    #[test]
+    fn reads_file_modes_as_octal_digits() {
+        let config = parse(
+            "jwt_svid_file_mode = 0440\njwt_bundle_file_mode = \"0644\"\n\
+             cert_file_mode = 444\nkey_file_mode = \"0o400\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.jwt_svid_file_mode, 0o440);
+        assert_eq!(config.jwt_bundle_file_mode, 0o644);
+        assert_eq!(config.cert_file_mode, 0o444);
+        assert_eq!(config.key_file_mode, 0o400);
+    }
+
+    #[test]
+    fn refuses_file_modes_that_are_not_octal_or_unreadable_by_the_owner() {
+        for (text, rule) in [
+            ("jwt_svid_file_mode = 0648\n", "digits 0-7"),
+            ("jwt_svid_file_mode = 1777\n", "at most 0777"),
+            ("jwt_svid_file_mode = -1\n", "octal file mode"),
+            ("jwt_bundle_file_mode = \"rw\"\n", "digits 0-7"),
+            ("jwt_bundle_file_mode = 0200\n", "at least 0400"),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            let key = text.split(' ').next().unwrap();
+            assert!(err.contains(key) && err.contains(rule), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn refuses_jwt_svids_without_audience_or_file_or_with_unknown_keys() {
+        for (text, needle) in [
+            (
+                "jwt_svids = [{jwt_svid_file_name = \"a.token\"}]\n",
+                "jwt_audience is required",
+            ),
+            (
+                "jwt_svids = [{jwt_audience = \"db\"}]\n",
+                "jwt_svid_file_name is required",
+            ),
+            (
+                "jwt_svids = [{jwt_audience = \"\", jwt_svid_file_name = \"a\"}]\n",
+                "not empty",
+            ),
+            (
+                "jwt_svids = [{jwt_audience = \"db\", jwt_svid_file = \"a\"}]\n",
+                "jwt_svid_file_name",
+            ),
+            (
+                "jwt_svids = [{jwt_audience = \"db\", jwt_svid_file_name = \"../a\"}]\n",
+                "without '/'",
+            ),
+            (
+                "jwt_svids = [{jwt_audience = \"db\", jwt_extra_audiences = \"x\", \
+                 jwt_svid_file_name = \"a\"}]\n",
+                "a list of strings",
+            ),
+            ("jwt_svids = \"db\"\n", "a list of objects"),
+            ("jwt_svids = [\"db\"]\n", "jwt_svids[0]"),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn refuses_two_keys_naming_the_same_file() {
+        let config =
+            parse("jwt_svids = [{jwt_audience = \"db\", jwt_svid_file_name = \"svid_key.pem\"}]\n")
+                .unwrap();
+        let err = config.check_distinct_files().unwrap_err();
+        assert!(
+            err.contains("jwt_svids[0].jwt_svid_file_name") && err.contains("svid_key_file_name"),
+            "{err}"
+        );
+        assert!(HelperConfig::default().check_distinct_files().is_ok());
     }
 }

@@ -1,15 +1,18 @@
 //! `lanyard agent api helper`: keeps a certificate, its key and the trust bundle on disk for
-//! programs that cannot use the Workload API, and tells them when the files change; the
-//! configuration keys are spiffe-helper's.
+//! programs that cannot use the Workload API, and tells them when the files change; with
+//! `jwt_svids` and `jwt_bundle_file_name` it also keeps JWT-SVIDs and the JWT bundles there.
+//! The configuration keys are spiffe-helper's.
 
 mod config;
 mod files;
+mod jwt;
 mod process;
+mod values;
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use lanyard_workload::X509Watcher;
+use lanyard_workload::{JwtBundlesWatcher, X509Watcher};
 
 use crate::output::out;
 use config::HelperConfig;
@@ -80,6 +83,7 @@ impl HelperArgs {
             config.pid_file_name.is_none() || config.renew_signal.is_some(),
             "pid_file_name is set without renew_signal: set both"
         );
+        config.check_distinct_files().map_err(anyhow::Error::msg)?;
         let addr = super::agent::endpoint(config.agent_address.as_deref())?;
         let mut managed = Managed::new(
             config.cmd.clone(),
@@ -87,7 +91,11 @@ impl HelperArgs {
             config.renew_signal,
             config.pid_file_name.clone(),
         )?;
-        let mut watcher = X509Watcher::x509(addr);
+        let mut watcher = X509Watcher::x509(addr.clone());
+        let mut jwt_bundles = config
+            .jwt_bundle_file_name
+            .is_some()
+            .then(|| JwtBundlesWatcher::jwt_bundles(addr.clone()));
 
         if !config.daemon_mode {
             let context = watcher
@@ -95,9 +103,36 @@ impl HelperArgs {
                 .await
                 .context("the Workload API refused to give an X509-SVID")?;
             update(&config, &context, &mut managed)?;
+            if let Some(bundles) = &mut jwt_bundles {
+                let set = bundles
+                    .next()
+                    .await
+                    .context("the Workload API refused to give the JWT bundles")?;
+                write_jwt_bundles(&config, &set)?;
+            }
+            for file in &config.jwt_svids {
+                let renewed = jwt::renew_until_written(
+                    &addr,
+                    &config.cert_dir,
+                    config.jwt_svid_file_mode,
+                    file,
+                )
+                .await?;
+                jwt::report(file, &renewed);
+            }
             return managed.wait().await;
         }
 
+        // Each JWT-SVID file has its own schedule; the tasks end when the set is dropped.
+        let mut renewals = tokio::task::JoinSet::new();
+        for file in &config.jwt_svids {
+            renewals.spawn(jwt::keep_renewed(
+                addr.clone(),
+                config.cert_dir.clone(),
+                config.jwt_svid_file_mode,
+                file.clone(),
+            ));
+        }
         let shutdown = super::shutdown_signal();
         tokio::pin!(shutdown);
         let result = loop {
@@ -111,8 +146,17 @@ impl HelperArgs {
                     }
                     Err(e) => break Err(anyhow::Error::new(e).context("the Workload API watch ended")),
                 },
+                next = next_jwt_bundles(&mut jwt_bundles) => match next {
+                    Ok(set) => {
+                        if let Err(e) = write_jwt_bundles(&config, &set) {
+                            break Err(e);
+                        }
+                    }
+                    Err(e) => break Err(anyhow::Error::new(e).context("the JWT bundle watch ended")),
+                },
             }
         };
+        renewals.abort_all();
         managed.stop();
         result
     }
@@ -161,6 +205,40 @@ impl HelperArgs {
         config.daemon_mode = self.daemon_mode.unwrap_or(config.daemon_mode);
         Ok(config)
     }
+}
+
+/// The next JWT bundle set, or never when no JWT bundle file is configured.
+///
+/// # Cancel safety
+///
+/// Cancel safe, as [`JwtBundlesWatcher::next`].
+async fn next_jwt_bundles(
+    watcher: &mut Option<JwtBundlesWatcher>,
+) -> Result<lanyard_spiffe::JwtBundleSet, lanyard_workload::ClientError> {
+    match watcher {
+        Some(watcher) => watcher.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes the JWT bundle file of one `FetchJWTBundles` message. The command is not
+/// signalled: spiffe-helper signals for X.509 updates only.
+fn write_jwt_bundles(
+    config: &HelperConfig,
+    set: &lanyard_spiffe::JwtBundleSet,
+) -> anyhow::Result<()> {
+    let Some(name) = &config.jwt_bundle_file_name else {
+        return Ok(());
+    };
+    let path = files::write_jwt_bundles(&config.cert_dir, name, config.jwt_bundle_file_mode, set)?;
+    let domains: Vec<String> = set.iter().map(|b| b.trust_domain().to_string()).collect();
+    tracing::info!(trust_domains = ?domains, "Wrote the JWT bundle file");
+    out!(
+        "Wrote {} with the JWT bundles of {}",
+        path.display(),
+        domains.join(", ")
+    );
+    Ok(())
 }
 
 /// Writes the files of one update, then starts or signals the command.
