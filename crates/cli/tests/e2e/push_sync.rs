@@ -118,3 +118,65 @@ async fn entry_changes_reach_an_open_stream_long_before_the_periodic_sync() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agent_rides_out_a_killed_server_and_resumes_pushes_when_it_returns() {
+    let l = lanyard();
+    let server = l.start_server(Default::default());
+    let bind = server.addr.clone();
+    let token = l.generate_token(&server, &[]);
+    let agent = l.start_agent(
+        &server,
+        AgentOptions {
+            join_token: Some(token.clone()),
+            sync_interval: "1h".into(),
+            ..Default::default()
+        },
+    );
+    let parent = agent_id(&token);
+    let first = format!("spiffe://{TD}/outage/first");
+    create_entry(&l, &server, &first, &parent);
+    fetch_with_spiffe_crate(&agent, PUSHED).await;
+    let client = spiffe::WorkloadApiClient::connect_to(agent.endpoint())
+        .await
+        .unwrap();
+    let mut stream = client.stream_x509_contexts().await.unwrap();
+    let opened = tokio::time::timeout(PUSHED, stream.next()).await.unwrap();
+    assert_eq!(
+        ids_of(&opened.unwrap().unwrap()),
+        BTreeSet::from([first.clone()])
+    );
+
+    // SIGKILL: no goodbye to the agent. Workloads keep their cached identity meanwhile.
+    server.kill();
+    let during = fetch_with_spiffe_crate(&agent, PUSHED).await;
+    assert_eq!(ids_of(&during), BTreeSet::from([first.clone()]));
+
+    // The same data directory and address: the agent reconnects by itself.
+    let server = l.start_server(lanyard_testkit::ServerOptions {
+        bind: Some(bind),
+        ..Default::default()
+    });
+    let second = format!("spiffe://{TD}/outage/second");
+    let started = Instant::now();
+    create_entry(&l, &server, &second, &parent);
+    // The agent's push channel retries with backoff, so allow for its next attempt.
+    let deadline = PUSHED + Duration::from_secs(10);
+    loop {
+        let remaining = deadline.saturating_sub(started.elapsed());
+        match tokio::time::timeout(remaining, stream.next()).await {
+            Ok(Some(Ok(ctx))) if ids_of(&ctx).contains(&second) => break,
+            Ok(Some(Ok(_))) => {}
+            other => panic!(
+                "no new entry on the open stream within {deadline:?} after the restart: {:?}\nagent:\n{}\nserver:\n{}",
+                other.map(|o| o.map(|r| r.map(|_| ()))),
+                agent.logs(),
+                server.logs()
+            ),
+        }
+    }
+    println!(
+        "server restarted; entry created -> on the open stream: {:?}",
+        started.elapsed()
+    );
+}
