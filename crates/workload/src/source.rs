@@ -1,12 +1,12 @@
 //! What the Workload API server asks of whoever holds the identities.
 
 use std::any::Any;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::SystemTime;
 
 use lanyard_spiffe::{JwtBundleSet, SpiffeId};
@@ -139,6 +139,54 @@ impl ProcessDir {
             ));
         }
         Ok(Self(Arc::new(dir)))
+    }
+}
+
+impl ProcessDir {
+    /// Whether the process the handle was opened for still exists (its `status` entry can be
+    /// reached through the handle).
+    fn is_alive(&self) -> bool {
+        Path::new("/proc/self/fd")
+            .join(self.0.as_raw_fd().to_string())
+            .join("status")
+            .metadata()
+            .is_ok()
+    }
+}
+
+/// The `/proc/<pid>` handles of the processes connected now, so that the connections of one
+/// process share one descriptor instead of holding one each: a process with thousands of
+/// connections would otherwise double the agent's descriptors.
+///
+/// A handle is shared only while its process is alive. Once that process is gone, a new
+/// process given the same PID gets a handle of its own, never the dead one.
+#[derive(Debug, Default)]
+pub(crate) struct ProcessDirs {
+    open: Mutex<HashMap<i32, Weak<File>>>,
+}
+
+impl ProcessDirs {
+    /// The handle of `pid`: the one its other connections hold, or a new one.
+    ///
+    /// # Errors
+    ///
+    /// As [`ProcessDir::open`].
+    pub(crate) fn open(&self, pid: i32) -> io::Result<ProcessDir> {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(file) = open.get(&pid).and_then(Weak::upgrade) {
+            let dir = ProcessDir(file);
+            if dir.is_alive() {
+                return Ok(dir);
+            }
+        }
+        let dir = ProcessDir::open(pid)?;
+        // Entries of processes whose connections are all closed are dropped now and then;
+        // the map stays within twice the processes connected.
+        if open.len() >= 1024 && open.len().is_power_of_two() {
+            open.retain(|_, file| file.strong_count() > 0);
+        }
+        open.insert(pid, Arc::downgrade(&dir.0));
+        Ok(dir)
     }
 }
 
@@ -313,6 +361,38 @@ mod tests {
             *other_type, "text",
             "another type is computed, not confused"
         );
+    }
+
+    #[test]
+    fn connections_of_one_live_process_share_its_handle() {
+        let dirs = ProcessDirs::default();
+        let me = i32::try_from(std::process::id()).unwrap();
+        let a = dirs.open(me).unwrap();
+        let b = dirs.open(me).unwrap();
+        assert_eq!(a, b, "one descriptor for both");
+        drop((a, b));
+        let c = dirs.open(me).unwrap();
+        assert!(c.is_alive());
+    }
+
+    #[test]
+    fn a_dead_process_handle_is_not_handed_to_a_new_connection() {
+        let dirs = ProcessDirs::default();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        let held = dirs.open(pid).unwrap();
+        assert!(held.is_alive());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!held.is_alive(), "the handle outlives its process");
+        // The PID is free now; whatever opens it next must not get the dead handle.
+        match dirs.open(pid) {
+            Ok(fresh) => assert_ne!(fresh, held),
+            Err(e) => assert_eq!(e.kind(), io::ErrorKind::NotFound),
+        }
     }
 
     #[test]

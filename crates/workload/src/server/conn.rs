@@ -12,7 +12,8 @@ use tokio::sync::watch;
 use tonic::transport::server::Connected;
 
 use super::authority::AuthorityFix;
-use crate::{Caller, ProcessDir};
+use crate::Caller;
+use crate::source::ProcessDirs;
 
 type Signal = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -31,10 +32,14 @@ impl PeerConn {
     /// kernel recorded when the peer called `connect`, which the peer cannot forge).
     ///
     /// The connection is cut off once `kill` holds `true` or its sender is gone.
-    pub(crate) fn new(stream: UnixStream, mut kill: watch::Receiver<bool>) -> io::Result<Self> {
+    pub(crate) fn new(
+        stream: UnixStream,
+        mut kill: watch::Receiver<bool>,
+        dirs: &ProcessDirs,
+    ) -> io::Result<Self> {
         let cred = stream.peer_cred()?;
         // Taken now, before the peer could exit and its PID be reused: see `ProcessDir`.
-        let process = cred.pid().and_then(|pid| match ProcessDir::open(pid) {
+        let process = cred.pid().and_then(|pid| match dirs.open(pid) {
             Ok(dir) => Some(dir),
             Err(e) => {
                 tracing::debug!(peer.pid = pid, error = %e, "Cannot open the peer's /proc directory");
@@ -129,7 +134,7 @@ mod tests {
 
     fn pair(kill: watch::Receiver<bool>) -> (PeerConn, UnixStream) {
         let (a, b) = UnixStream::pair().unwrap();
-        (PeerConn::new(a, kill).unwrap(), b)
+        (PeerConn::new(a, kill, &ProcessDirs::default()).unwrap(), b)
     }
 
     #[tokio::test]

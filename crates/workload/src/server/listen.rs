@@ -264,36 +264,40 @@ fn accept(
     listener: UnixListener,
     kill: watch::Receiver<bool>,
 ) -> impl Stream<Item = io::Result<PeerConn>> {
+    let dirs = std::sync::Arc::new(crate::source::ProcessDirs::default());
     futures::stream::unfold(
         (listener, kill, 0u64),
-        |(listener, kill, mut failures)| async move {
-            loop {
-                let stream = match listener.accept().await {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        failures += 1;
-                        if failures == 1 {
-                            tracing::warn!(error = %e, "Workload API accept failed");
-                        } else {
-                            tracing::debug!(error = %e, failures, "Workload API accept failed again");
+        move |(listener, kill, mut failures)| {
+            let dirs = std::sync::Arc::clone(&dirs);
+            async move {
+                loop {
+                    let stream = match listener.accept().await {
+                        Ok((stream, _)) => stream,
+                        Err(e) => {
+                            failures += 1;
+                            if failures == 1 {
+                                tracing::warn!(error = %e, "Workload API accept failed");
+                            } else {
+                                tracing::debug!(error = %e, failures, "Workload API accept failed again");
+                            }
+                            tokio::time::sleep(ACCEPT_BACKOFF).await;
+                            continue;
                         }
-                        tokio::time::sleep(ACCEPT_BACKOFF).await;
-                        continue;
-                    }
-                };
-                failures = 0;
-                match PeerConn::new(stream, kill.clone()) {
-                    Ok(conn) => {
-                        let caller = conn.caller();
-                        tracing::debug!(
-                            peer.uid = caller.uid,
-                            peer.pid = caller.pid,
-                            "Workload API connection accepted"
-                        );
-                        return Some((Ok(conn), (listener, kill, failures)));
-                    }
-                    Err(e) => {
-                        tracing::info!(error = %e, "Refused a workload API connection: its peer credentials are unavailable");
+                    };
+                    failures = 0;
+                    match PeerConn::new(stream, kill.clone(), &dirs) {
+                        Ok(conn) => {
+                            let caller = conn.caller();
+                            tracing::debug!(
+                                peer.uid = caller.uid,
+                                peer.pid = caller.pid,
+                                "Workload API connection accepted"
+                            );
+                            return Some((Ok(conn), (listener, kill, failures)));
+                        }
+                        Err(e) => {
+                            tracing::info!(error = %e, "Refused a workload API connection: its peer credentials are unavailable");
+                        }
                     }
                 }
             }
