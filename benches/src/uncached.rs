@@ -21,10 +21,10 @@ const FIRST_UID: u32 = 300_000;
 
 pub(crate) async fn run(env: &mut Env, plan: &Plan) -> anyhow::Result<Vec<Row>> {
     let uid = nix::unistd::getuid().as_raw();
-    anyhow::ensure!(
-        uid == 0,
-        "S10 runs workloads as other uids: run the bench as root"
-    );
+    if uid != 0 || which("setpriv").is_none() {
+        eprintln!("S10 skipped: it runs workloads as other uids, which needs root and setpriv");
+        return Ok(Vec::new());
+    }
     let token = env.token().await?;
     let agent_path = format!("/spire/agent/join_token/{token}");
     let entries = plan.cached_svids;
@@ -134,4 +134,13 @@ async fn fetch(lanyard: &Path, socket: &Path, uid: Option<u32>) -> anyhow::Resul
         String::from_utf8_lossy(&out.stderr).trim()
     );
     Ok(ms)
+}
+
+/// The first `name` on `PATH`.
+fn which(name: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
 }

@@ -166,6 +166,20 @@ async fn agent_rpcs_need_a_certificate() {
 }
 
 #[tokio::test]
+async fn the_bundle_is_served_to_a_caller_without_a_certificate() {
+    // A SPIRE agent asks for it on the connection it attests on, before it has an SVID.
+    let f = start().await;
+    let channel = f.channel(None).await.unwrap();
+    let bundle = BundleClient::new(channel)
+        .get_bundle(GetBundleRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(bundle.trust_domain, "example.org");
+    assert!(!bundle.x509_authorities.is_empty());
+}
+
+#[tokio::test]
 async fn attested_agent_is_served_and_its_old_svid_stops_working_after_renewal() {
     let f = start().await;
     let first = f.attest().await;
