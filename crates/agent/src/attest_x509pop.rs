@@ -60,6 +60,18 @@ pub enum X509popError {
     Challenge(String),
 }
 
+impl X509popAgentConfig {
+    /// Reads the certificate, intermediates and key files exactly as attestation does and checks
+    /// that the key belongs to the leaf, so that `agent validate` refuses what `agent run` would.
+    ///
+    /// # Errors
+    ///
+    /// [`X509popError::Read`] or [`X509popError::Content`] naming the config key and the file.
+    pub fn check_files(&self) -> Result<(), X509popError> {
+        X509popCredentials::load(self).map(|_| ())
+    }
+}
+
 /// The agent's certificate chain and the key that proves it holds the leaf.
 pub(crate) struct X509popCredentials {
     chain: Vec<Vec<u8>>,

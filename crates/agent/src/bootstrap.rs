@@ -57,12 +57,9 @@ pub enum BootstrapError {
     /// token itself was refused.
     #[error("the server refused join token attestation: {}{}", .0.detail, token_hint(.0))]
     Refused(RpcError),
-    /// The server refused x509pop attestation; the message is the server's.
-    #[error(
-        "the server refused x509pop attestation: {}; check that the server's NodeAttestor \
-         \"x509pop\" trusts the CA of certificate_path",
-        .0.detail
-    )]
+    /// The server refused x509pop attestation; the message is the server's, with a hint when
+    /// the certificate does not chain to the server's CAs.
+    #[error("the server refused x509pop attestation: {}{}", .0.detail, x509pop_hint(.0))]
     X509popRefused(RpcError),
     /// The x509pop certificate or key cannot be used.
     #[error(transparent)]
@@ -355,6 +352,24 @@ fn token_hint(refusal: &RpcError) -> &'static str {
     }
 }
 
+/// The fix for a refused x509pop certificate, only when the refusal is about its chain: a ban,
+/// a key usage rule or a failed proof of possession is not cured by changing the server's CAs.
+/// Lanyard says "does not chain to"; SPIRE says "certificate verification failed".
+fn x509pop_hint(refusal: &RpcError) -> &'static str {
+    const CHAIN_FAILURES: &[&str] = &[
+        "does not chain to",
+        "certificate verification failed",
+        "unknown authority",
+    ];
+    if refusal.code == tonic::Code::PermissionDenied
+        && CHAIN_FAILURES.iter().any(|m| refusal.detail.contains(m))
+    {
+        "; check that the server's NodeAttestor \"x509pop\" trusts the CA of certificate_path"
+    } else {
+        ""
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,6 +471,34 @@ mod tests {
         let status = tonic::Status::invalid_argument("the CSR is malformed");
         let err = BootstrapError::Refused(RpcError::from_status("Agent/AttestAgent", &status));
         assert!(!err.to_string().contains("token generate"), "{err}");
+    }
+
+    #[test]
+    fn only_a_chain_failure_gets_the_x509pop_ca_hint() {
+        let refused = |status: tonic::Status| {
+            BootstrapError::X509popRefused(RpcError::from_status("Agent/AttestAgent", &status))
+                .to_string()
+        };
+        let hint = "trusts the CA of certificate_path";
+        for chain in [
+            "x509pop certificate CN=node-1: it does not chain to the x509pop CA bundle of \
+             the server: no certificate of the bundle issued it",
+            "x509pop: certificate verification failed: x509: certificate signed by unknown \
+             authority",
+        ] {
+            let text = refused(tonic::Status::permission_denied(chain));
+            assert!(text.contains(hint), "{text}");
+        }
+        for other in [
+            tonic::Status::permission_denied("agent spiffe://example.org/x is banned"),
+            tonic::Status::invalid_argument(
+                "x509pop certificate CN=node-1: key usage lacks digitalSignature",
+            ),
+            tonic::Status::permission_denied("x509pop proof of possession: bad signature"),
+        ] {
+            let text = refused(other);
+            assert!(!text.contains(hint), "{text}");
+        }
     }
 
     #[tokio::test]

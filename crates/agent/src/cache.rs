@@ -41,6 +41,8 @@ pub(crate) struct Cache {
     pinned: HashSet<String>,
     /// Counts the rounds that took workload demand; a slot's `last_used` is one of them.
     tick: u64,
+    /// Whether the server's entry list has been taken at least once.
+    synced: bool,
 }
 
 struct Slot {
@@ -83,6 +85,9 @@ pub(crate) struct Snapshot {
     pub(crate) tainted_kids: Arc<BTreeSet<String>>,
     /// Bundles of foreign trust domains, handed only to workloads whose identities name them.
     pub(crate) federated: Arc<FederatedMap>,
+    /// Whether the entries are the server's: `false` until the first sync brought them, when
+    /// a caller matching nothing may simply be early rather than entitled to nothing.
+    pub(crate) synced: bool,
 }
 
 impl Snapshot {
@@ -95,6 +100,7 @@ impl Snapshot {
             bundle_der: Vec::new(),
             identities: Vec::new(),
             federated: Arc::default(),
+            synced: false,
         }
     }
 }
@@ -120,6 +126,7 @@ impl Cache {
             svid_limit: None,
             pinned: HashSet::new(),
             tick: 0,
+            synced: false,
         }
     }
 
@@ -185,6 +192,12 @@ impl Cache {
         keep: impl Fn(&str) -> bool,
         changed: Vec<WorkloadEntry>,
     ) -> EntryChanges {
+        if !self.synced {
+            // The first entry list is news even when it is empty: callers stop being told
+            // the agent is not synced yet.
+            self.synced = true;
+            self.dirty = true;
+        }
         let mut changes = EntryChanges::default();
         self.slots.retain(|id, slot| {
             let kept = keep(id);
@@ -337,6 +350,7 @@ impl Cache {
             jwt_bundle: Arc::clone(&self.jwt_bundle),
             tainted_kids: Arc::clone(&self.tainted_kids),
             federated: self.federated.shared(),
+            synced: self.synced,
         }
     }
 }

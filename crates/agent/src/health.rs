@@ -4,8 +4,9 @@
 //!
 //! - **live**: the agent's own Workload API answers: the probe connects to the socket as a
 //!   workload would and asks for X509-SVIDs. Any gRPC answer counts, `PermissionDenied`
-//!   included (the agent's own user need not be registered); no connection, a timeout or
-//!   `Unavailable` do not.
+//!   included (the agent's own user need not be registered), and so does the `Unavailable`
+//!   that says the entries have not been synced yet (the API is up; the server is not there
+//!   yet); no connection, a timeout or another `Unavailable` do not.
 //! - **ready**: live, the agent has its identity (attested or restored from disk), and it is
 //!   not locked out: its own SVID has not expired (the server refuses an expired one, renewal
 //!   included) and a sync with the server succeeded within [`stale_after`] the sync interval
@@ -146,7 +147,8 @@ impl SyncHealth {
 }
 
 /// Whether the Workload API on `socket` answers a FetchX509SVID call within `timeout`; any
-/// gRPC status other than `Unavailable` counts as an answer.
+/// gRPC status other than `Unavailable` counts as an answer, as does the `Unavailable` of an
+/// agent that has not synced its entries yet.
 ///
 /// # Errors
 ///
@@ -159,7 +161,11 @@ pub async fn workload_api_answers(socket: &Path, timeout: Duration) -> Result<()
     };
     match tokio::time::timeout(timeout, call).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(ClientError::Status(s))) if s.code() != tonic::Code::Unavailable => Ok(()),
+        Ok(Err(ClientError::Status(s)))
+            if s.code() != tonic::Code::Unavailable || s.message() == crate::source::NOT_SYNCED =>
+        {
+            Ok(())
+        }
         Ok(Err(e)) => Err(format!(
             "the Workload API on {} does not answer: {e}",
             socket.display()

@@ -12,12 +12,20 @@ use http::Uri;
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use rustls::{ClientConfig, RootCertStore};
-use rustls_pki_types::ServerName;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
 
 /// How long connecting, the handshake, the request and reading the body may take together.
 pub(crate) const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest bundle body read; a trust bundle is a few certificates.
 pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The most certificates read from a system CA file. Distribution bundles hold one to two hundred
+/// web CAs, far more than the SVID chain limit that `parse_pem_certs` applies; this bound only
+/// stops a runaway file.
+pub(crate) const MAX_SYSTEM_CA_CERTS: usize = 1000;
+/// The largest system CA file read (Debian's bundle is about 220 KiB).
+pub(crate) const MAX_SYSTEM_CA_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Where the system's CA certificates are looked for when `SSL_CERT_FILE` is not set, in the
 /// order Go's `crypto/x509` (and so SPIRE) looks on Linux.
@@ -137,14 +145,24 @@ pub(crate) fn system_roots(url: &str) -> Result<RootCertStore, TrustUrlError> {
     })
 }
 
-/// The certificates of a PEM file as roots.
+/// The certificates of a PEM file as roots: at most [`MAX_SYSTEM_CA_CERTS`] in a file of at most
+/// [`MAX_SYSTEM_CA_FILE_BYTES`]. Certificates webpki cannot use are skipped, as OpenSSL and Go
+/// skip them, but broken PEM is refused, and so is a file with no usable certificate.
 pub(crate) fn roots_from(path: &Path) -> Result<RootCertStore, String> {
-    let pem = lanyard_ca::operator_file::read_operator_file(
-        path,
-        4 * lanyard_ca::operator_file::MAX_OPERATOR_FILE_BYTES,
-    )
-    .map_err(|e| e.to_string())?;
-    let certs = lanyard_spiffe::x509::parse_pem_certs(&pem).map_err(|e| e.to_string())?;
+    let pem = lanyard_ca::operator_file::read_operator_file(path, MAX_SYSTEM_CA_FILE_BYTES)
+        .map_err(|e| e.to_string())?;
+    let mut certs = Vec::new();
+    for item in CertificateDer::pem_slice_iter(&pem) {
+        let cert =
+            item.map_err(|e| format!("malformed PEM after {} certificates: {e}", certs.len()))?;
+        if certs.len() == MAX_SYSTEM_CA_CERTS {
+            return Err(format!(
+                "it holds more than {MAX_SYSTEM_CA_CERTS} certificates: at most \
+                 {MAX_SYSTEM_CA_CERTS} are read from a CA file"
+            ));
+        }
+        certs.push(cert);
+    }
     let mut roots = RootCertStore::empty();
     let (added, _ignored) = roots.add_parsable_certificates(certs);
     if added == 0 {

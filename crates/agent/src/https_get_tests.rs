@@ -222,3 +222,55 @@ fn roots_come_from_a_pem_file_that_holds_certificates() {
     std::fs::write(&path, "nothing").unwrap();
     assert!(roots_from(&path).is_err());
 }
+
+/// `count` self-signed CA certificates with distinct names, as one PEM text.
+fn many_cas(count: usize) -> String {
+    let key = KeyPair::generate().unwrap();
+    let certs: Vec<CertificateDer<'static>> = (0..count)
+        .map(|i| {
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, format!("Web CA {i}"));
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.self_signed(&key).unwrap().der().clone()
+        })
+        .collect();
+    lanyard_spiffe::x509::certs_to_pem(&certs)
+}
+
+#[test]
+fn a_system_ca_file_may_hold_hundreds_of_certificates() {
+    // Distribution bundles hold well over the 32-certificate SVID chain limit.
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("ca-certificates.crt");
+    std::fs::write(&path, many_cas(200)).unwrap();
+    assert_eq!(roots_from(&path).unwrap().len(), 200);
+}
+
+#[test]
+fn a_system_ca_file_over_the_certificate_bound_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("huge.crt");
+    std::fs::write(&path, many_cas(MAX_SYSTEM_CA_CERTS + 1)).unwrap();
+    let err = roots_from(&path).unwrap_err();
+    assert!(
+        err.contains("more than 1000 certificates"),
+        "unexpected error: {err}"
+    );
+}
+
+#[test]
+fn the_installed_system_ca_file_loads_when_present() {
+    let path = Path::new(SYSTEM_BUNDLES[0]);
+    if !path.exists() {
+        return;
+    }
+    let roots = roots_from(path).unwrap();
+    assert!(
+        roots.len() > 32,
+        "only {} roots from {}",
+        roots.len(),
+        path.display()
+    );
+}

@@ -590,7 +590,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn workload_api_answers_no_identity_while_the_agent_attests() {
+    async fn workload_api_answers_not_yet_while_the_agent_attests() {
         let tmp = tempfile::tempdir().unwrap();
         // Accepts connections (in the backlog) but never answers: attestation stays pending.
         let silent_server = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -614,7 +614,10 @@ mod tests {
         let Err(ClientError::Status(status)) = answer else {
             panic!("expected a refusal, got {answer:?}");
         };
-        assert_eq!(status.code(), tonic::Code::PermissionDenied);
+        // Unavailable, which clients retry: the caller may have an identity once the agent
+        // has its entries.
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert_eq!(status.message(), source::NOT_SYNCED);
         ran.unwrap();
         assert!(!socket.exists(), "the socket is removed at shutdown");
     }

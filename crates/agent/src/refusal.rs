@@ -19,7 +19,7 @@ pub enum AgentRefused {
     #[error(
         "the server refuses agent {agent_id}: it is banned ({detail}); the agent stopped serving \
          workloads and removed its SVID from {dir}; to let this node back in, run `lanyard \
-         server agent evict {agent_id}`, then start the agent with a new join token (`lanyard \
+         server agent evict --spiffe-id {agent_id}`, then start the agent with a new join token (`lanyard \
          server token generate`) or its x509pop certificate",
         dir = dir.display()
     )]
@@ -133,6 +133,24 @@ mod tests {
         assert_eq!(reattest(false, true, false).attestor(), Some("x509pop"));
         assert_eq!(reattest(true, true, false).attestor(), Some("x509pop"));
         assert_eq!(reattest(true, true, true).attestor(), Some("join_token"));
+    }
+
+    #[test]
+    fn the_ban_message_gives_a_command_the_cli_accepts() {
+        let agent_id = SpiffeId::parse("spiffe://example.org/spire/agent/x509pop/abc").unwrap();
+        let message = AgentRefused::Banned {
+            agent_id,
+            detail: "agent is banned".into(),
+            dir: PathBuf::from("/tmp/agent"),
+        }
+        .to_string();
+        assert!(
+            message.contains(
+                "`lanyard server agent evict --spiffe-id \
+                 spiffe://example.org/spire/agent/x509pop/abc`"
+            ),
+            "{message}"
+        );
     }
 
     #[test]

@@ -47,6 +47,11 @@ struct Attested {
 /// loaded machine.
 const SIGNING_WAIT: Duration = Duration::from_secs(5);
 
+/// How long a caller that has some of its SVIDs waits for the others to be signed: one signing
+/// round on a healthy server, short enough that a server outage does not hold up callers that
+/// can be served.
+const COMPLETING_WAIT: Duration = Duration::from_secs(1);
+
 impl AgentSource {
     pub(crate) fn new(
         published: Arc<Published>,
@@ -105,8 +110,16 @@ impl AgentSource {
             .new_jwt_svid(&identity.entry.id, audience)
             .await
             .map_err(|e| {
-                tracing::warn!(entry.id = %identity.entry.id, error = %e, "Cannot get a JWT-SVID");
-                SourceError::Unavailable(format!("cannot get a JWT-SVID from the server: {e}"))
+                let message = format!("cannot get a JWT-SVID from the server: {e}");
+                // The server refuses what no retry can fix (audiences making the token too large)
+                // with InvalidArgument; anything else may pass once the server is reachable again.
+                if e.code == tonic::Code::InvalidArgument {
+                    tracing::info!(entry.id = %identity.entry.id, error = %e, "JWT-SVID refused");
+                    SourceError::InvalidRequest(message)
+                } else {
+                    tracing::warn!(entry.id = %identity.entry.id, error = %e, "Cannot get a JWT-SVID");
+                    SourceError::Unavailable(message)
+                }
             })?;
         let at = |secs: i64| SystemTime::UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs());
         // An unreadable header leaves the kid empty: no bundle has it, so the token is handed
@@ -144,7 +157,7 @@ impl AgentSource {
         let selectors = self.attest(caller).await?;
         let snapshot = self.published.load();
         if matching(&snapshot, &selectors).next().is_none() {
-            return Err(no_identity(caller));
+            return Err(no_identity(caller, &snapshot));
         }
         Ok((snapshot, selectors))
     }
@@ -172,15 +185,16 @@ impl AgentSource {
         Ok(Arc::clone(&attested.selectors))
     }
 
-    /// The caller's usable SVIDs. Entries it matches whose SVID is missing (evicted from the
-    /// bounded cache, or not signed yet) are signed at once; when it has none usable yet, it
-    /// waits up to [`SIGNING_WAIT`] for them rather than being told it has no identity.
+    /// The caller's usable SVIDs. Entries it matches whose SVID is missing (dropped from the
+    /// bounded cache, or not signed yet) are signed at once, and the caller waits for them:
+    /// up to [`SIGNING_WAIT`] when it has none yet, up to [`COMPLETING_WAIT`] when it has
+    /// some, after which it gets what there is (an open stream gets the rest when it comes).
     async fn usable_svids(
         &self,
         selectors: &BTreeSet<Selector>,
     ) -> (Arc<Snapshot>, Vec<X509SvidItem>) {
         let mut published = self.published.subscribe();
-        let deadline = tokio::time::Instant::now() + SIGNING_WAIT;
+        let started = tokio::time::Instant::now();
         loop {
             published.mark_unchanged();
             let snapshot = self.published.load();
@@ -188,14 +202,20 @@ impl AgentSource {
             let svids = svid_items(&snapshot, selectors, now);
             let missing = matching(&snapshot, selectors)
                 .any(|identity| !identity.svid.as_ref().is_some_and(|s| usable_at(s, now)));
-            if missing {
-                self.demand.sign_now();
-            }
-            if !missing || !svids.is_empty() {
+            if !missing {
                 return (snapshot, svids);
             }
-            tracing::debug!("Waiting for the caller's SVIDs to be signed");
-            match tokio::time::timeout_at(deadline, published.changed()).await {
+            self.demand.sign_now();
+            let wait = if svids.is_empty() {
+                SIGNING_WAIT
+            } else {
+                COMPLETING_WAIT
+            };
+            tracing::debug!(
+                have = svids.len(),
+                "Waiting for the caller's SVIDs to be signed"
+            );
+            match tokio::time::timeout_at(started + wait, published.changed()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) | Err(_) => return (snapshot, svids),
             }
@@ -209,7 +229,7 @@ impl IdentitySource for AgentSource {
         let selectors = self.attest(caller).await?;
         let (snapshot, svids) = self.usable_svids(&selectors).await;
         if svids.is_empty() {
-            return Err(no_identity(caller));
+            return Err(no_identity(caller, &snapshot));
         }
         tracing::trace!(
             peer.uid = caller.uid,
@@ -252,7 +272,7 @@ impl IdentitySource for AgentSource {
             .filter(|i| seen.insert(&i.entry.spiffe_id))
             .collect();
         if identities.is_empty() {
-            return Err(no_identity(caller));
+            return Err(no_identity(caller, &snapshot));
         }
         let wanted: Vec<&Identity> = match spiffe_id {
             None => identities,
@@ -285,8 +305,18 @@ impl IdentitySource for AgentSource {
     }
 }
 
-/// Logs a caller turned away for having no identity, and the error it gets.
-fn no_identity(caller: &Caller) -> SourceError {
+/// Logs a caller turned away for having no identity, and the error it gets: "no identity",
+/// or, before the agent has received its entries from the server (just started, server
+/// unreachable), "unavailable", which clients retry, since the caller may well have one.
+fn no_identity(caller: &Caller, snapshot: &Snapshot) -> SourceError {
+    if !snapshot.synced {
+        tracing::debug!(
+            peer.uid = caller.uid,
+            peer.pid = caller.pid,
+            "No identity for the caller yet: the entries have not been synced"
+        );
+        return SourceError::Unavailable(NOT_SYNCED.into());
+    }
     tracing::info!(
         peer.uid = caller.uid,
         peer.pid = caller.pid,
@@ -294,6 +324,10 @@ fn no_identity(caller: &Caller) -> SourceError {
     );
     SourceError::NoIdentity
 }
+
+/// What a caller is told before the agent has its entries.
+pub(crate) const NOT_SYNCED: &str =
+    "the agent has not received its registration entries from the server yet";
 
 /// The snapshot's entries whose selectors the caller has, in SVID order.
 fn matching<'a>(
@@ -397,12 +431,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_caller_whose_svid_is_missing_waits_for_it_and_is_registered_meanwhile() {
-        let ca = TestCa::new();
-        let mut cache = Cache::new(ca.bundle());
-        let e = entry("e1", "/evicted", &["unix:uid:7"]);
-        cache.set_entries(vec![e.clone()]);
+    /// A source over `cache`'s snapshot whose every caller has the selector `unix:uid:7`.
+    fn uid7_source(cache: &Cache) -> (Arc<Published>, Arc<SvidDemand>, Arc<AgentSource>) {
         let published = Arc::new(Published::new(cache.snapshot()));
         let demand = Arc::new(SvidDemand::default());
         let source = Arc::new(AgentSource::new(
@@ -411,6 +441,16 @@ mod tests {
             vec![Arc::new(FixedAttestor(selectors(&["unix:uid:7"])))],
             Arc::clone(&demand),
         ));
+        (published, demand, source)
+    }
+
+    #[tokio::test]
+    async fn a_caller_whose_svid_is_missing_waits_for_it_and_is_registered_meanwhile() {
+        let ca = TestCa::new();
+        let mut cache = Cache::new(ca.bundle());
+        let e = entry("e1", "/evicted", &["unix:uid:7"]);
+        cache.set_entries(vec![e.clone()]);
+        let (published, demand, source) = uid7_source(&cache);
         let asking = {
             let source = Arc::clone(&source);
             let caller = Caller::new(Some(1), 7, 7, None);
@@ -430,6 +470,47 @@ mod tests {
         assert!(
             demand.take().watched.is_empty(),
             "a one-shot call lets go when it is answered"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_caller_missing_some_svids_gets_them_all_once_signed() {
+        let ca = TestCa::new();
+        let mut cache = Cache::new(ca.bundle());
+        let kept = entry("e1", "/kept", &["unix:uid:7"]);
+        let dropped = entry("e2", "/dropped", &["unix:uid:7"]);
+        cache.set_entries(vec![kept.clone(), dropped.clone()]);
+        sign(&ca, &mut cache, &kept);
+        let (published, demand, source) = uid7_source(&cache);
+        let asking = {
+            let source = Arc::clone(&source);
+            let caller = Caller::new(Some(1), 7, 7, None);
+            tokio::spawn(async move { source.x509_svids(&caller).await })
+        };
+        tokio::time::timeout(Duration::from_secs(5), demand.signing_requested())
+            .await
+            .expect("the missing SVID is asked for at once");
+        sign(&ca, &mut cache, &dropped);
+        published.publish(cache.snapshot());
+        let answer = asking.await.unwrap().unwrap();
+        assert_eq!(answer.svids.len(), 2, "not a partial first answer");
+    }
+
+    #[tokio::test]
+    async fn before_the_first_sync_a_caller_is_told_to_come_back() {
+        let ca = TestCa::new();
+        let mut cache = Cache::new(ca.bundle());
+        let (_, _, source) = uid7_source(&cache);
+        let caller = Caller::new(Some(1), 7, 7, None);
+        let err = source.x509_svids(&caller).await.unwrap_err();
+        assert_eq!(err, SourceError::Unavailable(NOT_SYNCED.into()));
+
+        cache.set_entries(Vec::new());
+        let (_, _, synced) = uid7_source(&cache);
+        let caller = Caller::new(Some(1), 7, 7, None);
+        assert_eq!(
+            synced.x509_svids(&caller).await.unwrap_err(),
+            SourceError::NoIdentity
         );
     }
 

@@ -127,9 +127,11 @@ impl Syncer {
     /// Ends what workloads are served: open streams end with `PermissionDenied` and fetches
     /// are told there is no identity. Then removes the stored SVID.
     fn stop_serving(&mut self) {
-        self.p
-            .published
-            .publish(Snapshot::empty(self.p.trust_domain.clone()));
+        // Marked synced: the agent knows it has nothing to give, it is not merely early.
+        self.p.published.publish(Snapshot {
+            synced: true,
+            ..Snapshot::empty(self.p.trust_domain.clone())
+        });
         remove_stored_svid(self.p.store.dir());
     }
 }

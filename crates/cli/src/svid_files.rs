@@ -2,7 +2,6 @@
 //! --write` and the demo: `svid.N.pem` (leaf first, then intermediates), `svid.N.key`
 //! (PKCS#8), `bundle.N.pem` (the SVID's own trust domain) and `federated_bundle.N.M.pem`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -58,20 +57,13 @@ pub(crate) fn write(
     Ok(written)
 }
 
-/// Writes through a temporary file and a rename, so readers never see half a key.
+/// Writes through a fresh, exclusively created temporary file and a rename, so readers never
+/// see half a key and a symlink planted in `dir` is never followed (see
+/// [`crate::cmd::file_write::replace`]).
+///
+/// # Errors
+///
+/// The directory or the file cannot be written.
 pub(crate) fn write_file(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    file.write_all(contents)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    Ok(crate::cmd::file_write::replace(path, contents, mode)?)
 }

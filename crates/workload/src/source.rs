@@ -286,6 +286,10 @@ pub enum SourceError {
     /// The caller asked for a SPIFFE ID that is not one of its identities: `PermissionDenied`.
     #[error("no identity {0} issued to the caller")]
     NotEntitled(SpiffeId),
+    /// The request itself cannot be served, however often it is repeated (a JWT whose audiences
+    /// make it larger than validators accept): `InvalidArgument`, so clients stop retrying.
+    #[error("{0}")]
+    InvalidRequest(String),
 }
 
 /// Where the Workload API server gets its answers.

@@ -1,8 +1,10 @@
-//! `lanyard agent api watch`: follows the X509-SVID stream and prints every update.
+//! `lanyard agent api watch`: follows the X509-SVID stream and prints every update, and to
+//! stderr why it is retrying.
 
-use lanyard_workload::{X509Context, X509Watcher};
+use lanyard_workload::X509Context;
 
 use super::OutputFormat;
+use super::retry_report::ReportingWatcher;
 use crate::output::out;
 
 /// Flags of `lanyard agent api watch`.
@@ -18,7 +20,8 @@ pub(crate) struct WatchArgs {
 }
 
 impl WatchArgs {
-    /// Prints updates until SIGINT or SIGTERM, reconnecting when the agent goes away.
+    /// Prints updates until SIGINT or SIGTERM, reconnecting when the agent goes away; each
+    /// distinct failure, and the recovery, is printed to stderr.
     ///
     /// # Errors
     ///
@@ -26,7 +29,7 @@ impl WatchArgs {
     /// `Unimplemented`).
     pub(crate) async fn run(self) -> anyhow::Result<()> {
         let addr = super::agent::endpoint(self.socket.as_deref())?;
-        let mut watcher = X509Watcher::x509(addr);
+        let mut watcher = ReportingWatcher::x509(addr);
         let shutdown = super::shutdown_signal();
         tokio::pin!(shutdown);
         loop {

@@ -97,7 +97,7 @@ pub(crate) struct AgentFlags {
     #[arg(long)]
     pub(crate) server_address: Option<String>,
     /// Port of the server's agent API (SPIRE's server_port) [default: 8081].
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub(crate) server_port: Option<u16>,
     /// Join token for the first attestation; not needed once the agent has an SVID.
     #[arg(long, conflicts_with = "join_token_file")]
@@ -412,7 +412,13 @@ fn read_token(path: &Path) -> Result<String, ConfigError> {
         path: path.to_path_buf(),
         source,
     })?;
-    Ok(text.trim().to_owned())
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(ConfigError::EmptyJoinTokenFile {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(token.to_owned())
 }
 
 impl DaemonFile for AgentFile {
@@ -451,7 +457,7 @@ fn read_agent(entries: &[Entry], file: &mut AgentFile) -> Result<(), ConfigError
                 }
                 file.server_address = Some((s.to_owned(), e.line));
             }
-            "server_port" => file.server_port = Some(e.port()?),
+            "server_port" => file.server_port = Some(e.server_port()?),
             "trust_bundle_path" => file.trust_bundle_path = Some(e.path()?),
             "trust_bundle_format" => {
                 file.trust_bundle_format = Some(match e.str()? {

@@ -390,6 +390,40 @@ fn join_token_file_is_read() {
 }
 
 #[test]
+fn an_empty_join_token_file_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("token");
+    std::fs::write(&path, " \n").unwrap();
+    let text = format!(
+        "agent {{\n insecure_bootstrap = true\n join_token_file = {:?}\n}}\n",
+        path.display().to_string()
+    );
+    assert_eq!(
+        load(&text).unwrap_err().to_string(),
+        format!(
+            "join token file {} is empty: write the token printed by `lanyard server token \
+             generate` into it",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn server_port_zero_and_too_large_give_the_same_range() {
+    for port in ["0", "70000", "\"x\""] {
+        let err = error(&format!(
+            "agent {{\n insecure_bootstrap = true\n server_port = {port}\n}}\n"
+        ));
+        assert_eq!(
+            err,
+            format!(
+                "server_port = {port} at line 3: the port of a server is a number from 1 to 65535"
+            )
+        );
+    }
+}
+
+#[test]
 fn a_join_token_file_that_is_a_device_is_refused_without_reading_it() {
     let err = load("agent {\n insecure_bootstrap = true\n join_token_file = \"/dev/zero\"\n}\n")
         .unwrap_err();

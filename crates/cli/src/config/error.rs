@@ -24,6 +24,16 @@ pub(crate) enum ConfigError {
         /// The operating system error.
         source: std::io::Error,
     },
+    /// The join token file holds nothing but white space.
+    #[error(
+        "join token file {path} is empty: write the token printed by `lanyard server token \
+         generate` into it",
+        path = path.display()
+    )]
+    EmptyJoinTokenFile {
+        /// The file.
+        path: PathBuf,
+    },
     /// The config path names a directory, FIFO, device or socket.
     #[error("config file {path} is not a regular file: give the path of an HCL file", path = path.display())]
     NotRegularFile {

@@ -325,6 +325,18 @@ impl Entry {
         u16::try_from(n).map_err(|_| self.invalid("a port is a number from 0 to 65535"))
     }
 
+    /// The port of a server to connect to: as [`Self::port`], but port 0 (which means "any
+    /// free port" only to a listener) is refused with the same range as every other value.
+    pub(crate) fn server_port(&self) -> Result<u16, ConfigError> {
+        const RULE: &str = "the port of a server is a number from 1 to 65535";
+        match self.port() {
+            Ok(0) => Err(self.invalid(RULE)),
+            Ok(port) => Ok(port),
+            Err(ConfigError::InvalidValue { .. }) => Err(self.invalid(RULE)),
+            Err(other) => Err(other),
+        }
+    }
+
     /// A duration: whole seconds (`3600`, SPIRE's form) or a string with a unit (`"1h30m"`).
     pub(crate) fn duration(&self) -> Result<Duration, ConfigError> {
         match &self.value {

@@ -101,6 +101,18 @@ pub(crate) fn server(settings: &ServerSettings) -> Findings {
     findings
 }
 
+/// `e` followed by its causes (the operating system's reason for an unreadable file).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 /// Every problem with an agent configuration that is already parsed and merged.
 pub(crate) fn agent(settings: &AgentSettings) -> Findings {
     let config = &settings.config;
@@ -127,6 +139,11 @@ pub(crate) fn agent(settings: &AgentSettings) -> Findings {
                 }
             }
         }
+    }
+    if let Some(x509pop) = &config.x509pop
+        && let Err(e) = x509pop.check_files()
+    {
+        problems.push(with_causes(&e));
     }
     problems.extend(writable_dir("data_dir", &config.data_dir));
     problems.extend(socket(

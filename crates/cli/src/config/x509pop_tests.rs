@@ -80,7 +80,8 @@ fn server_refusals_name_the_key_file_or_rule() {
         (
             format!("ca_bundle_path = \"{}\"", missing.display()),
             format!(
-                "NodeAttestor \"x509pop\" (line 5): x509pop CA bundle {}: cannot read it",
+                "NodeAttestor \"x509pop\" (line 5): x509pop CA bundle {}: cannot read it: No such \
+                 file or directory",
                 missing.display()
             ),
         ),
@@ -143,4 +144,83 @@ fn agent_needs_key_and_certificate() {
     );
     let err = agent("private_key_path = \"/k\"\nspiffe_endpoint_socket = \"/s\"").unwrap_err();
     assert!(err.contains("spiffe_endpoint_socket"), "{err}");
+}
+
+/// What `agent validate` finds wrong with the x509pop files named by `plugin_data`.
+fn validate_agent(plugin_data: &str) -> Vec<String> {
+    let text = format!(
+        "agent {{\n  trust_domain = \"example.org\"\n  server_address = \"127.0.0.1\"\n  \
+         server_port = 8081\n  insecure_bootstrap = true\n}}\nplugins {{\n  NodeAttestor \
+         \"x509pop\" {{\n    plugin_data {{\n{plugin_data}\n    }}\n  }}\n}}\n"
+    );
+    let settings = AgentFlags::default().load_text(&text, |_| None).unwrap();
+    super::super::validate::agent(&settings)
+        .problems
+        .into_iter()
+        .filter(|p| p.starts_with("x509pop "))
+        .collect()
+}
+
+/// An agent key and a certificate for it signed by a CA, as PEM files in `dir`: (ca, cert, key).
+fn agent_files(dir: &Path) -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["node-1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &rcgen::Issuer::from_params(&ca_params, &ca_key))
+        .unwrap();
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    (
+        write("ca.pem", ca.pem()),
+        write("agent.crt.pem", cert.pem()),
+        write("agent.key.pem", key.serialize_pem()),
+    )
+}
+
+#[test]
+fn validate_accepts_a_certificate_with_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, cert, key) = agent_files(dir.path());
+    let problems = validate_agent(&format!(
+        "private_key_path = \"{key}\"\ncertificate_path = \"{cert}\""
+    ));
+    assert!(problems.is_empty(), "{problems:?}");
+}
+
+#[test]
+fn validate_refuses_the_x509pop_files_run_would_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = agent_files(dir.path());
+    let missing = dir.path().join("missing.key.pem").display().to_string();
+    for (plugin_data, expected) in [
+        (
+            format!("private_key_path = \"{missing}\"\ncertificate_path = \"{cert}\""),
+            format!("x509pop private_key_path {missing}: cannot read it: No such file"),
+        ),
+        (
+            format!("private_key_path = \"{ca}\"\ncertificate_path = \"{cert}\""),
+            format!("x509pop private_key_path {ca}: "),
+        ),
+        (
+            format!("private_key_path = \"{key}\"\ncertificate_path = \"/dev/null\""),
+            "x509pop certificate_path /dev/null: ".to_owned(),
+        ),
+        (
+            format!("private_key_path = \"{key}\"\ncertificate_path = \"{ca}\""),
+            format!("x509pop private_key_path {key}: it is not the key of the first certificate"),
+        ),
+    ] {
+        let problems = validate_agent(&plugin_data);
+        assert!(
+            problems.len() == 1 && problems[0].starts_with(&expected),
+            "{expected:?} not the problem found in {problems:?}"
+        );
+    }
 }

@@ -3,14 +3,14 @@
 //! agent (its token is spent) or a banned agent stops serving, removes its SVID and exits with
 //! the reason and the fix; restarted with a new join token it attests afresh.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use futures::StreamExt;
-use lanyard_testkit::{Agent, AgentOptions, Lanyard, Server, ServerOptions, wait_until};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use lanyard_testkit::{Agent, AgentOptions, Lanyard, ServerOptions, wait_until};
 
 use crate::common::*;
+use crate::node_ca::{NodeCa, server_trusting, server_trusting_with};
 use crate::registration_common::admin_ok;
 
 const PROMPT: Duration = Duration::from_secs(30);
@@ -116,9 +116,9 @@ async fn a_new_join_token_is_used_when_the_server_refuses_the_stored_svid() {
 #[tokio::test(flavor = "multi_thread")]
 async fn evicted_x509pop_agent_attests_again_while_its_workload_stream_stays_open() {
     let l = lanyard();
-    let ca = NodeCa::new(l.dir());
+    let ca = NodeCa::new(l.dir(), "node-ca");
     let server = server_trusting(&l, &ca);
-    let (conf, id) = ca.node(l.dir(), "node-1");
+    let (conf, id) = ca.node_agent(l.dir(), "node-1");
     let agent = l.start_agent(&server, x509pop_agent(&l, &conf));
     let workload = format!("spiffe://{TD}/reattested-workload");
     register(&l, &server, &workload, &id);
@@ -156,9 +156,9 @@ async fn evicted_x509pop_agent_attests_again_while_its_workload_stream_stays_ope
 #[tokio::test(flavor = "multi_thread")]
 async fn banned_x509pop_agent_stops_and_cannot_attest_again() {
     let l = lanyard();
-    let ca = NodeCa::new(l.dir());
+    let ca = NodeCa::new(l.dir(), "node-ca");
     let server = server_trusting(&l, &ca);
-    let (conf, id) = ca.node(l.dir(), "node-1");
+    let (conf, id) = ca.node_agent(l.dir(), "node-1");
     let agent = l.start_agent(&server, x509pop_agent(&l, &conf));
     register(&l, &server, &format!("spiffe://{TD}/banned-workload"), &id);
     let mut stream = open_stream(&agent).await;
@@ -196,9 +196,9 @@ async fn banned_x509pop_agent_stops_and_cannot_attest_again() {
 #[tokio::test(flavor = "multi_thread")]
 async fn x509pop_agent_rebootstraps_when_its_bundle_no_longer_authenticates_the_server() {
     let l = lanyard();
-    let ca = NodeCa::new(l.dir());
+    let ca = NodeCa::new(l.dir(), "node-ca");
     let old = server_trusting(&l, &ca);
-    let (node_conf, id) = ca.node(l.dir(), "node-1");
+    let (node_conf, id) = ca.node_agent(l.dir(), "node-1");
     let conf = l.path("rebootstrap.conf");
     let plugins = std::fs::read_to_string(&node_conf).unwrap();
     std::fs::write(
@@ -280,89 +280,4 @@ fn x509pop_agent(l: &Lanyard, conf: &Path) -> AgentOptions {
         extra_args: vec!["--config".into(), conf.display().to_string()],
         ..Default::default()
     }
-}
-
-/// An operator's CA for node certificates (as in `x509pop.rs`), its PEM in the test directory.
-struct NodeCa {
-    params: CertificateParams,
-    key: KeyPair,
-    pem_path: PathBuf,
-}
-
-impl NodeCa {
-    fn new(dir: &Path) -> Self {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "node-ca");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
-        let pem_path = dir.join("node-ca.pem");
-        std::fs::write(&pem_path, params.self_signed(&key).unwrap().pem()).unwrap();
-        Self {
-            params,
-            key,
-            pem_path,
-        }
-    }
-
-    /// Writes a node certificate, its key and an agent config naming them; returns the config
-    /// path and the agent ID the server will give the node.
-    fn node(&self, dir: &Path, cn: &str) -> (PathBuf, String) {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        let cert = params
-            .signed_by(&key, &Issuer::from_params(&self.params, &self.key))
-            .unwrap();
-        let cert_path = dir.join(format!("{cn}.crt.pem"));
-        let key_path = dir.join(format!("{cn}.key.pem"));
-        std::fs::write(&cert_path, cert.pem()).unwrap();
-        std::fs::write(&key_path, key.serialize_pem()).unwrap();
-        let conf = dir.join(format!("{cn}.conf"));
-        std::fs::write(
-            &conf,
-            format!(
-                "plugins {{\n  NodeAttestor \"x509pop\" {{\n    plugin_data {{\n      \
-                 private_key_path = \"{}\"\n      certificate_path = \"{}\"\n    }}\n  }}\n}}\n",
-                key_path.display(),
-                cert_path.display()
-            ),
-        )
-        .unwrap();
-        let digest = aws_lc_rs::digest::digest(
-            &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
-            cert.der().as_ref(),
-        );
-        let fingerprint: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-        (
-            conf,
-            format!("spiffe://{TD}/spire/agent/x509pop/{fingerprint}"),
-        )
-    }
-}
-
-/// A server whose config file enables x509pop with `ca`'s bundle.
-fn server_trusting(l: &Lanyard, ca: &NodeCa) -> Server {
-    server_trusting_with(l, ca, ServerOptions::default())
-}
-
-/// As [`server_trusting`], with `opts` for the rest.
-fn server_trusting_with(l: &Lanyard, ca: &NodeCa, opts: ServerOptions) -> Server {
-    let conf = l.path("server.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "plugins {{\n  NodeAttestor \"x509pop\" {{\n    plugin_data {{\n      \
-             ca_bundle_path = \"{}\"\n    }}\n  }}\n}}\n",
-            ca.pem_path.display()
-        ),
-    )
-    .unwrap();
-    l.start_server(ServerOptions {
-        extra_args: vec!["--config".into(), conf.display().to_string()],
-        ..opts
-    })
 }

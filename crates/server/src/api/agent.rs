@@ -314,8 +314,8 @@ impl Api {
                 return Err(crate::caller::agent_denied(
                     crate::caller::Reason::AgentBanned,
                     format!(
-                        "agent {agent_id} is banned: delete it with `lanyard server agent evict` \
-                         before it may attest again"
+                        "agent {agent_id} is banned: delete it with `lanyard server agent evict \
+                         --spiffe-id {agent_id}` before it may attest again"
                     ),
                 ));
             }

@@ -93,6 +93,7 @@ impl Api {
         let caller = Peer::of(&request)?.require_admin(&self.state)?;
         note_id(&request, request.get_ref().id.as_ref());
         let id = agent_id(request.get_ref().id.as_ref())?;
+        self.check_own_trust_domain(&id)?;
         let deleted = self
             .state
             .datastore
@@ -118,6 +119,7 @@ impl Api {
         let caller = Peer::of(&request)?.require_admin(&self.state)?;
         note_id(&request, request.get_ref().id.as_ref());
         let id = agent_id(request.get_ref().id.as_ref())?;
+        self.check_own_trust_domain(&id)?;
         let banned = match self.state.datastore.set_agent_banned(&id).await {
             Ok(agent) => agent,
             Err(DatastoreError::AgentNotFound(_)) => {
@@ -150,6 +152,20 @@ pub(crate) fn wire_agent(a: &AttestedAgent) -> types::Agent {
 
 fn note_id<T>(request: &Request<T>, id: Option<&types::Spiffeid>) {
     AuditFields::note(request, |r| r.spiffe_ids.extend(id.map(shown_id)));
+}
+
+impl Api {
+    /// Refuses an agent ID of another trust domain: no such agent can exist here, and "not
+    /// found" would send the operator looking for a typo in the path instead of the domain.
+    fn check_own_trust_domain(&self, id: &SpiffeId) -> Result<(), Status> {
+        if id.trust_domain_name() == self.state.trust_domain.name() {
+            return Ok(());
+        }
+        Err(Status::invalid_argument(format!(
+            "agent {id} is not in this trust domain: this server's agents are in {}",
+            self.state.trust_domain
+        )))
+    }
 }
 
 fn agent_id(id: Option<&types::Spiffeid>) -> Result<SpiffeId, Status> {

@@ -54,12 +54,13 @@ pub enum X509popConfigError {
     )]
     NoBundle,
     /// A bundle file cannot be read.
-    #[error("x509pop CA bundle {path}: cannot read it", path = path.display())]
+    #[error("x509pop CA bundle {path}: cannot read it: {reason}", path = path.display())]
     Read {
         /// The file.
         path: PathBuf,
-        /// What the operating system said.
-        source: std::io::Error,
+        /// What the operating system said (part of the message, not a separate cause, so that
+        /// a caller printing only the top message still shows it).
+        reason: std::io::Error,
     },
     /// A bundle file holds no usable certificates.
     #[error("x509pop CA bundle {path}: {reason}", path = path.display())]
@@ -99,9 +100,9 @@ impl X509popConfig {
                 path,
                 lanyard_ca::operator_file::MAX_OPERATOR_FILE_BYTES,
             )
-            .map_err(|source| X509popConfigError::Read {
+            .map_err(|reason| X509popConfigError::Read {
                 path: path.clone(),
-                source,
+                reason,
             })?;
             let parse = |reason: String| X509popConfigError::Parse {
                 path: path.clone(),
@@ -164,7 +165,7 @@ impl X509popConfig {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_err(|_| AttestError::Clock)?;
         let end_entity = EndEntityCert::try_from(&leaf_cert)
-            .map_err(|e| AttestError::Untrusted(described.clone(), e.to_string()))?;
+            .map_err(|e| AttestError::Leaf(described.clone(), format!("it does not parse: {e}")))?;
         let path = end_entity
             .verify_for_usage(
                 ALGORITHMS.all,
@@ -175,7 +176,11 @@ impl X509popConfig {
                 None,
                 None,
             )
-            .map_err(|e| AttestError::Untrusted(described.clone(), self.untrusted_reason(&e)))?;
+            .map_err(|e| AttestError::Untrusted {
+                cert: described.clone(),
+                why: untrusted_reason(&e),
+                bundles: self.bundle_files(),
+            })?;
 
         // Every certificate above the leaf on the validated path, the root included.
         let mut above: Vec<Vec<u8>> = path
@@ -222,24 +227,26 @@ impl X509popConfig {
             .and_then(|i| self.roots.get(i))
     }
 
-    fn untrusted_reason(&self, e: &webpki::Error) -> String {
-        let files = self
-            .paths
+    /// The CA bundle files, for the server's log (never for the peer).
+    fn bundle_files(&self) -> String {
+        self.paths
             .iter()
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
-            .join(", ");
-        let why = match e {
-            webpki::Error::UnknownIssuer => "no certificate of the bundle issued it",
-            webpki::Error::CertExpired { .. } => "it or a certificate above it has expired",
-            webpki::Error::CertNotValidYet { .. } => {
-                "it or a certificate above it is not valid yet"
-            }
-            webpki::Error::InvalidSignatureForPublicKey => "a signature in the chain is invalid",
-            _ => "path validation failed",
-        };
-        format!("it does not chain to the x509pop CA bundle ({files}): {why} ({e:?})")
+            .join(", ")
     }
+}
+
+/// Why path validation failed, in words an operator acts on.
+fn untrusted_reason(e: &webpki::Error) -> String {
+    let why = match e {
+        webpki::Error::UnknownIssuer => "no certificate of the bundle issued it",
+        webpki::Error::CertExpired { .. } => "it or a certificate above it has expired",
+        webpki::Error::CertNotValidYet { .. } => "it or a certificate above it is not valid yet",
+        webpki::Error::InvalidSignatureForPublicKey => "a signature in the chain is invalid",
+        _ => "path validation failed",
+    };
+    format!("{why} ({e:?})")
 }
 
 impl fmt::Debug for X509popConfig {
@@ -304,9 +311,19 @@ pub(crate) enum AttestError {
     /// The leaf breaks a rule of the attestor.
     #[error("x509pop certificate {0}: {1}")]
     Leaf(String, String),
-    /// The chain does not validate.
-    #[error("x509pop certificate {0}: {1}")]
-    Untrusted(String, String),
+    /// The chain does not validate. The message names the CA bundle files for the server's log;
+    /// the agent's status leaves them out (see [`AttestError::status`]).
+    #[error(
+        "x509pop certificate {cert}: it does not chain to the x509pop CA bundle ({bundles}): {why}"
+    )]
+    Untrusted {
+        /// The leaf, described by subject and serial.
+        cert: String,
+        /// Why path validation failed.
+        why: String,
+        /// The server's CA bundle files.
+        bundles: String,
+    },
     /// The template gives no valid SPIFFE ID for this certificate.
     #[error(
         "agent_path_template {template:?} gives the path {path:?} for this certificate, which is \
@@ -333,14 +350,21 @@ pub(crate) enum AttestError {
 
 impl AttestError {
     /// The gRPC status for the agent: its faults are InvalidArgument, trust failures
-    /// PermissionDenied, ours Internal.
+    /// PermissionDenied, ours Internal. An unauthenticated peer learns why its chain failed but
+    /// not where the server keeps its CA files.
     pub(crate) fn status(&self) -> tonic::Status {
-        let message = self.to_string();
+        let message = match self {
+            AttestError::Untrusted { cert, why, .. } => format!(
+                "x509pop certificate {cert}: it does not chain to the x509pop CA bundle of \
+                 the server: {why}"
+            ),
+            _ => self.to_string(),
+        };
         match self {
             AttestError::Payload(_) | AttestError::Leaf(..) => {
                 tonic::Status::invalid_argument(message)
             }
-            AttestError::Untrusted(..) | AttestError::AgentId { .. } => {
+            AttestError::Untrusted { .. } | AttestError::AgentId { .. } => {
                 tonic::Status::permission_denied(message)
             }
             AttestError::Pop(PopError::Random) | AttestError::Clock | AttestError::Internal(_) => {

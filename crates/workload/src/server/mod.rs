@@ -332,6 +332,7 @@ fn status(e: SourceError) -> Status {
         SourceError::NoIdentity => Status::permission_denied(NO_IDENTITY),
         SourceError::Unavailable(msg) => Status::unavailable(msg),
         e @ SourceError::NotEntitled(_) => Status::permission_denied(e.to_string()),
+        SourceError::InvalidRequest(msg) => Status::invalid_argument(msg),
     }
 }
 
@@ -479,5 +480,10 @@ mod tests {
         let unavailable = status(SourceError::Unavailable("attestation failed".into()));
         assert_eq!(unavailable.code(), tonic::Code::Unavailable);
         assert_eq!(unavailable.message(), "attestation failed");
+        let invalid = status(SourceError::InvalidRequest(
+            "the token would be too large".into(),
+        ));
+        assert_eq!(invalid.code(), tonic::Code::InvalidArgument);
+        assert_eq!(invalid.message(), "the token would be too large");
     }
 }

@@ -1,7 +1,6 @@
 //! The helper's files, each replaced atomically on every update: the X509-SVID, its key and
 //! bundle, the JWT bundles and the JWT-SVIDs.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -10,24 +9,26 @@ use lanyard_spiffe::x509::{certs_to_pem, pkcs8_to_pem};
 use lanyard_workload::X509Context;
 
 use super::config::HelperConfig;
+use crate::cmd::file_write;
 
-/// What one update wrote, for the log.
-pub(crate) struct Written {
-    /// The certificate file.
-    pub(crate) svid: PathBuf,
+/// The three X.509 files of one update, rendered but not yet written.
+#[derive(PartialEq, Eq)]
+pub(crate) struct Rendered {
+    svid: String,
+    key: String,
+    bundle: String,
     /// The SVID's SPIFFE ID.
     pub(crate) spiffe_id: String,
     /// The leaf's serial number, decimal.
     pub(crate) serial: String,
 }
 
-/// Writes the default SVID, its key (`key_file_mode`) and the bundle (`cert_file_mode`) under
-/// `cert_dir`, each with [`replace`].
+/// Renders the default SVID, its key and the bundle as the helper writes them.
 ///
 /// # Errors
 ///
-/// A context without SVID or own bundle, or a file that cannot be written.
-pub(crate) fn write(config: &HelperConfig, context: &X509Context) -> anyhow::Result<Written> {
+/// A context without SVID or own bundle.
+pub(crate) fn render(config: &HelperConfig, context: &X509Context) -> anyhow::Result<Rendered> {
     let svid = context
         .default_svid()
         .context("the Workload API sent no X509-SVID")?;
@@ -56,29 +57,36 @@ pub(crate) fn write(config: &HelperConfig, context: &X509Context) -> anyhow::Res
             bundle.push_str(&federated.to_pem());
         }
     }
+    Ok(Rendered {
+        svid: certs_to_pem(leaf_part),
+        key: pkcs8_to_pem(svid.key()),
+        bundle,
+        spiffe_id: svid.spiffe_id().to_string(),
+        serial: lanyard_spiffe::x509::serial_of(svid.leaf()).unwrap_or_default(),
+    })
+}
 
+/// Writes the rendered files under `cert_dir`: the key with `key_file_mode`, the others with
+/// `cert_file_mode`, each with [`replace`]. Returns the certificate file.
+///
+/// # Errors
+///
+/// A file that cannot be written.
+pub(crate) fn write(config: &HelperConfig, rendered: &Rendered) -> anyhow::Result<PathBuf> {
     let path = |name: &str| config.cert_dir.join(name);
     let svid_path = path(&config.svid_file_name);
-    replace(
-        &svid_path,
-        certs_to_pem(leaf_part).as_bytes(),
-        config.cert_file_mode,
-    )?;
+    replace(&svid_path, rendered.svid.as_bytes(), config.cert_file_mode)?;
     replace(
         &path(&config.svid_key_file_name),
-        pkcs8_to_pem(svid.key()).as_bytes(),
+        rendered.key.as_bytes(),
         config.key_file_mode,
     )?;
     replace(
         &path(&config.svid_bundle_file_name),
-        bundle.as_bytes(),
+        rendered.bundle.as_bytes(),
         config.cert_file_mode,
     )?;
-    Ok(Written {
-        svid: svid_path,
-        spiffe_id: svid.spiffe_id().to_string(),
-        serial: lanyard_spiffe::x509::serial_of(svid.leaf()).unwrap_or_default(),
-    })
+    Ok(svid_path)
 }
 
 /// Writes the JWT bundle file as spiffe-helper does: one JSON object whose members are the
@@ -126,41 +134,14 @@ pub(crate) fn write_jwt_svid(path: &Path, token: &str, mode: u32) -> anyhow::Res
     replace(path, token.as_bytes(), mode)
 }
 
-/// Replaces `path` atomically with `contents` and exactly `mode`: the bytes go to a temporary
-/// file in the same directory, which gets `mode` (set explicitly, so neither the umask nor a
-/// leftover temporary file changes it), is synced, then renamed over `path`. A reader sees
-/// the old file or the new one, never half of either, and a key never sits in a file more
-/// open than asked.
+/// Replaces `path` atomically with `contents` and exactly `mode`, never following a symlink
+/// planted in the directory (see [`file_write::replace`]).
 ///
 /// # Errors
 ///
 /// The directory cannot be created, or the file cannot be written or renamed.
 pub(crate) fn replace(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    // The temporary name keeps the whole file name, so that two files differing only in
-    // their extension (`a.pem`, `a.token`) never share one.
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(path.file_name().unwrap_or_default());
-    tmp_name.push(".tmp");
-    let tmp = dir.join(tmp_name);
-    let write = || -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            // Created closed to everyone else until the mode below is set.
-            .mode(0o600)
-            .open(&tmp)?;
-        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        file.write_all(contents)?;
-        file.sync_all()
-    };
-    write().with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    Ok(file_write::replace(path, contents, mode)?)
 }
 
 #[cfg(test)]
@@ -171,23 +152,6 @@ mod tests {
 
     fn mode_of(path: &Path) -> u32 {
         std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-    }
-
-    #[test]
-    fn replace_sets_the_exact_mode_even_over_an_older_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("jwt.token");
-        replace(&path, b"one", 0o644).unwrap();
-        assert_eq!(mode_of(&path), 0o644);
-
-        replace(&path, b"two", 0o600).unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"two");
-        assert_eq!(mode_of(&path), 0o600);
-        // Group write is kept although the usual umask would clear it.
-        replace(&path, b"three", 0o664).unwrap();
-        assert_eq!(mode_of(&path), 0o664);
-        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-        assert_eq!(left.len(), 1, "no temporary file is left behind");
     }
 
     #[test]
@@ -223,6 +187,60 @@ mod tests {
             "{}",
             String::from_utf8_lossy(&jwks)
         );
+    }
+
+    /// A CA of `example.org` and a function issuing SVIDs from it.
+    fn issuer() -> (
+        lanyard_spiffe::X509Bundle,
+        impl Fn(&str) -> lanyard_spiffe::X509Svid,
+    ) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let td = lanyard_spiffe::TrustDomain::new("example.org").unwrap();
+        let bundle = lanyard_spiffe::X509Bundle::from_der(td, ca.der()).unwrap();
+        let issue = move |path: &str| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.subject_alt_names = vec![rcgen::SanType::URI(
+                format!("spiffe://example.org/{path}").try_into().unwrap(),
+            )];
+            params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+            let cert = params
+                .signed_by(&key, &rcgen::Issuer::from_params(&ca_params, &ca_key))
+                .unwrap();
+            lanyard_spiffe::X509Svid::parse_der(cert.der(), &key.serialize_der()).unwrap()
+        };
+        (bundle, issue)
+    }
+
+    #[test]
+    fn renders_the_same_files_when_only_another_svid_changes() {
+        let (bundle, issue) = issuer();
+        let default = issue("web");
+        let context = |other: lanyard_spiffe::X509Svid| X509Context {
+            svids: vec![default.clone(), other],
+            bundles: vec![bundle.clone()],
+        };
+        let config = HelperConfig::default();
+
+        let before = render(&config, &context(issue("db"))).unwrap();
+        let after = render(&config, &context(issue("db"))).unwrap();
+        assert!(
+            before == after,
+            "a rotated second SVID changes nothing written"
+        );
+
+        let rotated = X509Context {
+            svids: vec![issue("web")],
+            bundles: vec![bundle.clone()],
+        };
+        assert!(render(&config, &rotated).unwrap() != before);
     }
 
     // The P-256 generator point: a valid public key with no private key behind it here.

@@ -14,6 +14,7 @@ use lanyard_workload::{ClientError, EndpointAddr};
 
 use super::files;
 use super::values::JwtSvidFile;
+use crate::cmd::retry_report::RetryReport;
 use crate::output::out;
 
 /// The first wait after a failed renewal; it doubles up to [`MAX_RETRY`] (spiffe-helper's
@@ -140,13 +141,17 @@ pub(crate) async fn renew_until_written(
     file: &JwtSvidFile,
 ) -> Result<Renewed, RenewError> {
     let mut backoff = Backoff::default();
+    let mut report = report_for(file);
     loop {
         match renew_once(addr, dir, mode, file).await {
-            Ok(renewed) => return Ok(renewed),
+            Ok(renewed) => {
+                report.succeeded();
+                return Ok(renewed);
+            }
             Err(e) if !e.is_retryable() => return Err(e),
             Err(e) => {
                 let wait = backoff.next_wait();
-                tracing::debug!(error = %e, retry_in = ?wait, "JWT-SVID not written yet");
+                report.failed(&describe(&e), wait);
                 tokio::time::sleep(wait).await;
             }
         }
@@ -162,24 +167,21 @@ pub(crate) async fn renew_until_written(
 /// or the new one.
 pub(crate) async fn keep_renewed(addr: EndpointAddr, dir: PathBuf, mode: u32, file: JwtSvidFile) {
     let mut backoff = Backoff::default();
-    let mut failures = 0u32;
+    let mut failures = report_for(&file);
     loop {
         let wait = match renew_once(&addr, &dir, mode, &file).await {
             Ok(renewed) => {
+                failures.succeeded();
                 report(&file, &renewed);
-                failures = 0;
                 backoff = Backoff::default();
                 refresh_in(SystemTime::now(), renewed.expiry)
             }
             Err(e) => {
-                failures += 1;
                 let wait = backoff.next_wait();
-                // The first failure is what an operator must see; repeats only at debug.
-                if failures == 1 {
-                    tracing::warn!(error = %e, cause = %source_of(&e), retry_in = ?wait, "Cannot renew a JWT-SVID file");
-                } else {
-                    tracing::debug!(error = %e, failures, retry_in = ?wait, "Cannot renew a JWT-SVID file");
-                }
+                // Each distinct failure once, whether it may heal (no identity yet) or not (an
+                // audience the agent refuses, an unwritable file): the file keeps its old
+                // token meanwhile, so an operator must hear about it.
+                failures.failed(&describe(&e), wait);
                 wait
             }
         };
@@ -212,8 +214,22 @@ pub(crate) fn refresh_in(now: SystemTime, expiry: SystemTime) -> Duration {
     (remaining / 2).max(MIN_REFRESH)
 }
 
-fn source_of(e: &RenewError) -> String {
-    std::error::Error::source(e).map_or_else(String::new, ToString::to_string)
+/// The error with its cause, on one line.
+fn describe(e: &RenewError) -> String {
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}
+
+fn report_for(file: &JwtSvidFile) -> RetryReport {
+    RetryReport::new(
+        format!(
+            "renewing the JWT-SVID file {} (audience {:?})",
+            file.file_name, file.audience
+        ),
+        MAX_RETRY,
+    )
 }
 
 /// Waits between failed attempts: [`FIRST_RETRY`], doubling up to [`MAX_RETRY`].

@@ -12,10 +12,11 @@ mod values;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use lanyard_workload::{JwtBundlesWatcher, X509Watcher};
 
+use super::retry_report::ReportingWatcher;
 use crate::output::out;
 use config::HelperConfig;
+use files::Rendered;
 use process::Managed;
 
 /// Flags of `lanyard agent api helper`; each overrides the same key of the file.
@@ -91,18 +92,21 @@ impl HelperArgs {
             config.renew_signal,
             config.pid_file_name.clone(),
         )?;
-        let mut watcher = X509Watcher::x509(addr.clone());
+        let mut watcher = ReportingWatcher::x509(addr.clone());
         let mut jwt_bundles = config
             .jwt_bundle_file_name
             .is_some()
-            .then(|| JwtBundlesWatcher::jwt_bundles(addr.clone()));
+            .then(|| ReportingWatcher::jwt_bundles(addr.clone()));
+        // What was written last, so that an update changing only other SVIDs of the workload
+        // neither rewrites the files nor signals the command.
+        let mut last: Option<Rendered> = None;
 
         if !config.daemon_mode {
             let context = watcher
                 .next()
                 .await
                 .context("the Workload API refused to give an X509-SVID")?;
-            update(&config, &context, &mut managed)?;
+            update(&config, &context, &mut managed, &mut last, &mut watcher)?;
             if let Some(bundles) = &mut jwt_bundles {
                 let set = bundles
                     .next()
@@ -140,7 +144,7 @@ impl HelperArgs {
                 () = &mut shutdown => break Ok(()),
                 next = watcher.next() => match next {
                     Ok(context) => {
-                        if let Err(e) = update(&config, &context, &mut managed) {
+                        if let Err(e) = update(&config, &context, &mut managed, &mut last, &mut watcher) {
                             break Err(e);
                         }
                     }
@@ -211,9 +215,9 @@ impl HelperArgs {
 ///
 /// # Cancel safety
 ///
-/// Cancel safe, as [`JwtBundlesWatcher::next`].
+/// Cancel safe, as [`ReportingWatcher::next`].
 async fn next_jwt_bundles(
-    watcher: &mut Option<JwtBundlesWatcher>,
+    watcher: &mut Option<ReportingWatcher<lanyard_spiffe::JwtBundleSet>>,
 ) -> Result<lanyard_spiffe::JwtBundleSet, lanyard_workload::ClientError> {
     match watcher {
         Some(watcher) => watcher.next().await,
@@ -241,24 +245,40 @@ fn write_jwt_bundles(
     Ok(())
 }
 
-/// Writes the files of one update, then starts or signals the command.
+/// Writes the files of one update, then starts or signals the command; does neither when
+/// the files would not change (the update was about another SVID of the workload).
 fn update(
     config: &HelperConfig,
     context: &lanyard_workload::X509Context,
     managed: &mut Managed,
+    last: &mut Option<Rendered>,
+    watcher: &mut ReportingWatcher<lanyard_workload::X509Context>,
 ) -> anyhow::Result<()> {
-    let written = files::write(config, context)?;
+    let rendered = files::render(config, context)?;
+    if last.as_ref() == Some(&rendered) {
+        tracing::debug!(spiffe_id = %rendered.spiffe_id, "The default X509-SVID is unchanged");
+        return Ok(());
+    }
+    let svid_path = files::write(config, &rendered)?;
     tracing::info!(
-        spiffe_id = %written.spiffe_id,
-        serial = %written.serial,
+        spiffe_id = %rendered.spiffe_id,
+        serial = %rendered.serial,
         "Wrote the X509-SVID files"
     );
     out!(
         "Wrote {} for {} (serial {}) in {}",
-        written.svid.display(),
-        written.spiffe_id,
-        written.serial,
+        svid_path.display(),
+        rendered.spiffe_id,
+        rendered.serial,
         config.cert_dir.display()
     );
+    // spiffe-helper keeps the files when the identity is withdrawn: the program keeps
+    // working until they expire, and a removed key would not revoke anything already read.
+    watcher.set_denied_note(format!(
+        "the agent no longer issues an identity to this process: the files in {} are left as \
+         they were",
+        config.cert_dir.display()
+    ));
+    *last = Some(rendered);
     managed.updated()
 }
