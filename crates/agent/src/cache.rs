@@ -46,7 +46,8 @@ pub(crate) struct Cache {
 }
 
 struct Slot {
-    entry: WorkloadEntry,
+    /// Shared with every published snapshot, so publishing copies a pointer per entry.
+    entry: Arc<WorkloadEntry>,
     svid: Option<CachedSvid>,
     /// The demand round in which a workload last asked for this entry (0: never).
     last_used: u64,
@@ -107,7 +108,7 @@ impl Snapshot {
 
 /// One entry in a snapshot.
 pub(crate) struct Identity {
-    pub(crate) entry: WorkloadEntry,
+    pub(crate) entry: Arc<WorkloadEntry>,
     pub(crate) svid: Option<Arc<X509Svid>>,
 }
 
@@ -202,23 +203,23 @@ impl Cache {
         self.slots.retain(|id, slot| {
             let kept = keep(id);
             if !kept {
-                changes.removed.push(slot.entry.clone());
+                changes.removed.push(WorkloadEntry::clone(&slot.entry));
             }
             kept
         });
         for entry in changed {
             match self.slots.get_mut(&entry.id) {
-                Some(slot) if slot.entry == entry => {}
+                Some(slot) if *slot.entry == entry => {}
                 Some(slot) => {
                     changes.updated.push(entry.clone());
-                    slot.entry = entry;
+                    slot.entry = Arc::new(entry);
                 }
                 None => {
                     changes.added.push(entry.clone());
                     self.slots.insert(
                         entry.id.clone(),
                         Slot {
-                            entry,
+                            entry: Arc::new(entry),
                             svid: None,
                             last_used: 0,
                         },
@@ -271,14 +272,16 @@ impl Cache {
         let mut waiting = Vec::new();
         for slot in self.slots.values() {
             match &slot.svid {
-                None if self.is_pinned(&slot.entry.id) => due.push(slot.entry.clone()),
+                None if self.is_pinned(&slot.entry.id) => {
+                    due.push(WorkloadEntry::clone(&slot.entry));
+                }
                 None => waiting.push(&slot.entry),
                 Some(c)
                     if c.stale
                         || !c.signed_for.same_svid_inputs(&slot.entry)
                         || is_due(c.renew_at, c.svid.not_after(), now) =>
                 {
-                    due.push(slot.entry.clone());
+                    due.push(WorkloadEntry::clone(&slot.entry));
                 }
                 Some(_) => {}
             }
@@ -290,7 +293,12 @@ impl Cache {
         let room = self
             .svid_room()
             .map_or(usize::MAX, |room| room.saturating_sub(pinned_new));
-        due.extend(waiting.into_iter().take(room).cloned());
+        due.extend(
+            waiting
+                .into_iter()
+                .take(room)
+                .map(|e| WorkloadEntry::clone(e)),
+        );
         due.sort_by(|a, b| a.id.cmp(&b.id));
         due
     }
@@ -338,7 +346,7 @@ impl Cache {
             .slots
             .values()
             .map(|slot| Identity {
-                entry: slot.entry.clone(),
+                entry: Arc::clone(&slot.entry),
                 svid: slot.svid.as_ref().map(|c| Arc::clone(&c.svid)),
             })
             .collect();

@@ -170,7 +170,7 @@ pub(crate) fn authorized_entries(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use lanyard_datastore::EntryId;
     use lanyard_spiffe::Selector;
@@ -179,7 +179,7 @@ mod tests {
         SpiffeId::parse(&format!("spiffe://example.org{path}")).unwrap()
     }
 
-    fn entry(n: u32, spiffe: &str, parent: &str, selectors: &[&str]) -> Entry {
+    pub(crate) fn entry(n: u32, spiffe: &str, parent: &str, selectors: &[&str]) -> Entry {
         Entry {
             id: EntryId::parse(&format!("e{n}")).unwrap(),
             spiffe_id: id(spiffe),
@@ -202,7 +202,7 @@ mod tests {
         }
     }
 
-    fn agent(path: &str, selectors: &[&str]) -> AttestedAgent {
+    pub(crate) fn agent(path: &str, selectors: &[&str]) -> AttestedAgent {
         AttestedAgent {
             id: id(path),
             attestation_type: "join_token".into(),

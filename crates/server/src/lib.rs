@@ -32,6 +32,7 @@ mod api;
 mod attest;
 mod audit;
 mod authorized;
+mod authorized_cache;
 #[doc(hidden)]
 pub mod bench_support;
 mod bundles;

@@ -50,6 +50,8 @@ pub(crate) struct ServerState {
     /// Bumped whenever `entries`, `agents` or the published bundle changes, for the agents'
     /// watch streams.
     pub(crate) changes: Changes,
+    /// Agents' authorized entries between their signing calls.
+    authorized: crate::authorized_cache::AuthorizedCache,
 }
 
 impl ServerState {
@@ -162,6 +164,7 @@ impl ServerState {
             .unwrap_or(0);
         let state = Self {
             changes: Changes::new(start),
+            authorized: crate::authorized_cache::AuthorizedCache::default(),
             metrics,
             registry: registry.clone(),
             agents: std::sync::RwLock::new(agents),
@@ -286,6 +289,14 @@ impl ServerState {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .authorized(agent, &self.server_id)
+    }
+
+    /// [`Self::authorized_entries`] by entry ID, kept between calls while nothing changes.
+    pub(crate) fn authorized_by_id(&self, agent: &AttestedAgent) -> crate::authorized_cache::ById {
+        // Read before the walk: see `AuthorizedCache::get`.
+        let revision = self.changes.entries_revision();
+        self.authorized
+            .get(agent, revision, || self.authorized_entries(agent))
     }
 
     /// A digest of the entries `agent` may hold SVIDs for (see `EntryIndex::authorized_digest`).

@@ -1,7 +1,6 @@
 //! `spire.api.server.svid.v1.SVID`: agents get X509-SVIDs and JWT-SVIDs signed for their
 //! entries; operators on the admin socket mint X509-SVIDs and JWT-SVIDs directly.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use lanyard_ca::parse_csr;
@@ -117,8 +116,7 @@ impl svid_server::Svid for Api {
                 params.len()
             )));
         }
-        let authorized = self.state.authorized_entries(&agent);
-        let by_id: HashMap<&str, _> = authorized.iter().map(|e| (e.id.as_str(), e)).collect();
+        let by_id = self.state.authorized_by_id(&agent);
 
         let mut results = Vec::with_capacity(params.len());
         for p in params {
@@ -185,8 +183,8 @@ impl Api {
                 req.audience
             )));
         }
-        let authorized = self.state.authorized_entries(&agent);
-        let Some(entry) = authorized.iter().find(|e| e.id.as_str() == req.entry_id) else {
+        let by_id = self.state.authorized_by_id(&agent);
+        let Some(entry) = by_id.get(&req.entry_id) else {
             tracing::info!(agent.id = %agent.id, entry.id = %req.entry_id, "Denied: entry not authorized");
             return Err(Status::not_found(format!(
                 "entry {:?} does not exist or is not authorized for this agent",
