@@ -63,29 +63,37 @@ pub(crate) fn id_string(id: Option<&types::Spiffeid>) -> String {
 
 /// An entry as SPIRE's CLI prints it.
 pub(crate) fn print_entry(e: &types::Entry) {
+    // Field order, labels and the time format follow SPIRE's `entry show`, so scripts reading
+    // its text keep working.
     out!("Entry ID         : {}", e.id);
     out!("SPIFFE ID        : {}", id_string(e.spiffe_id.as_ref()));
     out!("Parent ID        : {}", id_string(e.parent_id.as_ref()));
     out!("Revision         : {}", e.revision_number);
+    if e.downstream {
+        out!("Downstream       : true");
+    }
     out!("X509-SVID TTL    : {}", ttl(e.x509_svid_ttl));
     out!("JWT-SVID TTL     : {}", ttl(e.jwt_svid_ttl));
     if e.expires_at != 0 {
-        out!("Expires at       : {}", e.expires_at);
+        out!(
+            "Expiration time  : {} +0000 UTC",
+            crate::cmd::server_agent::expiry::utc_date_time(e.expires_at)
+        );
     }
     for s in &e.selectors {
         out!("Selector         : {}:{}", s.r#type, s.value);
     }
-    for dns in &e.dns_names {
-        out!("DNS name         : {dns}");
-    }
     for td in &e.federates_with {
         out!("FederatesWith    : {td}");
+    }
+    for dns in &e.dns_names {
+        out!("DNS name         : {dns}");
     }
     if e.admin {
         out!("Admin            : true");
     }
-    if e.downstream {
-        out!("Downstream       : true");
+    if e.store_svid {
+        out!("StoreSvid        : true");
     }
     if !e.hint.is_empty() {
         out!("Hint             : {}", e.hint);

@@ -16,7 +16,7 @@ mod matching;
 mod mint;
 mod retry_report;
 mod server;
-mod server_agent;
+pub(crate) mod server_agent;
 mod token;
 mod wire_json;
 

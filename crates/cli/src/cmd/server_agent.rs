@@ -16,7 +16,7 @@ use super::wire_json::agent_json;
 use crate::admin;
 use crate::output::{self, out, parse_selector, parse_spiffe_id, wire_id};
 
-mod expiry;
+pub(crate) mod expiry;
 
 /// Agents are fetched in pages of this many.
 const PAGE_SIZE: i32 = 500;

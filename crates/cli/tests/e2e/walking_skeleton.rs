@@ -195,3 +195,67 @@ fn demo_writes_files_that_openssl_verifies() {
         openssl_verify(&dir.join("bundle.0.pem"), &dir.join("svid.0.pem"));
     }
 }
+
+#[test]
+fn entry_show_text_follows_spires_layout() {
+    let l = lanyard();
+    let server = l.start_server(Default::default());
+    let socket = server.socket_str();
+    let created = l.cli(&[
+        "server",
+        "entry",
+        "create",
+        "--socket",
+        &socket,
+        "--spiffe-id",
+        "spiffe://example.org/layout",
+        "--parent-id",
+        "spiffe://example.org/node",
+        "--selector",
+        "unix:uid:1234",
+        "--dns",
+        "layout.example.org",
+        "--downstream",
+        "--store-svid",
+        "--admin",
+        "--hint",
+        "primary",
+        "--expires-at",
+        "1900000000",
+    ]);
+    assert!(created.success, "{}", created.stderr);
+    let shown = l.cli(&["server", "entry", "show", "--socket", &socket]);
+    assert!(shown.success, "{}", shown.stderr);
+    let labels: Vec<&str> = shown
+        .stdout
+        .lines()
+        .filter_map(|line| line.split_once(" : ").map(|(label, _)| label.trim()))
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "Entry ID",
+            "SPIFFE ID",
+            "Parent ID",
+            "Revision",
+            "Downstream",
+            "X509-SVID TTL",
+            "JWT-SVID TTL",
+            "Expiration time",
+            "Selector",
+            "DNS name",
+            "Admin",
+            "StoreSvid",
+            "Hint"
+        ],
+        "{}",
+        shown.stdout
+    );
+    assert!(
+        shown
+            .stdout
+            .contains("Expiration time  : 2030-03-17 17:46:40 +0000 UTC"),
+        "{}",
+        shown.stdout
+    );
+}
