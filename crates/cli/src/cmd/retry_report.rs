@@ -4,20 +4,12 @@
 //! printed too. The client commands install no log subscriber, so tracing alone would leave
 //! an operator staring at a silent process.
 
-use std::hash::{BuildHasher, Hasher};
-use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use lanyard_spiffe::JwtBundleSet;
-use lanyard_workload::client::WorkloadClient;
+use lanyard_workload::client::{DEFAULT_MAX_BACKOFF, RetryEvent, Watcher};
 use lanyard_workload::{ClientError, EndpointAddr, X509Context};
-// tonic re-exports the stream trait its generated clients use; the CLI needs only `next`.
-use tonic::codegen::tokio_stream::{Stream, StreamExt};
-
-/// The first wait after a failure.
-const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
-/// The longest wait between two attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Prints a retry loop's failures to stderr, each distinct one once, and its recovery.
 #[derive(Debug)]
@@ -73,64 +65,59 @@ impl RetryReport {
     }
 }
 
-type Items<T> = Pin<Box<dyn Stream<Item = Result<T, ClientError>> + Send>>;
-type Opening<T> = Pin<Box<dyn Future<Output = Result<Items<T>, ClientError>> + Send>>;
-
-/// Follows a Workload API stream across agent restarts like [`lanyard_workload::Watcher`],
-/// but reports every distinct failure through a [`RetryReport`].
+/// Follows a Workload API stream across agent restarts with [`lanyard_workload::client::Watcher`]
+/// (its backoff and its rules for what is retried), reporting every distinct failure through
+/// a [`RetryReport`].
 pub(crate) struct ReportingWatcher<T> {
-    addr: EndpointAddr,
-    open: fn(WorkloadClient) -> Opening<T>,
-    report: RetryReport,
-    next_delay: Duration,
-    stream: Option<Items<T>>,
-    denied_note: String,
+    inner: Watcher<T>,
+    /// What a `PermissionDenied` is said to mean; shared with the watcher's observer.
+    denied_note: Arc<Mutex<String>>,
 }
 
 impl ReportingWatcher<X509Context> {
     /// Watches the X509-SVIDs served at `addr`; connects on the first [`Self::next`].
     pub(crate) fn x509(addr: EndpointAddr) -> Self {
-        Self::new(addr, "X509-SVIDs", |mut client| {
-            Box::pin(async move {
-                let items: Items<X509Context> = Box::pin(client.watch_x509_context().await?);
-                Ok(items)
-            })
-        })
+        Self::new(Watcher::x509(addr.clone()), "X509-SVIDs", &addr)
     }
 }
 
 impl ReportingWatcher<JwtBundleSet> {
     /// Watches the JWT bundles served at `addr`; connects on the first [`Self::next`].
     pub(crate) fn jwt_bundles(addr: EndpointAddr) -> Self {
-        Self::new(addr, "JWT bundles", |mut client| {
-            Box::pin(async move {
-                let items: Items<JwtBundleSet> = Box::pin(client.watch_jwt_bundles().await?);
-                Ok(items)
-            })
-        })
+        Self::new(Watcher::jwt_bundles(addr.clone()), "JWT bundles", &addr)
     }
 }
 
 impl<T> ReportingWatcher<T> {
-    fn new(addr: EndpointAddr, what: &str, open: fn(WorkloadClient) -> Opening<T>) -> Self {
-        Self {
-            report: RetryReport::new(format!("watching the {what} at {addr}"), MAX_BACKOFF),
-            addr,
-            open,
-            next_delay: INITIAL_BACKOFF,
-            stream: None,
-            denied_note: "no registration entry matches this process (yet)".into(),
-        }
+    fn new(inner: Watcher<T>, what: &str, addr: &EndpointAddr) -> Self {
+        let denied_note = Arc::new(Mutex::new(
+            "no registration entry matches this process (yet)".to_string(),
+        ));
+        let mut report = RetryReport::new(
+            format!("watching the {what} at {addr}"),
+            DEFAULT_MAX_BACKOFF,
+        );
+        let note = Arc::clone(&denied_note);
+        let inner = inner.on_retry(move |event| match event {
+            RetryEvent::Failed { error, retry_in } => {
+                let note = note.lock().unwrap_or_else(PoisonError::into_inner);
+                report.failed(&describe(error, &note), retry_in);
+            }
+            RetryEvent::Restored { .. } => report.succeeded(),
+        });
+        Self { inner, denied_note }
     }
 
     /// Replaces what a `PermissionDenied` is said to mean, for the caller's situation (such as
     /// "the agent no longer issues an identity to this process").
     pub(crate) fn set_denied_note(&mut self, note: impl Into<String>) {
-        self.denied_note = note.into();
+        *self
+            .denied_note
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = note.into();
     }
 
-    /// The next state the agent sends, retrying with a jittered backoff (100 ms doubling to 30 s)
-    /// while the failure may be temporary (Workload Endpoint §6).
+    /// The next state the agent sends, as [`Watcher::next`].
     ///
     /// # Errors
     ///
@@ -139,59 +126,20 @@ impl<T> ReportingWatcher<T> {
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe: a dropped call loses no item; the next call resumes the same stream.
+    /// Cancel safe, as [`Watcher::next`].
     pub(crate) async fn next(&mut self) -> Result<T, ClientError> {
-        loop {
-            match self.attempt().await {
-                Ok(context) => {
-                    self.report.succeeded();
-                    self.next_delay = INITIAL_BACKOFF;
-                    return Ok(context);
-                }
-                Err(e) if !e.is_retryable() => {
-                    self.stream = None;
-                    return Err(e);
-                }
-                Err(e) => {
-                    self.stream = None;
-                    let delay = jittered(self.next_delay);
-                    self.report.failed(&self.describe(&e), delay);
-                    self.next_delay = (self.next_delay * 2).min(MAX_BACKOFF);
-                    tokio::time::sleep(delay).await;
-                }
-            }
-        }
-    }
-
-    fn describe(&self, e: &ClientError) -> String {
-        match e {
-            ClientError::Status(status) if status.code() == tonic::Code::PermissionDenied => {
-                format!("{e}: {}", self.denied_note)
-            }
-            _ => e.to_string(),
-        }
-    }
-
-    async fn attempt(&mut self) -> Result<T, ClientError> {
-        let stream = match &mut self.stream {
-            Some(stream) => stream,
-            None => {
-                let client = WorkloadClient::connect(&self.addr).await?;
-                self.stream.insert((self.open)(client).await?)
-            }
-        };
-        stream.next().await.unwrap_or(Err(ClientError::Ended))
+        self.inner.next().await
     }
 }
 
-/// A delay between half of `base` and `base`, so clients restarted together spread out.
-pub(crate) fn jittered(base: Duration) -> Duration {
-    let random = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    let half = base / 2;
-    let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-    half + Duration::from_nanos(random.checked_rem(nanos.saturating_add(1)).unwrap_or(0))
+/// A failure as the report prints it; a `PermissionDenied` gets `denied_note` after it.
+fn describe(e: &ClientError, denied_note: &str) -> String {
+    match e {
+        ClientError::Status(status) if status.code() == tonic::Code::PermissionDenied => {
+            format!("{e}: {denied_note}")
+        }
+        _ => e.to_string(),
+    }
 }
 
 /// Milliseconds are enough for a human reading a wait.
@@ -204,16 +152,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn jitter_stays_between_half_and_the_whole_delay() {
-        for _ in 0..100 {
-            let d = jittered(Duration::from_millis(100));
-            assert!(d >= Duration::from_millis(50) && d <= Duration::from_millis(100));
-        }
+    fn a_permission_denied_says_what_it_means_here() {
+        let denied = ClientError::Status(tonic::Status::permission_denied("no identity issued"));
+        let shown = describe(&denied, "no entry matches");
+        assert!(shown.ends_with(": no entry matches"), "{shown}");
+        let other = ClientError::Status(tonic::Status::unavailable("down"));
+        assert!(!describe(&other, "no entry matches").contains("no entry"));
     }
 
     #[test]
     fn a_repeated_failure_counts_but_keeps_the_first_report() {
-        let mut report = RetryReport::new("x", MAX_BACKOFF);
+        let mut report = RetryReport::new("x", DEFAULT_MAX_BACKOFF);
         report.failed("refused", Duration::from_secs(1));
         report.failed("refused", Duration::from_secs(2));
         assert_eq!(report.failures, 2);

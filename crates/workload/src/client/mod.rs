@@ -18,7 +18,8 @@ use tonic::{Request, Status};
 
 pub use context::X509Context;
 pub use watch::{
-    DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_BACKOFF, JwtBundlesWatcher, Watcher, X509Watcher,
+    DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_BACKOFF, JwtBundlesWatcher, RetryEvent, Watcher,
+    X509Watcher,
 };
 
 use crate::EndpointAddr;

@@ -18,6 +18,24 @@ pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 type Items<T> = Pin<Box<dyn Stream<Item = Result<T, ClientError>> + Send>>;
+type Observer = Box<dyn FnMut(RetryEvent<'_>) + Send>;
+
+/// What a [`Watcher`] tells the observer set with [`Watcher::on_retry`].
+#[derive(Debug)]
+pub enum RetryEvent<'a> {
+    /// An attempt failed in a way that may pass; the next one follows after `retry_in`.
+    Failed {
+        /// Why it failed.
+        error: &'a ClientError,
+        /// The wait before the next attempt.
+        retry_in: Duration,
+    },
+    /// An item arrived after `failures` failed attempts.
+    Restored {
+        /// How many attempts had failed in a row.
+        failures: u32,
+    },
+}
 type Opening<T> = Pin<Box<dyn Future<Output = Result<Items<T>, ClientError>> + Send>>;
 
 /// A Workload API stream that survives the agent going away.
@@ -39,6 +57,7 @@ pub struct Watcher<T> {
     next_delay: Duration,
     failures: u32,
     stream: Option<Items<T>>,
+    observer: Option<Observer>,
 }
 
 /// Watches `FetchX509SVID`.
@@ -82,6 +101,21 @@ impl<T> Watcher<T> {
             next_delay: DEFAULT_INITIAL_BACKOFF,
             failures: 0,
             stream: None,
+            observer: None,
+        }
+    }
+
+    /// Calls `observer` on every retried failure and on the recovery after failures, for
+    /// programs that show them to a person (the watcher itself only logs through `tracing`).
+    #[must_use]
+    pub fn on_retry(mut self, observer: impl FnMut(RetryEvent<'_>) + Send + 'static) -> Self {
+        self.observer = Some(Box::new(observer));
+        self
+    }
+
+    fn tell(&mut self, event: RetryEvent<'_>) {
+        if let Some(observer) = &mut self.observer {
+            observer(event);
         }
     }
 
@@ -110,6 +144,8 @@ impl<T> Watcher<T> {
                 Ok(item) => {
                     if self.failures > 0 {
                         tracing::info!(addr = %self.addr, failures = self.failures, "Workload API stream restored");
+                        let failures = self.failures;
+                        self.tell(RetryEvent::Restored { failures });
                     }
                     self.failures = 0;
                     self.next_delay = self.initial;
@@ -128,6 +164,10 @@ impl<T> Watcher<T> {
                     } else {
                         tracing::debug!(addr = %self.addr, error = %e, failures = self.failures, retry_in = ?delay, "Workload API stream still down");
                     }
+                    self.tell(RetryEvent::Failed {
+                        error: &e,
+                        retry_in: delay,
+                    });
                     self.next_delay = (self.next_delay * 2).min(self.max);
                     tokio::time::sleep(delay).await;
                 }

@@ -57,10 +57,19 @@ async fn x509_watcher_reconnects_after_the_server_restarts() {
     let socket = dir.path().join("api.sock");
     let (stop, task) = serve_at(source.clone(), &socket);
 
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = std::sync::Arc::clone(&events);
     let mut watcher = X509Watcher::x509(EndpointAddr::Unix(socket.clone()))
-        .backoff(Duration::from_millis(10), Duration::from_millis(200));
+        .backoff(Duration::from_millis(10), Duration::from_millis(200))
+        .on_retry(move |event| {
+            seen.lock().unwrap().push(match event {
+                lanyard_workload::client::RetryEvent::Failed { .. } => "failed",
+                lanyard_workload::client::RetryEvent::Restored { .. } => "restored",
+            });
+        });
     let ctx = within(watcher.next()).await.unwrap();
     assert_eq!(first_id(&ctx), "spiffe://example.org/one");
+    assert!(events.lock().unwrap().is_empty(), "nothing failed yet");
 
     source.set(snapshot(vec![ca.svid("/two")]));
     let ctx = within(watcher.next()).await.unwrap();
@@ -78,6 +87,13 @@ async fn x509_watcher_reconnects_after_the_server_restarts() {
     let (stop, task) = serve_at(source.clone(), &socket);
     let (id, _watcher) = next.await.unwrap();
     assert_eq!(id, "spiffe://example.org/three");
+    let events = events.lock().unwrap().clone();
+    assert!(events.len() >= 2, "{events:?}");
+    assert!(
+        events[..events.len() - 1].iter().all(|e| *e == "failed"),
+        "{events:?}"
+    );
+    assert_eq!(events.last(), Some(&"restored"), "{events:?}");
 
     stop.send(()).unwrap();
     task.await.unwrap();
