@@ -126,6 +126,20 @@ impl UnixAttestor {
         self.id_selectors(caller, Lookups::RememberedOnly)
     }
 
+    /// The name of `id` in `db`: `Some(None)` for an ID without an account, `None` when it is
+    /// not remembered and `lookups` forbids asking.
+    fn name(
+        &self,
+        db: Db,
+        id: u32,
+        lookups: Lookups,
+    ) -> Result<Option<Option<String>>, UnixAttestorError> {
+        match lookups {
+            Lookups::Allowed => self.names.lookup(db, id).map(Some),
+            Lookups::RememberedOnly => Ok(self.names.remembered(db, id)),
+        }
+    }
+
     /// `uid`, `gid` and, when the account databases know them, `user` and `group`; `None`
     /// when a name is not remembered and `lookups` forbids asking.
     fn account_selectors(
@@ -134,14 +148,13 @@ impl UnixAttestor {
         gid: u32,
         lookups: Lookups,
     ) -> Result<Option<BTreeSet<Selector>>, UnixAttestorError> {
-        let name = |db, id| match lookups {
-            Lookups::Allowed => self.names.lookup(db, id).map(Some),
-            Lookups::RememberedOnly => Ok(self.names.remembered(db, id)),
-        };
         let mut set = BTreeSet::new();
         set.insert(Selector::new(UNIX, &format!("uid:{uid}"))?);
         set.insert(Selector::new(UNIX, &format!("gid:{gid}"))?);
-        let (Some(user), Some(group)) = (name(Db::User, uid)?, name(Db::Group, gid)?) else {
+        let (Some(user), Some(group)) = (
+            self.name(Db::User, uid, lookups)?,
+            self.name(Db::Group, gid, lookups)?,
+        ) else {
             return Ok(None);
         };
         if let Some(user) = user {
@@ -166,10 +179,6 @@ impl UnixAttestor {
             .as_ref()
             .ok_or(UnixAttestorError::NoProcess { pid })?;
         let proc_error = |source| UnixAttestorError::Proc { pid, source };
-        let name = |db, id| match lookups {
-            Lookups::Allowed => self.names.lookup(db, id).map(Some),
-            Lookups::RememberedOnly => Ok(self.names.remembered(db, id)),
-        };
 
         let Some(mut set) = self.account_selectors(caller.uid, caller.gid, lookups)? else {
             return Ok(None);
@@ -177,7 +186,7 @@ impl UnixAttestor {
         let status = proc::status(dir).map_err(proc_error)?;
         for gid in proc::supplementary_gids(&status).map_err(proc_error)? {
             set.insert(Selector::new(UNIX, &format!("supplementary_gid:{gid}"))?);
-            let Some(group) = name(Db::Group, gid)? else {
+            let Some(group) = self.name(Db::Group, gid, lookups)? else {
                 return Ok(None);
             };
             if let Some(group) = group {
