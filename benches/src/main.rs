@@ -15,6 +15,7 @@ mod admin;
 mod agents;
 mod calibrate;
 mod coldstart;
+mod cpu;
 mod fleet;
 mod idle;
 mod lookup;
@@ -27,6 +28,7 @@ mod select;
 mod serverproc;
 mod storefloor;
 mod uncached;
+mod versus;
 mod workload;
 mod writes;
 
@@ -75,6 +77,10 @@ struct Args {
     /// together (see `select.rs`).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// The directory holding SPIRE's `spire-server` and `spire-agent` for `VS` (default:
+    /// `LANYARD_TEST_SPIRE_BIN`, else `.ci/spire.sh`'s cache).
+    #[arg(long)]
+    spire_bin: Option<PathBuf>,
     /// Where to write the JSON results (default: target/bench/<size>.json).
     #[arg(long)]
     json: Option<PathBuf>,
@@ -111,6 +117,14 @@ pub(crate) struct Plan {
     pub(crate) idle_entries: Vec<usize>,
     /// S13: how long the idle agents are sampled.
     pub(crate) idle_window: std::time::Duration,
+    /// VS: first fetches per system.
+    pub(crate) versus_fetches: usize,
+    /// VS: entries created to time their way to an open stream.
+    pub(crate) versus_rounds: usize,
+    /// VS: how long each server signs for the throughput figure.
+    pub(crate) versus_mint_window: std::time::Duration,
+    /// VS: entries each server holds for the start measure.
+    pub(crate) versus_start_entries: usize,
 }
 
 impl Plan {
@@ -135,6 +149,10 @@ impl Plan {
                 s8_rounds: 20,
                 idle_entries: vec![1_000],
                 idle_window: std::time::Duration::from_secs(10),
+                versus_fetches: 200,
+                versus_rounds: 5,
+                versus_mint_window: std::time::Duration::from_secs(5),
+                versus_start_entries: 10_000,
             },
             Size::Full => Plan {
                 size: Size::Full,
@@ -156,6 +174,10 @@ impl Plan {
                 s8_rounds: 200,
                 idle_entries: vec![1_000, 10_000],
                 idle_window: std::time::Duration::from_secs(60),
+                versus_fetches: 1_000,
+                versus_rounds: 20,
+                versus_mint_window: std::time::Duration::from_secs(15),
+                versus_start_entries: 100_000,
             },
         };
         if let Some(n) = args.agents {
@@ -201,8 +223,29 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
 
+    let spire = if selection.has(Group::Versus) {
+        let found = versus::find_spire(args.spire_bin.as_deref());
+        if found.is_none() {
+            anyhow::ensure!(
+                !selection.named(Group::Versus),
+                "VS needs SPIRE {}'s spire-server and spire-agent: run .ci/spire.sh or pass \
+                 --spire-bin DIR",
+                versus::SPIRE_VERSION
+            );
+            eprintln!(
+                "SKIPPED: VS (beside SPIRE {}): no SPIRE binaries; run .ci/spire.sh or pass \
+                 --spire-bin DIR",
+                versus::SPIRE_VERSION
+            );
+        }
+        found
+    } else {
+        None
+    };
+
     let floors = calibrate::run();
     let mut rows = Vec::new();
+    let mut versus_rows = Vec::new();
     runtime.block_on(async {
         if selection.has(Group::Fleet)
             || selection.has(Group::Workload)
@@ -237,18 +280,26 @@ fn main() -> anyhow::Result<()> {
         if selection.has(Group::Start) || selection.has(Group::Writes) {
             rows.extend(coldstart::run(&lanyard, &plan, &selection).await?);
         }
+        if let Some(spire) = spire {
+            let bins = versus::Binaries {
+                lanyard: lanyard.clone(),
+                spire,
+            };
+            versus_rows = versus::run(&bins, &plan, &floors).await?;
+        }
         anyhow::Ok(())
     })?;
 
     let report = report::Report::new(&plan, &floors, rows);
     report.print();
+    versus::print(&versus_rows, versus::SPIRE_VERSION);
     let path = args.json.unwrap_or_else(|| {
         PathBuf::from("target/bench").join(match plan.size {
             Size::Quick => "quick.json",
             Size::Full => "full.json",
         })
     });
-    report.write_json(&path)?;
+    report.write_json(&path, versus::json(&versus_rows, versus::SPIRE_VERSION))?;
     eprintln!("results written to {}", path.display());
     Ok(())
 }

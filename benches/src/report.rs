@@ -86,7 +86,8 @@ impl Report {
         }
     }
 
-    pub(crate) fn write_json(&self, path: &Path) -> anyhow::Result<()> {
+    /// Writes the results, with `versus` (the side-by-side rows) as its own section.
+    pub(crate) fn write_json(&self, path: &Path, versus: serde_json::Value) -> anyhow::Result<()> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -112,6 +113,7 @@ impl Report {
                 "target": r.target,
                 "spire": r.spire,
             })).collect::<Vec<_>>(),
+            "versus": versus,
         });
         std::fs::write(path, serde_json::to_string_pretty(&doc)?)?;
         Ok(())

@@ -5,7 +5,8 @@
 //! also numbered S6); the in-memory lookup (S4); the server start (S5, and S6 for the server's
 //! memory, both read from the same starts); the durable writes (S7); S8 across many real
 //! agents (`S8A`: its rows are numbered S8 like the one-agent row, which `S8` selects); the
-//! idle agents (S13); the first fetches of identities not cached (S10).
+//! idle agents (S13); the first fetches of identities not cached (S10); Lanyard beside SPIRE
+//! (`VS`, see `versus/`).
 
 use std::collections::BTreeSet;
 
@@ -28,6 +29,8 @@ pub(crate) enum Group {
     Idle,
     /// S10: first fetches of identities the agent has not signed yet.
     Uncached,
+    /// VS: Lanyard beside SPIRE.
+    Versus,
 }
 
 /// The IDs `--only` accepts and the group each selects.
@@ -43,17 +46,24 @@ const IDS: &[(&str, Group)] = &[
     ("S8A", Group::Push),
     ("S13", Group::Idle),
     ("S10", Group::Uncached),
+    ("VS", Group::Versus),
 ];
 
-/// The groups a run includes.
+/// The groups a run includes, and whether `--only` named them.
 #[derive(Clone, Debug)]
-pub(crate) struct Selection(BTreeSet<Group>);
+pub(crate) struct Selection {
+    groups: BTreeSet<Group>,
+    named: bool,
+}
 
 impl Selection {
     /// Every group (no `--only`), or the groups of the IDs given (`S4`, `s5`, ...).
     pub(crate) fn new(only: &[String]) -> anyhow::Result<Self> {
         if only.is_empty() {
-            return Ok(Self(IDS.iter().map(|(_, g)| *g).collect()));
+            return Ok(Self {
+                groups: IDS.iter().map(|(_, g)| *g).collect(),
+                named: false,
+            });
         }
         let mut groups = BTreeSet::new();
         for id in only {
@@ -71,12 +81,21 @@ impl Selection {
                 })?;
             groups.insert(group);
         }
-        Ok(Self(groups))
+        Ok(Self {
+            groups,
+            named: true,
+        })
     }
 
     /// Whether the run includes `group`.
     pub(crate) fn has(&self, group: Group) -> bool {
-        self.0.contains(&group)
+        self.groups.contains(&group)
+    }
+
+    /// Whether `--only` asked for `group` by name (a run of everything skips what it cannot
+    /// run; a run that names it fails instead).
+    pub(crate) fn named(&self, group: Group) -> bool {
+        self.named && self.has(group)
     }
 }
 

@@ -174,14 +174,14 @@ fn end(child: &mut Child) {
     }
 }
 
-fn log_tail(log: &Path) -> String {
+pub(crate) fn log_tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
 /// The admin channel, once the socket accepts and the health service says `SERVING`.
-async fn ready(socket: &Path) -> Option<Channel> {
+pub(crate) async fn ready(socket: &Path) -> Option<Channel> {
     let channel = lanyard_workload::client::unix_channel(socket).await.ok()?;
     let answer = HealthClient::new(channel.clone())
         .check(HealthCheckRequest {
