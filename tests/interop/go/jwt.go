@@ -7,15 +7,16 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
-	"github.com/spiffe/go-spiffe/v2/workloadapi"
 )
 
-// JWTReport describes a JWT-SVID fetched through the JWTSource and validated three ways.
-type JWTReport struct {
-	SpiffeID string         `json:"spiffe_id"`
-	Claims   map[string]any `json:"claims"`
-	// jwtsvid.ParseAndValidate with the JWTSource (the agent's JWT bundles) as bundle source.
-	ValidatedLocally string `json:"validated_locally"`
+// JWTCheck describes how the server validated the JWT-SVID a client sent it, with bundles
+// and calls from its own agent connection: the token was issued to another workload.
+type JWTCheck struct {
+	// jwtsvid.ParseAndValidate with the JWTSource (the streamed JWT bundles).
+	Subject string         `json:"subject"`
+	Claims  map[string]any `json:"claims"`
+	// jwtsvid.ParseAndValidate with the set from Client.FetchJWTBundles (the one-shot call).
+	ValidatedWithFetchedBundles string `json:"validated_with_fetched_bundles"`
 	// Client.ValidateJWTSVID: the agent validates it.
 	ValidatedByAgent string `json:"validated_by_agent"`
 	// Client.ValidateJWTSVID for an audience the token was not issued for.
@@ -27,51 +28,69 @@ type JWTReport struct {
 	ExpiresIn    float64  `json:"expires_in_seconds"`
 }
 
-func jwtPart(
-	ctx context.Context, source *workloadapi.JWTSource, client *workloadapi.Client, audience string,
-) (*JWTReport, error) {
-	svid, err := source.FetchJWTSVID(ctx, jwtsvid.Params{Audience: audience})
+// JWTFetch describes the JWT-SVID a client fetched through its JWTSource and sent the server.
+type JWTFetch struct {
+	SpiffeID  string         `json:"spiffe_id"`
+	Audience  []string       `json:"audience"`
+	Claims    map[string]any `json:"claims"`
+	ExpiresIn float64        `json:"expires_in_seconds"`
+	// The server's answer: "valid <subject>" or "invalid <reason>".
+	ServerVerdict string `json:"server_verdict"`
+}
+
+// fetchJWT gets a JWT-SVID for audience through the JWTSource.
+func (w *workload) fetchJWT(ctx context.Context, audience string) (*jwtsvid.SVID, error) {
+	svid, err := w.jwt.FetchJWTSVID(ctx, jwtsvid.Params{Audience: audience})
 	if err != nil {
 		return nil, fmt.Errorf("JWTSource.FetchJWTSVID: %w", err)
 	}
-	token := svid.Marshal()
+	return svid, nil
+}
 
-	local, err := jwtsvid.ParseAndValidate(token, source, []string{audience})
+// checkJWT validates another workload's token for audience. The returned check is never nil:
+// on error it holds what was established before the failing step.
+func (w *workload) checkJWT(ctx context.Context, token, audience string) (*JWTCheck, error) {
+	check := &JWTCheck{}
+	local, err := jwtsvid.ParseAndValidate(token, w.jwt, []string{audience})
 	if err != nil {
-		return nil, fmt.Errorf("jwtsvid.ParseAndValidate with the JWTSource: %w", err)
+		return check, fmt.Errorf("jwtsvid.ParseAndValidate with the JWTSource: %w", err)
 	}
-	byAgent, err := client.ValidateJWTSVID(ctx, token, audience)
-	if err != nil {
-		return nil, fmt.Errorf("Client.ValidateJWTSVID: %w", err)
-	}
-	report := &JWTReport{
-		SpiffeID:         svid.ID.String(),
-		Claims:           local.Claims,
-		ValidatedLocally: local.ID.String(),
-		ValidatedByAgent: byAgent.ID.String(),
-		ExpiresIn:        time.Until(local.Expiry).Seconds(),
-	}
+	check.Subject = local.ID.String()
+	check.Claims = local.Claims
+	check.ExpiresIn = time.Until(local.Expiry).Seconds()
 
-	if _, err := client.ValidateJWTSVID(ctx, token, audience+"-not-this-one"); err != nil {
-		report.WrongAudienceError = err.Error()
-	}
-	if _, err := jwtsvid.ParseAndValidate(tamper(token), source, []string{audience}); err != nil {
-		report.TamperedError = err.Error()
-	}
-
-	bundles, err := client.FetchJWTBundles(ctx)
+	bundles, err := w.client.FetchJWTBundles(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("Client.FetchJWTBundles: %w", err)
+		return check, fmt.Errorf("Client.FetchJWTBundles: %w", err)
 	}
-	bundle, err := bundles.GetJWTBundleForTrustDomain(svid.ID.TrustDomain())
+	fetched, err := jwtsvid.ParseAndValidate(token, bundles, []string{audience})
 	if err != nil {
-		return nil, fmt.Errorf("Client.FetchJWTBundles: %w", err)
+		return check, fmt.Errorf("jwtsvid.ParseAndValidate with Client.FetchJWTBundles: %w", err)
+	}
+	check.ValidatedWithFetchedBundles = fetched.ID.String()
+	bundle, err := bundles.GetJWTBundleForTrustDomain(local.ID.TrustDomain())
+	if err != nil {
+		return check, fmt.Errorf("Client.FetchJWTBundles: %w", err)
 	}
 	for kid := range bundle.JWTAuthorities() {
-		report.BundleKeyIDs = append(report.BundleKeyIDs, kid)
+		check.BundleKeyIDs = append(check.BundleKeyIDs, kid)
 	}
-	sort.Strings(report.BundleKeyIDs)
-	return report, nil
+	sort.Strings(check.BundleKeyIDs)
+
+	byAgent, err := w.client.ValidateJWTSVID(ctx, token, audience)
+	if err != nil {
+		return check, fmt.Errorf("Client.ValidateJWTSVID: %w", err)
+	}
+	check.ValidatedByAgent = byAgent.ID.String()
+
+	// The negative checks report what refused the token; the test judges the reason.
+	if _, err := w.client.ValidateJWTSVID(ctx, token, audience+"-not-this-one"); err != nil {
+		check.WrongAudienceError = err.Error()
+	}
+	if _, err := jwtsvid.ParseAndValidate(tamper(token), w.jwt, []string{audience}); err != nil {
+		check.TamperedError = err.Error()
+	}
+	return check, nil
 }
 
 // tamper changes the first character of the signature, keeping the token well formed.

@@ -17,6 +17,7 @@ mod helper;
 mod helper_files;
 mod helper_jwt;
 mod interop_go;
+mod interop_go_workloads;
 mod interop_python;
 mod interop_rustls;
 mod jwt;
