@@ -23,6 +23,8 @@ pub struct ServerConfig {
     pub socket_path: PathBuf,
     /// Where the CA's private keys live (SPIRE's `KeyManager` plugin); on disk by default.
     pub key_manager: KeyManagerKind,
+    /// The directory of [`KeyManagerKind::Disk`]; `None` is `<data_dir>/keys`.
+    pub keys_dir: Option<PathBuf>,
     /// Key type of the X.509 CA.
     pub ca_key_type: KeyType,
     /// Key type of the JWT signing keys (SPIRE's `jwt_key_type`).
@@ -71,8 +73,8 @@ pub struct ServerConfig {
 /// Where the server keeps the private keys of its CAs and JWT signing keys.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum KeyManagerKind {
-    /// SPIRE's `KeyManager "disk"`: one file per key under `<data_dir>/keys`, so that a restart
-    /// keeps the CA.
+    /// SPIRE's `KeyManager "disk"`: one file per key under `<data_dir>/keys` (or
+    /// [`ServerConfig::keys_dir`]), so that a restart keeps the CA.
     #[default]
     Disk,
     /// SPIRE's `KeyManager "memory"`: keys live in the process only, and no key touches the
@@ -136,6 +138,7 @@ impl ServerConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 8081)),
             socket_path: PathBuf::from(DEFAULT_SOCKET),
             key_manager: KeyManagerKind::Disk,
+            keys_dir: None,
             ca_key_type: KeyType::EcP256,
             jwt_key_type: KeyType::EcP256,
             jwt_issuer: None,

@@ -91,7 +91,10 @@ impl ServerState {
         ));
         let keys: Arc<dyn KeyManager> = match config.key_manager {
             KeyManagerKind::Disk => {
-                let keys_dir = config.data_dir.join("keys");
+                let keys_dir = config
+                    .keys_dir
+                    .clone()
+                    .unwrap_or_else(|| config.data_dir.join("keys"));
                 refuse_orphaned_keys(journal.as_ref(), &keys_dir, &db_name).await?;
                 Arc::new(DiskKeyManager::open(&keys_dir).map_err(|e| ServerError::Ca(e.into()))?)
             }

@@ -532,8 +532,6 @@ fn read_experimental(entries: &[Entry], file: &mut AgentFile) -> Result<(), Conf
     })
 }
 
-/// The agent keeps its key in `data_dir`; a `KeyManager "disk"` directory elsewhere cannot be
-/// honoured yet.
 /// A workload key type: SPIRE's agent offers ec-p256, ec-p384 and rsa-2048 only.
 fn parse_workload_key_type(s: &str) -> Result<KeyType, String> {
     match s.parse::<KeyType>() {
@@ -545,6 +543,8 @@ fn parse_workload_key_type(s: &str) -> Result<KeyType, String> {
     }
 }
 
+/// The agent keeps its key in `data_dir`; a `KeyManager "disk"` directory elsewhere cannot be
+/// honoured yet.
 fn check_key_directory(plugins: &AgentPlugins, data_dir: &Path) -> Result<(), ConfigError> {
     if let Some((dir, line)) = &plugins.key_directory
         && normalize(dir) != normalize(data_dir)

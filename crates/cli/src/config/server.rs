@@ -180,10 +180,11 @@ impl ServerFlags {
             .common
             .data_dir
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-        check_plugin_paths(&file.plugins, &file_data_dir)?;
+        let keys_dir = keys_dir(&file.plugins, &file_data_dir);
         let data_dir = self.data_dir.clone().unwrap_or(file_data_dir);
 
         let mut config = ServerConfig::with_defaults(trust_domain, data_dir);
+        config.keys_dir = keys_dir;
         let ip = self
             .bind
             .map(|b| b.ip())
@@ -378,28 +379,17 @@ fn bind_address(e: &Entry) -> Result<IpAddr, ConfigError> {
     })
 }
 
-/// The on-disk key directory lives in `data_dir`; a `keys_path` that points elsewhere is
-/// refused, saying where Lanyard keeps the keys. (The datastore may live anywhere: SPIRE's
-/// `connection_string` is used as given.)
-fn check_plugin_paths(plugins: &ServerPlugins, data_dir: &Path) -> Result<(), ConfigError> {
-    if let Some((path, line)) = &plugins.keys_path {
-        let expected = data_dir.join("keys");
-        if normalize(path) != normalize(&expected) {
-            return Err(ConfigError::PluginPath {
-                what: format!(
-                    "KeyManager \"disk\" keys_path {}",
-                    super::clip(&path.display().to_string())
-                ),
-                line: *line,
-                rule: format!(
-                    "Lanyard keeps the CA keys (a directory) at <data_dir>/keys; set it to {:?} \
-                     or leave it out",
-                    expected.display().to_string()
-                ),
-            });
-        }
-    }
-    Ok(())
+/// The directory for the CA keys that `KeyManager "disk" { keys_path }` asks for.
+///
+/// SPIRE's `keys_path` names one JSON file; Lanyard keeps one file per key in a directory, and
+/// puts that directory beside the file SPIRE would write, named `keys`: the keys then stay on
+/// the volume the operator chose for them (SPIRE's usual `<data_dir>/keys.json` gives
+/// `<data_dir>/keys`, Lanyard's default). `None` when that is `<data_dir>/keys` of the file's
+/// own `data_dir`, so a `--data-dir` flag moves the keys along with everything else.
+fn keys_dir(plugins: &ServerPlugins, data_dir: &Path) -> Option<PathBuf> {
+    let (path, _) = plugins.keys_path.as_ref()?;
+    let dir = normalize(path).parent().map(|p| p.join("keys"))?;
+    (dir != normalize(&data_dir.join("keys"))).then_some(dir)
 }
 
 #[cfg(test)]

@@ -272,14 +272,23 @@ fn unknown_plugins_are_named() {
 }
 
 #[test]
-fn keys_path_outside_data_dir_is_refused() {
-    let err = error(
-        "server {\n data_dir = \"./d\"\n}\nplugins {\n KeyManager \"disk\" {\n  plugin_data {\n   \
-         keys_path = \"/elsewhere/keys\"\n  }\n }\n}\n",
-    );
-    assert!(
-        err.contains("Lanyard keeps the CA keys (a directory) at <data_dir>/keys"),
-        "{err}"
+fn keys_path_puts_the_key_directory_beside_spire_s_key_file() {
+    let keys = |keys_path: &str| {
+        load(&format!(
+            "server {{\n data_dir = \"/var/lib/spire\"\n}}\nplugins {{\n KeyManager \"disk\" \
+             {{\n  plugin_data {{\n   keys_path = \"{keys_path}\"\n  }}\n }}\n}}\n"
+        ))
+        .unwrap()
+        .config
+        .keys_dir
+    };
+    // SPIRE's usual file in data_dir, and Lanyard's own directory: the default place.
+    assert_eq!(keys("/var/lib/spire/keys.json"), None);
+    assert_eq!(keys("/var/lib/spire/keys"), None);
+    // Elsewhere: beside the file, on the volume the operator chose.
+    assert_eq!(
+        keys("/secrets/spire/keys.json"),
+        Some(PathBuf::from("/secrets/spire/keys"))
     );
 }
 
