@@ -35,7 +35,7 @@ pub(crate) fn stdout_failed(e: std::io::Error) -> ! {
 
 use lanyard_proto::spire::api::types;
 use lanyard_spiffe::{Selector, SpiffeId};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Parses a SPIFFE ID flag; the error keeps the parser's rule.
 pub(crate) fn parse_spiffe_id(s: &str) -> Result<SpiffeId, String> {
@@ -63,42 +63,54 @@ pub(crate) fn id_string(id: Option<&types::Spiffeid>) -> String {
 
 /// An entry as SPIRE's CLI prints it.
 pub(crate) fn print_entry(e: &types::Entry) {
+    out_raw!("{}", entry_text(e));
+}
+
+/// The text block SPIRE's CLI prints for an entry, blank line included: on stdout for entries
+/// shown or written, on stderr for entries a batch failed to write.
+pub(crate) fn entry_text(e: &types::Entry) -> String {
+    use std::fmt::Write as _;
+
     // Field order, labels and the time format follow SPIRE's `entry show`, so scripts reading
-    // its text keep working.
-    out!("Entry ID         : {}", e.id);
-    out!("SPIFFE ID        : {}", id_string(e.spiffe_id.as_ref()));
-    out!("Parent ID        : {}", id_string(e.parent_id.as_ref()));
-    out!("Revision         : {}", e.revision_number);
+    // its text keep working. Writing to a String cannot fail.
+    let mut t = String::new();
+    let id = if e.id.is_empty() { "(none)" } else { &e.id };
+    let _ = writeln!(t, "Entry ID         : {id}");
+    let _ = writeln!(t, "SPIFFE ID        : {}", id_string(e.spiffe_id.as_ref()));
+    let _ = writeln!(t, "Parent ID        : {}", id_string(e.parent_id.as_ref()));
+    let _ = writeln!(t, "Revision         : {}", e.revision_number);
     if e.downstream {
-        out!("Downstream       : true");
+        let _ = writeln!(t, "Downstream       : true");
     }
-    out!("X509-SVID TTL    : {}", ttl(e.x509_svid_ttl));
-    out!("JWT-SVID TTL     : {}", ttl(e.jwt_svid_ttl));
+    let _ = writeln!(t, "X509-SVID TTL    : {}", ttl(e.x509_svid_ttl));
+    let _ = writeln!(t, "JWT-SVID TTL     : {}", ttl(e.jwt_svid_ttl));
     if e.expires_at != 0 {
-        out!(
+        let _ = writeln!(
+            t,
             "Expiration time  : {} +0000 UTC",
             crate::cmd::server_agent::expiry::utc_date_time(e.expires_at)
         );
     }
     for s in &e.selectors {
-        out!("Selector         : {}:{}", s.r#type, s.value);
+        let _ = writeln!(t, "Selector         : {}:{}", s.r#type, s.value);
     }
     for td in &e.federates_with {
-        out!("FederatesWith    : {td}");
+        let _ = writeln!(t, "FederatesWith    : {td}");
     }
     for dns in &e.dns_names {
-        out!("DNS name         : {dns}");
+        let _ = writeln!(t, "DNS name         : {dns}");
     }
     if e.admin {
-        out!("Admin            : true");
+        let _ = writeln!(t, "Admin            : true");
     }
     if e.store_svid {
-        out!("StoreSvid        : true");
+        let _ = writeln!(t, "StoreSvid        : true");
     }
     if !e.hint.is_empty() {
-        out!("Hint             : {}", e.hint);
+        let _ = writeln!(t, "Hint             : {}", e.hint);
     }
-    out!();
+    t.push('\n');
+    t
 }
 
 fn ttl(seconds: i32) -> String {
@@ -109,35 +121,43 @@ fn ttl(seconds: i32) -> String {
     }
 }
 
-/// An entry in the JSON shape of SPIRE's API (protobuf JSON field names).
-pub(crate) fn entry_json(e: &types::Entry) -> Value {
-    let id = |id: Option<&types::Spiffeid>| {
-        id.map(|id| json!({"trust_domain": id.trust_domain, "path": id.path}))
-            .unwrap_or(Value::Null)
-    };
-    json!({
-        "id": e.id,
-        "spiffe_id": id(e.spiffe_id.as_ref()),
-        "parent_id": id(e.parent_id.as_ref()),
-        "selectors": e.selectors.iter()
-            .map(|s| json!({"type": s.r#type, "value": s.value}))
-            .collect::<Vec<_>>(),
-        "x509_svid_ttl": e.x509_svid_ttl,
-        "jwt_svid_ttl": e.jwt_svid_ttl,
-        "federates_with": e.federates_with,
-        "admin": e.admin,
-        "downstream": e.downstream,
-        "expires_at": e.expires_at,
-        "dns_names": e.dns_names,
-        "revision_number": e.revision_number,
-        "store_svid": e.store_svid,
-        "hint": e.hint,
-        "created_at": e.created_at,
-    })
+/// Prints JSON on one line with a trailing newline, keys sorted, as SPIRE's CLI prints its
+/// `-output json` (Go's encoder over a map), so its output and ours compare byte for byte.
+/// Null members are left out, as SPIRE's printer drops them (an unset message field).
+pub(crate) fn print_json(v: &Value) -> anyhow::Result<()> {
+    let mut v = v.clone();
+    drop_nulls(&mut v);
+    out!("{}", serde_json::to_string(&v)?);
+    Ok(())
 }
 
-/// Prints JSON with a trailing newline.
-pub(crate) fn print_json(v: &Value) -> anyhow::Result<()> {
-    out!("{}", serde_json::to_string_pretty(v)?);
-    Ok(())
+/// Removes null object members and null array elements, at every depth.
+fn drop_nulls(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(drop_nulls);
+        }
+        Value::Array(items) => {
+            items.retain(|v| !v.is_null());
+            items.iter_mut().for_each(drop_nulls);
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nulls_are_dropped_at_every_depth() {
+        let mut v = serde_json::json!({
+            "a": null,
+            "b": [null, {"c": null, "d": 1}],
+            "e": {"f": null, "g": "x"},
+        });
+        drop_nulls(&mut v);
+        assert_eq!(v, serde_json::json!({"b": [{"d": 1}], "e": {"g": "x"}}));
+    }
 }

@@ -165,10 +165,12 @@ impl Lanyard {
         args.extend_from_slice(extra);
         let out = self.cli(&args);
         assert!(out.success, "token generate failed: {}", out.stderr);
+        // Without `--spiffe-id` a `Warning: Missing SPIFFE ID.` line follows, as in SPIRE.
         out.stdout
-            .trim()
-            .strip_prefix("Token: ")
+            .lines()
+            .find_map(|line| line.strip_prefix("Token: "))
             .unwrap_or_else(|| panic!("unexpected token output: {}", out.stdout))
+            .trim()
             .to_string()
     }
 }

@@ -8,11 +8,12 @@
 //! exit and the human message on stderr as well:
 //!
 //! - batch writes (`entry create`, `entry update`) print SPIRE's per-item response,
-//!   `{"results": [{"status": {"code": 6, "message": "..."}, "entry": {...} | null}, ...]}`, one
+//!   `{"results": [{"status": {"code": 6, "message": "..."}, "entry": {...}}, ...]}`, one
 //!   result per requested item in request order (numeric gRPC codes, as protobuf JSON of
-//!   `spire.api.types.Status` has them); an item refused before sending (a bad TTL or ID in
-//!   `--data`) has code 3 (`InvalidArgument`) and a null entry; `entry delete` answers the
-//!   same way with the ID instead of the entry, `{"results": [{"status": {...}, "id": "..."}]}`;
+//!   `spire.api.types.Status` has them), a failed item with the entry as requested; an item
+//!   refused before sending (a bad TTL or ID in `--data`) has code 3 (`InvalidArgument`) and
+//!   no `entry` member; `entry delete` answers the same way with the ID instead of the entry,
+//!   `{"results": [{"status": {...}, "id": "..."}]}`;
 //! - every other failure (an RPC refused, an item of a one-item call refused, a socket that is
 //!   not there) prints `{"error": {"code": "NotFound", "message": "..."}}`, where `code` is the
 //!   name of the server's gRPC code, or `Unknown` when the failure happened before the server

@@ -16,11 +16,12 @@ use super::OutputFormat;
 use super::admin_out::{self, all_pages, only_result, plural};
 use super::matching::parse_trust_domain;
 use super::server::SocketArg;
-use super::wire_json::{bundle_json, status_json};
+use super::wire_json::{bundle_json, list_json, status_json};
 use crate::admin;
 use crate::output::{self, out, out_raw};
 
 pub(crate) mod format;
+mod go_order;
 
 use format::BundleFormat;
 
@@ -212,17 +213,21 @@ impl ListArgs {
         })
         .await?;
         match self.output {
-            OutputFormat::Json => output::print_json(&serde_json::json!({
-                "bundles": bundles.iter().map(bundle_json).collect::<Vec<_>>(),
-            })),
+            OutputFormat::Json => output::print_json(&list_json(
+                "bundles",
+                bundles.iter().map(bundle_json).collect(),
+            )),
             OutputFormat::Pretty => {
-                for b in &bundles {
-                    // SPIRE's banner, so several PEM bundles stay apart.
+                for (i, b) in bundles.iter().enumerate() {
+                    // SPIRE's banner, so several PEM bundles stay apart, and a blank line
+                    // between bundles (none after the last).
+                    if i > 0 {
+                        out!();
+                    }
                     out!("****************************************");
                     out!("* {}", b.trust_domain);
                     out!("****************************************");
                     out_raw!("{}", format::render(b, self.format)?);
-                    out!();
                 }
                 Ok(())
             }
@@ -260,7 +265,8 @@ impl SetArgs {
                 }]
             })),
             OutputFormat::Pretty => {
-                out!("Bundle of {} set", self.id);
+                // SPIRE's words, which scripts may look for.
+                out!("bundle set.");
                 Ok(())
             }
         }
@@ -301,7 +307,7 @@ impl DeleteArgs {
                 }]
             })),
             OutputFormat::Pretty => {
-                out!("Bundle of {} deleted", self.id);
+                out!("bundle deleted.");
                 Ok(())
             }
         }

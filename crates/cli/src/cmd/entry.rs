@@ -6,9 +6,9 @@ use lanyard_proto::spire::api::types;
 use tonic::transport::Channel;
 
 use super::OutputFormat;
-use super::admin_out::{BatchFailed, check, plural};
+use super::admin_out::{BatchFailed, plural};
 use super::server::SocketArg;
-use super::wire_json::status_json;
+use super::wire_json::{entry_json, list_json, status_json};
 use crate::admin;
 use crate::output::{self, out};
 
@@ -66,9 +66,10 @@ async fn client(socket: &SocketArg) -> anyhow::Result<EntryClient<Channel>> {
     Ok(EntryClient::new(admin::connect(&socket.socket).await?))
 }
 
-/// Prints a batch's outcomes, one per requested item in order: SPIRE's `{"results": [...]}`
-/// in JSON (see `admin_out`), else the entries done on stdout and each failure on stderr,
-/// naming the entry.
+/// Prints a batch's outcomes, one per requested item in order, as SPIRE's CLI does: the
+/// `{"results": [...]}` response in JSON (see `admin_out`), else the entries done on stdout
+/// and each failure on stderr with the entry as it was asked for. A failed result carries the
+/// requested entry, not what the server echoed, because SPIRE's CLI fills it in that way.
 ///
 /// # Errors
 ///
@@ -79,6 +80,14 @@ fn report_batch(
     requested: &[data::Item],
     outcomes: Vec<batch::Outcome>,
 ) -> anyhow::Result<()> {
+    let outcomes: Vec<batch::Outcome> = outcomes
+        .into_iter()
+        .zip(requested)
+        .map(|((status, entry), asked)| match asked {
+            Ok(asked) if status.code != tonic::Code::Ok as i32 => (status, Some(asked.clone())),
+            _ => (status, entry),
+        })
+        .collect();
     let failed = outcomes
         .iter()
         .filter(|(status, _)| status.code != tonic::Code::Ok as i32)
@@ -87,28 +96,10 @@ fn report_batch(
         OutputFormat::Json => output::print_json(&serde_json::json!({
             "results": outcomes.iter().map(|(status, entry)| serde_json::json!({
                 "status": status_json(Some(status)),
-                "entry": entry.as_ref().map_or(serde_json::Value::Null, output::entry_json),
+                "entry": entry.as_ref().map_or(serde_json::Value::Null, entry_json),
             })).collect::<Vec<_>>()
         }))?,
-        OutputFormat::Pretty => {
-            let mut done = Vec::new();
-            for ((status, entry), asked) in outcomes.into_iter().zip(requested) {
-                let which = match asked {
-                    Ok(asked) if asked.id.is_empty() => format!(
-                        "the entry for {} under {}",
-                        output::id_string(asked.spiffe_id.as_ref()),
-                        output::id_string(asked.parent_id.as_ref())
-                    ),
-                    Ok(asked) => format!("entry {:?}", asked.id),
-                    Err(e) => format!("entries[{}]", e.index),
-                };
-                match check(Some(&status), &format!("FAILED to {verb} {which}")) {
-                    Ok(()) => done.extend(entry),
-                    Err(e) => eprintln!("{e}"),
-                }
-            }
-            print_entries(output_format, &done, false)?;
-        }
+        OutputFormat::Pretty => print_batch_text(verb, &outcomes, requested),
     }
     if failed > 0 {
         return Err(BatchFailed {
@@ -126,6 +117,38 @@ fn report_batch(
     Ok(())
 }
 
+/// SPIRE's text for a batch: every entry written on stdout, then every failure on stderr as
+/// `Failed to <verb> the following entry (code: <name>, msg: "<message>"):` and the entry. An
+/// item refused before sending (a bad `--data` entry) has no entry to show; its line names
+/// its index instead.
+fn print_batch_text(verb: &str, outcomes: &[batch::Outcome], requested: &[data::Item]) {
+    let ok = |status: &types::Status| status.code == tonic::Code::Ok as i32;
+    for (_, entry) in outcomes.iter().filter(|(status, _)| ok(status)) {
+        entry.iter().for_each(output::print_entry);
+    }
+    for ((status, entry), asked) in outcomes.iter().zip(requested) {
+        if ok(status) {
+            continue;
+        }
+        let code = tonic::Code::from_i32(status.code);
+        match (entry, asked) {
+            (Some(entry), _) => eprint!(
+                "Failed to {verb} the following entry (code: {code:?}, msg: {:?}):\n{}",
+                status.message,
+                output::entry_text(entry)
+            ),
+            (None, Err(e)) => eprintln!(
+                "Failed to {verb} entries[{}] (code: {code:?}, msg: {:?})",
+                e.index, status.message
+            ),
+            (None, Ok(_)) => eprintln!(
+                "Failed to {verb} an entry (code: {code:?}, msg: {:?})",
+                status.message
+            ),
+        }
+    }
+}
+
 /// The status of a result the server sent without one (SPIRE servers always set it).
 fn no_status() -> types::Status {
     types::Status {
@@ -134,21 +157,16 @@ fn no_status() -> types::Status {
     }
 }
 
-/// `{"entries": [...]}` or SPIRE's text blocks, with a count line first when `counted`.
-fn print_entries(
-    output_format: OutputFormat,
-    entries: &[types::Entry],
-    counted: bool,
-) -> anyhow::Result<()> {
+/// SPIRE's `ListEntriesResponse` in JSON, or a count line and SPIRE's text blocks.
+fn print_entries(output_format: OutputFormat, entries: &[types::Entry]) -> anyhow::Result<()> {
     match output_format {
-        OutputFormat::Json => output::print_json(&serde_json::json!({
-            "entries": entries.iter().map(output::entry_json).collect::<Vec<_>>()
-        })),
+        OutputFormat::Json => output::print_json(&list_json(
+            "entries",
+            entries.iter().map(entry_json).collect(),
+        )),
         OutputFormat::Pretty => {
-            if counted {
-                // No blank line before the first entry, as in SPIRE.
-                out!("Found {}", plural(entries.len(), "entry", "entries"));
-            }
+            // No blank line before the first entry, as in SPIRE.
+            out!("Found {}", plural(entries.len(), "entry", "entries"));
             entries.iter().for_each(output::print_entry);
             Ok(())
         }

@@ -15,7 +15,7 @@ use super::OutputFormat;
 use super::admin_out::{all_pages, only_result, plural};
 use super::matching::parse_trust_domain;
 use super::server::SocketArg;
-use super::wire_json::{federation_json, status_json};
+use super::wire_json::{federation_json, list_json, status_json};
 use crate::admin;
 use crate::output::{self, out};
 
@@ -144,7 +144,11 @@ impl CreateArgs {
             |r| r.status.as_ref(),
             &format!("cannot federate with {td}"),
         )?;
-        print_written("created", self.output, result.federation_relationship)
+        print_written(
+            self.output,
+            result.status.as_ref(),
+            result.federation_relationship,
+        )
     }
 }
 
@@ -178,7 +182,11 @@ impl UpdateArgs {
             |r| r.status.as_ref(),
             &format!("cannot update the relationship with {td}"),
         )?;
-        print_written("updated", self.output, result.federation_relationship)
+        print_written(
+            self.output,
+            result.status.as_ref(),
+            result.federation_relationship,
+        )
     }
 }
 
@@ -202,6 +210,7 @@ impl OneArgs {
         match self.output {
             OutputFormat::Json => output::print_json(&federation_json(&relationship)),
             OutputFormat::Pretty => {
+                out!("Found a federation relationship with trust domain {td}:\n");
                 print_relationship(&relationship);
                 Ok(())
             }
@@ -236,7 +245,8 @@ impl OneArgs {
                 }]
             })),
             OutputFormat::Pretty => {
-                out!("Federation relationship with {td} deleted");
+                // SPIRE's words, which scripts may look for.
+                out!("federation relationship deleted.");
                 Ok(())
             }
         }
@@ -265,45 +275,54 @@ impl ListArgs {
             OutputFormat::Json => print_list_json(&relationships),
             OutputFormat::Pretty => {
                 out!(
-                    "Found {}\n",
+                    "Found {}",
                     plural(
                         relationships.len(),
                         "federation relationship",
                         "federation relationships"
                     )
                 );
-                relationships.iter().for_each(print_relationship);
+                for r in &relationships {
+                    out!();
+                    print_relationship(r);
+                }
                 Ok(())
             }
         }
     }
 }
 
-/// `{"federation_relationships": [...]}`, the list response's shape.
+/// SPIRE's `ListFederationRelationshipsResponse`.
 fn print_list_json(relationships: &[types::FederationRelationship]) -> anyhow::Result<()> {
-    output::print_json(&serde_json::json!({
-        "federation_relationships": relationships.iter().map(federation_json).collect::<Vec<_>>(),
-    }))
+    output::print_json(&list_json(
+        "federation_relationships",
+        relationships.iter().map(federation_json).collect(),
+    ))
 }
 
-/// What create and update print: the relationship as the server stored it.
+/// What create and update print, as SPIRE's CLI: the batch response in JSON, else a blank
+/// line and the relationship as the server stored it.
 fn print_written(
-    verb: &str,
     output_format: OutputFormat,
+    status: Option<&types::Status>,
     relationship: Option<types::FederationRelationship>,
 ) -> anyhow::Result<()> {
-    let relationships: Vec<_> = relationship.into_iter().collect();
     match output_format {
-        OutputFormat::Json => print_list_json(&relationships),
+        OutputFormat::Json => output::print_json(&serde_json::json!({
+            "results": [{
+                "status": status_json(status),
+                "federation_relationship": relationship.as_ref().map(federation_json),
+            }]
+        })),
         OutputFormat::Pretty => {
-            out!("Federation relationship {verb}\n");
-            relationships.iter().for_each(print_relationship);
+            out!();
+            relationship.iter().for_each(print_relationship);
             Ok(())
         }
     }
 }
 
-/// A relationship as SPIRE's CLI prints it.
+/// A relationship as SPIRE's CLI prints it: no line for the stored bundle, none after.
 fn print_relationship(r: &types::FederationRelationship) {
     out!("Trust domain              : {}", r.trust_domain);
     out!("Bundle endpoint URL       : {}", r.bundle_endpoint_url);
@@ -315,15 +334,6 @@ fn print_relationship(r: &types::FederationRelationship) {
             out!("Bundle endpoint profile   : https_spiffe");
             out!("Endpoint SPIFFE ID        : {}", p.endpoint_spiffe_id);
         }
-        None => out!("Bundle endpoint profile   : (none)"),
+        None => {}
     }
-    if let Some(b) = &r.trust_domain_bundle {
-        out!(
-            "Trust domain bundle       : {} X.509 and {} JWT authorities, sequence {}",
-            b.x509_authorities.len(),
-            b.jwt_authorities.len(),
-            b.sequence_number
-        );
-    }
-    out!();
 }

@@ -12,7 +12,7 @@ use super::OutputFormat;
 use super::admin_out::{self, all_pages, plural};
 use super::matching::{MatchMode, selector_match};
 use super::server::SocketArg;
-use super::wire_json::agent_json;
+use super::wire_json::{agent_json, list_json};
 use crate::admin;
 use crate::output::{self, out, parse_selector, parse_spiffe_id, wire_id};
 
@@ -171,9 +171,10 @@ impl ListArgs {
         })
         .await?;
         match self.output {
-            OutputFormat::Json => output::print_json(&serde_json::json!({
-                "agents": agents.iter().map(agent_json).collect::<Vec<_>>(),
-            })),
+            OutputFormat::Json => output::print_json(&list_json(
+                "agents",
+                agents.iter().map(agent_json).collect(),
+            )),
             // SPIRE's wording, so that scripts reading `spire-server agent list` read this.
             OutputFormat::Pretty if agents.is_empty() => {
                 out!("No attested agents found");
@@ -277,7 +278,8 @@ impl OneAgentArgs {
         match self.output {
             OutputFormat::Json => output::print_json(&serde_json::json!({})),
             OutputFormat::Pretty => {
-                out!("Agent {} {what} successfully", self.spiffe_id);
+                // SPIRE's words, which scripts may look for.
+                out!("Agent {what} successfully");
                 Ok(())
             }
         }

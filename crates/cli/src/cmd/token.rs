@@ -63,9 +63,15 @@ impl TokenCommand {
         match args.output {
             OutputFormat::Json => output::print_json(&serde_json::json!({
                 "value": token.value,
-                "expires_at": token.expires_at,
+                "expires_at": crate::cmd::wire_json::int64(token.expires_at),
             }))?,
-            OutputFormat::Pretty => out!("Token: {}", token.value),
+            OutputFormat::Pretty => {
+                out!("Token: {}", token.value);
+                // SPIRE's CLI adds this line on stdout when the token names no agent ID.
+                if args.spiffe_id.is_none() {
+                    out!("Warning: Missing SPIFFE ID.");
+                }
+            }
         }
         Ok(())
     }

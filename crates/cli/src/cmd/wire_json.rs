@@ -1,6 +1,8 @@
 //! The JSON shape of SPIRE API objects, as `spire-server ... -output json` prints them: protobuf
-//! field names, bytes in standard base64. Integers stay JSON numbers (like `entry_json` in
-//! `output.rs`), which scripts can use without converting strings.
+//! JSON with proto field names and every field present (Go's `protojson` with `UseProtoNames`
+//! and `EmitUnpopulated`). That mapping writes bytes in standard base64 and 64-bit integers as
+//! decimal strings (`"expires_at": "0"`), 32-bit ones as numbers; a script written against
+//! SPIRE's output reads ours unchanged only if the types match too.
 
 use lanyard_proto::spire::api::types;
 use serde_json::{Value, json};
@@ -9,6 +11,39 @@ use serde_json::{Value, json};
 pub(crate) fn id_json(id: Option<&types::Spiffeid>) -> Value {
     id.map(|id| json!({"trust_domain": id.trust_domain, "path": id.path}))
         .unwrap_or(Value::Null)
+}
+
+/// A 64-bit integer as protobuf JSON writes it: a decimal string, which JSON readers that hold
+/// numbers as doubles cannot round.
+pub(crate) fn int64(n: impl ToString) -> Value {
+    Value::String(n.to_string())
+}
+
+/// An entry.
+pub(crate) fn entry_json(e: &types::Entry) -> Value {
+    json!({
+        "id": e.id,
+        "spiffe_id": id_json(e.spiffe_id.as_ref()),
+        "parent_id": id_json(e.parent_id.as_ref()),
+        "selectors": e.selectors.iter().map(selector_json).collect::<Vec<_>>(),
+        "x509_svid_ttl": e.x509_svid_ttl,
+        "jwt_svid_ttl": e.jwt_svid_ttl,
+        "federates_with": e.federates_with,
+        "admin": e.admin,
+        "downstream": e.downstream,
+        "expires_at": int64(e.expires_at),
+        "dns_names": e.dns_names,
+        "revision_number": int64(e.revision_number),
+        "store_svid": e.store_svid,
+        "hint": e.hint,
+        "created_at": int64(e.created_at),
+    })
+}
+
+/// A list response: `items` under `key`, and the `next_page_token` every SPIRE list response
+/// carries (empty, as the CLI has read all pages).
+pub(crate) fn list_json(key: &str, items: Vec<Value>) -> Value {
+    json!({ key: items, "next_page_token": "" })
 }
 
 /// A selector as `{"type": ..., "value": ...}`.
@@ -22,7 +57,7 @@ pub(crate) fn agent_json(a: &types::Agent) -> Value {
         "id": id_json(a.id.as_ref()),
         "attestation_type": a.attestation_type,
         "x509svid_serial_number": a.x509svid_serial_number,
-        "x509svid_expires_at": a.x509svid_expires_at,
+        "x509svid_expires_at": int64(a.x509svid_expires_at),
         "selectors": a.selectors.iter().map(selector_json).collect::<Vec<_>>(),
         "banned": a.banned,
         "can_reattest": a.can_reattest,
@@ -40,12 +75,12 @@ pub(crate) fn bundle_json(b: &types::Bundle) -> Value {
             .map(|k| json!({
                 "public_key": base64(&k.public_key),
                 "key_id": k.key_id,
-                "expires_at": k.expires_at,
+                "expires_at": int64(k.expires_at),
                 "tainted": k.tainted,
             }))
             .collect::<Vec<_>>(),
-        "refresh_hint": b.refresh_hint,
-        "sequence_number": b.sequence_number,
+        "refresh_hint": int64(b.refresh_hint),
+        "sequence_number": int64(b.sequence_number),
     })
 }
 
@@ -101,6 +136,24 @@ mod tests {
             assert_eq!(base64(plain.as_bytes()), encoded, "{plain:?}");
         }
         assert_eq!(base64(&[0xfb, 0xff, 0xbf]), "+/+/");
+    }
+
+    #[test]
+    fn int64_fields_are_strings_and_int32_fields_numbers() {
+        let e = types::Entry {
+            expires_at: 1_900_000_000,
+            revision_number: 3,
+            created_at: 1_700_000_000,
+            x509_svid_ttl: 600,
+            ..Default::default()
+        };
+        let v = entry_json(&e);
+        assert_eq!(v["expires_at"], "1900000000");
+        assert_eq!(v["revision_number"], "3");
+        assert_eq!(v["created_at"], "1700000000");
+        assert_eq!(v["x509_svid_ttl"], 600);
+        assert_eq!(v["jwt_svid_ttl"], 0);
+        assert_eq!(v["spiffe_id"], Value::Null);
     }
 
     #[test]

@@ -21,10 +21,7 @@ fn agent_commands_list_filter_ban_and_evict() {
     );
     assert_eq!(agent["attestation_type"], "join_token");
     assert_eq!(agent["banned"], false);
-    assert!(
-        agent["x509svid_expires_at"].as_i64().unwrap() > 0,
-        "{agent}"
-    );
+    assert!(int64(&agent["x509svid_expires_at"]) > 0, "{agent}");
     assert!(!agent["x509svid_serial_number"].as_str().unwrap().is_empty());
 
     let shown = admin_json(&l, &server, &["agent", "show", "--spiffe-id", &id]);
@@ -168,7 +165,7 @@ fn token_generate_takes_spire_flags_and_prints_json() {
         ],
     );
     assert!(!token["value"].as_str().unwrap().is_empty(), "{token}");
-    let expires = token["expires_at"].as_i64().unwrap();
+    let expires = int64(&token["expires_at"]);
     assert!(
         (before + 59..=before + 120).contains(&expires),
         "expires_at {expires}, now {before}"

@@ -60,6 +60,14 @@ pub fn assert_serving(l: &Lanyard, server: &Server) {
     assert_eq!(own["trust_domain"], crate::common::TD, "{own}");
 }
 
+/// A 64-bit integer of SPIRE's JSON, which protobuf JSON writes as a decimal string
+/// (`"expires_at": "1900000000"`); panics on a JSON number, so the type is checked too.
+pub fn int64(v: &Value) -> i64 {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not a 64-bit integer string: {v}"))
+}
+
 /// The `id` of every entry in an `{"entries": [...]}` answer, sorted.
 pub fn entry_ids(v: &Value) -> Vec<String> {
     let mut ids: Vec<String> = v["entries"]

@@ -100,7 +100,7 @@ fn entry_commands_filter_update_and_delete() {
         ],
     );
     assert_eq!(cache["store_svid"], true);
-    assert_eq!(cache["expires_at"], 1_900_000_000_i64);
+    assert_eq!(cache["expires_at"], "1900000000");
     assert_eq!(cache["x509_svid_ttl"], 90);
     let (web_id, db_id, cache_id) = (id_of(&web), id_of(&db), id_of(&cache));
 
@@ -114,12 +114,18 @@ fn entry_commands_filter_update_and_delete() {
         args.extend_from_slice(filter);
         admin_json(&l, &server, &args)["count"].as_i64().unwrap()
     };
-    let all = sorted(&[&web_id, &db_id, &cache_id]);
+    // As with SPIRE's CLI, which always filters on `-downstream`, the downstream entry (db)
+    // is listed and counted only with `--downstream`.
+    let all = sorted(&[&web_id, &cache_id]);
     assert_eq!(show(&[]), all);
-    assert_eq!(count(&[]), 3);
+    assert_eq!(count(&[]), 2);
     assert_eq!(show(&["--spiffe-id", WEB]), sorted(&[&web_id]));
-    assert_eq!(show(&["--parent-id", AGENT]), sorted(&[&web_id, &db_id]));
-    assert_eq!(count(&["--parent-id", AGENT]), 2);
+    assert_eq!(show(&["--parent-id", AGENT]), sorted(&[&web_id]));
+    assert_eq!(count(&["--parent-id", AGENT]), 1);
+    assert_eq!(
+        show(&["--parent-id", AGENT, "--downstream"]),
+        sorted(&[&db_id])
+    );
     // Superset is the default: every entry holding uid 1001, whatever else it holds.
     assert_eq!(
         show(&["--selector", "unix:uid:1001"]),
@@ -154,8 +160,8 @@ fn entry_commands_filter_update_and_delete() {
         "--match-selectors-on",
         "any",
     ];
-    assert_eq!(show(&any), sorted(&[&web_id, &db_id]));
-    assert_eq!(count(&any), 2);
+    assert_eq!(show(&any), sorted(&[&web_id]));
+    assert_eq!(count(&any), 1);
     assert_eq!(show(&["--federates-with", "other.org"]), sorted(&[&web_id]));
     assert_eq!(
         show(&[
@@ -181,7 +187,7 @@ fn entry_commands_filter_update_and_delete() {
         "{text}"
     );
     let text = admin_ok(&l, &server, &["entry", "count"]);
-    assert_eq!(text.trim(), "3 registration entries");
+    assert_eq!(text.trim(), "2 registration entries");
 
     // Field updates change only what is given.
     let updated = admin_json(
@@ -204,7 +210,7 @@ fn entry_commands_filter_update_and_delete() {
     assert_eq!(after["selectors"].as_array().unwrap().len(), 2, "{after}");
     assert_eq!(after["jwt_svid_ttl"], 90);
     assert!(
-        after["revision_number"].as_i64() > web["revision_number"].as_i64(),
+        int64(&after["revision_number"]) > int64(&web["revision_number"]),
         "revision {} after {}",
         after["revision_number"],
         web["revision_number"]
@@ -247,6 +253,7 @@ fn entry_commands_filter_update_and_delete() {
     let deleted = admin_json(&l, &server, &["entry", "delete", "--entry-id", &db_id]);
     assert_eq!(deleted["results"][0]["id"], db_id.as_str());
     assert_eq!(deleted["results"][0]["status"]["code"], 0);
+    assert_eq!(count(&["--downstream"]), 0);
     assert_eq!(count(&[]), 2);
 
     // SPIRE's delete file deletes every ID it lists; pretty output has a line per entry.

@@ -38,7 +38,7 @@ fn federation_commands_create_show_list_update_delete() {
             "https_web",
         ],
     );
-    let created = &web["federation_relationships"][0];
+    let created = &web["results"][0]["federation_relationship"];
     assert_eq!(created["trust_domain"], "other.org");
     assert_eq!(created["https_web"], serde_json::json!({}));
     // SPIRE's flag spellings, with a starting bundle for the https_spiffe profile.
@@ -107,7 +107,7 @@ fn federation_commands_create_show_list_update_delete() {
             "https://bundles.other.org/v2",
         ],
     );
-    let after = &updated["federation_relationships"][0];
+    let after = &updated["results"][0]["federation_relationship"];
     assert_eq!(after["bundle_endpoint_url"], "https://bundles.other.org/v2");
     assert_eq!(
         after["https_web"],
@@ -129,7 +129,7 @@ fn federation_commands_create_show_list_update_delete() {
         ],
     );
     assert_eq!(
-        switched["federation_relationships"][0]["https_spiffe"]["endpoint_spiffe_id"],
+        switched["results"][0]["federation_relationship"]["https_spiffe"]["endpoint_spiffe_id"],
         "spiffe://other.org/server"
     );
 

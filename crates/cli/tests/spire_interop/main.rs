@@ -28,6 +28,7 @@ mod common;
 mod agent_cli;
 mod checks;
 mod daemon;
+mod output_parity;
 mod server_cli;
 mod spire;
 mod spire_agent;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use lanyard_proto::spire::api::types;
+use lanyard_spiffe::bundle::{SkipReason, SkippedKey};
 use lanyard_spiffe::jwt::JwtPublicKey;
 use lanyard_spiffe::{JwtBundle, SpiffeBundle, TrustDomain, X509Bundle};
 use rustls::pki_types::CertificateDer;
@@ -71,7 +72,7 @@ pub(crate) fn parse(
             let doc = SpiffeBundle::parse(td.clone(), bytes)?;
             // Keys the spec says to skip are not an error; the operator still hears of them.
             for skipped in doc.skipped() {
-                eprintln!("warning: {skipped}");
+                eprintln!("warning: {}", skip_warning(skipped));
             }
             Ok(from_spiffe(&doc))
         }
@@ -107,13 +108,29 @@ pub(crate) fn render(b: &types::Bundle, format: BundleFormat) -> anyhow::Result<
                 jwt.insert(key.key_id.clone(), public);
             }
             let mut doc = SpiffeBundle::from_parts(X509Bundle::new(td, certs), jwt)?;
-            doc.set_sequence(Some(b.sequence_number));
+            // As SPIRE, a zero sequence number or refresh hint is left out of the document.
+            doc.set_sequence((b.sequence_number > 0).then_some(b.sequence_number));
             let hint = u64::try_from(b.refresh_hint).unwrap_or(0);
             doc.set_refresh_hint((hint > 0).then(|| Duration::from_secs(hint)));
-            let mut json = doc.to_json()?;
+            let mut json = super::go_order::indent(&doc.to_json()?)?;
             json.push('\n');
             Ok(json)
         }
+    }
+}
+
+/// What to tell the operator about a key the parser left out or cut down. The parser lists a
+/// key whose `x5c` holds extra certificates among the ignored ones although it keeps the key
+/// with its first certificate; saying "ignored" there would contradict "the first is used".
+fn skip_warning(skipped: &SkippedKey) -> String {
+    match &skipped.reason {
+        SkipReason::ExtraX5cCertificates(n) => format!(
+            "bundle key {}: \"x5c\" holds {n} certificates: the key is kept with the first \
+             one, the other {} are ignored",
+            skipped.index,
+            n - 1
+        ),
+        _ => skipped.to_string(),
     }
 }
 
@@ -156,6 +173,25 @@ mod tests {
 
     fn td() -> TrustDomain {
         TrustDomain::new("other.org").unwrap()
+    }
+
+    #[test]
+    fn extra_x5c_warning_says_the_key_is_kept() {
+        let kept = SkippedKey {
+            index: 0,
+            reason: SkipReason::ExtraX5cCertificates(2),
+        };
+        let text = skip_warning(&kept);
+        assert!(
+            text.contains("kept with the first") && text.contains("other 1"),
+            "{text}"
+        );
+        assert!(!text.contains("key 0 ignored"), "{text}");
+        let dropped = SkippedKey {
+            index: 1,
+            reason: SkipReason::NoX5c,
+        };
+        assert!(skip_warning(&dropped).contains("ignored"));
     }
 
     #[test]

@@ -12,10 +12,10 @@ use super::batch::{MAX_CALL_BYTES, chunks};
 use super::data::{DataError, read_bytes};
 use super::{client, no_status};
 use crate::cmd::OutputFormat;
-use crate::cmd::admin_out::{BatchFailed, check};
+use crate::cmd::admin_out::BatchFailed;
 use crate::cmd::server::SocketArg;
 use crate::cmd::wire_json::status_json;
-use crate::output::{self, out};
+use crate::output::{self, out, out_raw};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct DeleteArgs {
@@ -140,13 +140,17 @@ pub(crate) async fn send(
         .collect()
 }
 
-/// Prints SPIRE's `{"results": [{"status": ..., "id": ...}]}` in JSON, else one line per ID:
-/// deletions on stdout, failures on stderr.
+/// Prints SPIRE's `{"results": [{"status": ..., "id": ...}]}` in JSON, else SPIRE's text:
+/// a line per deleted ID on stdout, a line per failure on stderr, then a summary on stdout
+/// (which, as in SPIRE, ends without a newline).
 ///
 /// # Errors
 ///
 /// [`BatchFailed`] when any ID could not be deleted.
 fn report(output_format: OutputFormat, outcomes: &[Outcome]) -> anyhow::Result<()> {
+    let is_ok = |status: &types::Status| status.code == Code::Ok as i32;
+    let failed = outcomes.iter().filter(|(status, _)| !is_ok(status)).count();
+    let deleted = outcomes.len() - failed;
     match output_format {
         OutputFormat::Json => output::print_json(&serde_json::json!({
             "results": outcomes.iter().map(|(status, id)| serde_json::json!({
@@ -155,18 +159,31 @@ fn report(output_format: OutputFormat, outcomes: &[Outcome]) -> anyhow::Result<(
             })).collect::<Vec<_>>()
         }))?,
         OutputFormat::Pretty => {
-            for (status, id) in outcomes {
-                match check(Some(status), &format!("FAILED to delete entry {id:?}")) {
-                    Ok(()) => out!("Deleted entry with ID: {id}"),
-                    Err(e) => eprintln!("{e}"),
-                }
+            for (_, id) in outcomes.iter().filter(|(status, _)| is_ok(status)) {
+                out!("Deleted entry with ID: {id}");
+            }
+            if deleted > 0 {
+                out!("\n");
+            }
+            for (status, id) in outcomes.iter().filter(|(status, _)| !is_ok(status)) {
+                eprintln!(
+                    "Failed to delete entry with ID {id} (code: {:?}, msg: {:?})",
+                    Code::from_i32(status.code),
+                    status.message
+                );
+            }
+            if failed == 0 {
+                out_raw!("Deleted {deleted} entries successfully");
+            } else if deleted == 0 {
+                out_raw!("\n\nFailed to delete {failed} entries");
+            } else {
+                out_raw!(
+                    "\n\nDeleted {deleted} entries successfully, but failed to delete {failed} \
+                     entries"
+                );
             }
         }
     }
-    let failed = outcomes
-        .iter()
-        .filter(|(status, _)| status.code != Code::Ok as i32)
-        .count();
     if failed > 0 {
         return Err(BatchFailed {
             failed,

@@ -44,7 +44,8 @@ pub(crate) struct EntryFilter {
     /// Only entries with this hint.
     #[arg(long)]
     hint: Option<String>,
-    /// Only downstream entries (`--downstream=false`: only the others).
+    /// Only downstream entries; without it, only the others (as SPIRE's CLI, which always
+    /// filters on this flag).
     #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     downstream: Option<bool>,
 }
@@ -95,7 +96,9 @@ impl EntryFilter {
                 self.match_federates_with_on,
             ),
             by_hint: self.hint.clone(),
-            by_downstream: self.downstream,
+            // SPIRE's `entry show` and `entry count` always send this filter, so without
+            // `-downstream` they leave downstream entries out; ours match them.
+            by_downstream: Some(self.downstream.unwrap_or(false)),
         }
     }
 
@@ -116,7 +119,7 @@ impl EntryFilter {
 impl ShowArgs {
     pub(crate) async fn run(self) -> anyhow::Result<()> {
         let mut client = client(&self.socket).await?;
-        let entries = match &self.entry_id {
+        let mut entries = match &self.entry_id {
             Some(id) => vec![
                 client
                     .get_entry(GetEntryRequest {
@@ -131,7 +134,8 @@ impl ShowArgs {
             ],
             None => list_all(&mut client, self.filter.to_list()).await?,
         };
-        print_entries(self.output, &entries, true)
+        sort_like_spire(&mut entries);
+        print_entries(self.output, &entries)
     }
 }
 
@@ -159,6 +163,35 @@ impl CountArgs {
         }
         Ok(())
     }
+}
+
+/// Orders entries, and the selectors of each, as SPIRE's `entry show` does before printing in
+/// either format: selectors by type then value; entries by SPIFFE ID (trust domain, then
+/// path), parent ID likewise, X.509-SVID TTL, JWT-SVID TTL, then selectors (fewer first, then
+/// pairwise). DNS names and federated trust domains keep the server's order.
+fn sort_like_spire(entries: &mut [types::Entry]) {
+    fn selector_key(s: &types::Selector) -> (&str, &str) {
+        (&s.r#type, &s.value)
+    }
+    fn id_key(id: Option<&types::Spiffeid>) -> (&str, &str) {
+        id.map_or(("", ""), |id| (&id.trust_domain, &id.path))
+    }
+    for e in entries.iter_mut() {
+        e.selectors
+            .sort_by(|a, b| selector_key(a).cmp(&selector_key(b)));
+    }
+    entries.sort_by(|a, b| {
+        id_key(a.spiffe_id.as_ref())
+            .cmp(&id_key(b.spiffe_id.as_ref()))
+            .then_with(|| id_key(a.parent_id.as_ref()).cmp(&id_key(b.parent_id.as_ref())))
+            .then(a.x509_svid_ttl.cmp(&b.x509_svid_ttl))
+            .then(a.jwt_svid_ttl.cmp(&b.jwt_svid_ttl))
+            .then(a.selectors.len().cmp(&b.selectors.len()))
+            .then_with(|| {
+                let a = a.selectors.iter().map(selector_key);
+                a.cmp(b.selectors.iter().map(selector_key))
+            })
+    });
 }
 
 async fn list_all(
@@ -237,6 +270,69 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("most") && err.contains("superset"), "{err}");
+    }
+
+    #[test]
+    fn without_downstream_flag_only_other_entries_are_asked_for() {
+        assert_eq!(
+            parse(&[]).unwrap().filter.to_list().by_downstream,
+            Some(false)
+        );
+        let off = parse(&["--downstream=false"]).unwrap();
+        assert_eq!(off.filter.to_list().by_downstream, Some(false));
+    }
+
+    fn entry(
+        id: &str,
+        spiffe: (&str, &str),
+        parent: &str,
+        selectors: &[(&str, &str)],
+    ) -> types::Entry {
+        let wire = |td: &str, path: &str| types::Spiffeid {
+            trust_domain: td.into(),
+            path: path.into(),
+        };
+        types::Entry {
+            id: id.into(),
+            spiffe_id: Some(wire(spiffe.0, spiffe.1)),
+            parent_id: Some(wire("example.org", parent)),
+            selectors: selectors
+                .iter()
+                .map(|(t, v)| types::Selector {
+                    r#type: (*t).into(),
+                    value: (*v).into(),
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn entries_and_selectors_are_sorted_as_spire_sorts_them() {
+        let mut entries = vec![
+            entry("5", ("example.org", "/b"), "/p", &[("unix", "uid:1")]),
+            entry("4", ("example.org", "/a"), "/q", &[("unix", "uid:1")]),
+            entry(
+                "3",
+                ("example.org", "/a"),
+                "/p",
+                &[("unix", "uid:2"), ("k8s", "ns:x")],
+            ),
+            entry("2", ("example.org", "/a"), "/p", &[("unix", "uid:9")]),
+            entry("1", ("a.org", "/z"), "/p", &[("unix", "uid:1")]),
+        ];
+        let mut ttl = entry("6", ("example.org", "/a"), "/p", &[("unix", "uid:0")]);
+        ttl.x509_svid_ttl = 60;
+        entries.push(ttl);
+        sort_like_spire(&mut entries);
+        let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["1", "2", "3", "6", "4", "5"]);
+        let third: Vec<&str> = entries[2]
+            .selectors
+            .iter()
+            .map(|s| s.r#type.as_str())
+            .collect();
+        assert_eq!(third, ["k8s", "unix"]);
     }
 
     #[test]
