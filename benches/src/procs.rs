@@ -101,19 +101,7 @@ impl Env {
 
     /// The server's bundle.
     pub(crate) async fn bundle(&self) -> anyhow::Result<X509Bundle> {
-        let bundle = BundleClient::new(self.admin.clone())
-            .get_bundle(GetBundleRequest::default())
-            .await?
-            .into_inner();
-        let td = TrustDomain::new(TD)?;
-        Ok(X509Bundle::new(
-            td,
-            bundle
-                .x509_authorities
-                .into_iter()
-                .map(|a| CertificateDer::from(a.asn1))
-                .collect(),
-        ))
+        x509_bundle(&self.admin).await
     }
 
     /// Creates entries through the admin API, 500 per request; fails on any refusal.
@@ -251,6 +239,22 @@ fn setpriv() -> Option<&'static Path> {
 
 async fn unix_channel(path: &Path) -> anyhow::Result<Channel> {
     Ok(lanyard_workload::client::unix_channel(path).await?)
+}
+
+/// The X.509 authorities of the server answering on `admin`, as a bundle of [`TD`].
+pub(crate) async fn x509_bundle(admin: &Channel) -> anyhow::Result<X509Bundle> {
+    let bundle = BundleClient::new(admin.clone())
+        .get_bundle(GetBundleRequest::default())
+        .await?
+        .into_inner();
+    Ok(X509Bundle::new(
+        TrustDomain::new(TD)?,
+        bundle
+            .x509_authorities
+            .into_iter()
+            .map(|a| CertificateDer::from(a.asn1))
+            .collect(),
+    ))
 }
 
 /// An entry for `spiffe://example.org/<path>` under `parent` with one `unix:uid:` selector.

@@ -120,7 +120,8 @@ impl Report {
     }
 }
 
-fn fmt(v: f64) -> String {
+/// A figure with three significant-looking digits: 1234, 12.3, 0.123.
+pub(crate) fn fmt(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
     } else if v >= 1.0 {

@@ -17,20 +17,16 @@ use futures::StreamExt;
 use lanyard_proto::spire::api::server::agent::v1::{
     CreateJoinTokenRequest, agent_client::AgentClient,
 };
-use lanyard_proto::spire::api::server::bundle::v1::{
-    GetBundleRequest, bundle_client::BundleClient,
-};
 use lanyard_proto::spire::api::server::entry::v1::{
     BatchCreateEntryRequest, entry_client::EntryClient,
 };
 use lanyard_proto::spire::api::types;
-use lanyard_spiffe::{TrustDomain, X509Bundle};
+use lanyard_spiffe::X509Bundle;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use rustls_pki_types::CertificateDer;
 use tonic::transport::Channel;
 
-use crate::procs::{TD, lanyard_command};
+use crate::procs::{TD, lanyard_command, x509_bundle};
 use crate::serverproc::{log_tail, ready};
 
 /// How long a server may take to answer its health check after spawn.
@@ -145,18 +141,7 @@ impl Server {
 
     /// The server's X.509 authorities.
     pub(crate) async fn bundle(&self) -> anyhow::Result<X509Bundle> {
-        let bundle = BundleClient::new(self.admin.clone())
-            .get_bundle(GetBundleRequest::default())
-            .await?
-            .into_inner();
-        Ok(X509Bundle::new(
-            TrustDomain::new(TD)?,
-            bundle
-                .x509_authorities
-                .into_iter()
-                .map(|a| CertificateDer::from(a.asn1))
-                .collect(),
-        ))
+        x509_bundle(&self.admin).await
     }
 
     /// Creates `entries` through `BatchCreateEntry`, [`BATCH`] per call and

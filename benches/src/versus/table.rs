@@ -3,6 +3,8 @@
 
 use serde_json::{Value, json};
 
+use crate::report::fmt;
+
 /// Which direction is better for a measure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Better {
@@ -92,16 +94,6 @@ pub(crate) fn json(rows: &[VsRow], spire_version: &str) -> Value {
             "floor_what": r.floor.map(|(_, w)| w),
         })).collect::<Vec<_>>(),
     })
-}
-
-fn fmt(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 1.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.3}")
-    }
 }
 
 #[cfg(test)]
