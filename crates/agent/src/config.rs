@@ -21,7 +21,8 @@ pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(5);
 pub struct AgentConfig {
     /// The trust domain the agent and its server belong to.
     pub trust_domain: TrustDomain,
-    /// Directory for the agent's private key, X509-SVID and latest bundle (created 0700).
+    /// Directory for the agent's X509-SVID and latest bundle, and for its private key unless
+    /// [`key_manager`](Self::key_manager) puts it elsewhere (created 0700).
     pub data_dir: PathBuf,
     /// The server's agent API, `host:port` (`[v6addr]:port` for IPv6 literals).
     pub server_address: String,
@@ -58,6 +59,32 @@ pub struct AgentConfig {
     /// trusted connection in between, before the agent rebootstraps (default
     /// [`DEFAULT_REBOOTSTRAP_DELAY`]).
     pub rebootstrap_delay: Duration,
+    /// SPIRE's `KeyManager` plugin: where the agent's private key lives.
+    /// [`AgentKeyManager::Disk`] in `data_dir` by default.
+    pub key_manager: AgentKeyManager,
+}
+
+/// Where the agent keeps the private key of its own X509-SVID (SPIRE's agent `KeyManager`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AgentKeyManager {
+    /// SPIRE's `KeyManager "disk"`: key files (mode 0600) in `directory`, or in `data_dir` when
+    /// `None` (the default). A restarted agent finds its key and reuses its stored SVID.
+    Disk {
+        /// SPIRE's `directory`: a directory of its own for the keys (created 0700), for
+        /// operators who keep keys on another volume than the SVID and bundle.
+        directory: Option<PathBuf>,
+    },
+    /// SPIRE's `KeyManager "memory"`: the key lives in the process only and nothing key-related
+    /// is written. Overrides the default of keeping the key on disk: a restarted agent cannot
+    /// use its stored SVID and must attest again (a new join token, or x509pop, which attests
+    /// by itself).
+    Memory,
+}
+
+impl Default for AgentKeyManager {
+    fn default() -> Self {
+        Self::Disk { directory: None }
+    }
 }
 
 /// SPIRE's default `rebootstrap_delay`.
@@ -161,7 +188,8 @@ pub enum BundleFormat {
 impl AgentConfig {
     /// A configuration with the defaults for everything but the essentials: the sync interval
     /// [`DEFAULT_SYNC_INTERVAL`], EC P-256 workload keys, no join token, the Workload API
-    /// socket `<data_dir>/api.sock`, and the `unix` attestor without path discovery.
+    /// socket `<data_dir>/api.sock`, the `unix` attestor without path discovery, and the
+    /// agent's key on disk in `data_dir`.
     pub fn new(
         trust_domain: TrustDomain,
         data_dir: PathBuf,
@@ -185,6 +213,7 @@ impl AgentConfig {
             x509pop: None,
             rebootstrap_mode: RebootstrapMode::Never,
             rebootstrap_delay: DEFAULT_REBOOTSTRAP_DELAY,
+            key_manager: AgentKeyManager::default(),
         }
     }
 
@@ -258,6 +287,7 @@ impl fmt::Debug for AgentConfig {
             .field("x509pop", &self.x509pop)
             .field("rebootstrap_mode", &self.rebootstrap_mode)
             .field("rebootstrap_delay", &self.rebootstrap_delay)
+            .field("key_manager", &self.key_manager)
             .finish()
     }
 }

@@ -2,9 +2,10 @@
 #![warn(missing_docs)]
 //! The Lanyard agent: the per-node daemon that gives local workloads their SPIFFE identities.
 //!
-//! [`run`] attests the node to a server once (join token) and keeps the resulting agent
-//! X509-SVID, its key and the trust bundle in the data directory, so a restart needs no new
-//! token. It then syncs with the server over mutual TLS: authorized entries, the bundle, and a
+//! [`run`] attests the node to a server once (join token or x509pop) and keeps the resulting
+//! agent X509-SVID and the trust bundle in the data directory and its key on disk (the data
+//! directory or a key directory of its own), so a restart needs no new token; with the key in
+//! memory only (SPIRE's `KeyManager "memory"`) a restart attests again. It then syncs with the server over mutual TLS: authorized entries, the bundle, and a
 //! pre-signed X509-SVID per entry, renewed at half life. Between syncs (every `sync_interval`)
 //! the server pushes change notifications on a `lanyard.agent.v1.Notify/Watch` stream, each of
 //! which starts a sync at once; against a server without that service the interval alone
@@ -77,8 +78,9 @@ pub use bootstrap::{BootstrapError, X509popError};
 pub use check::SvidCheckError;
 pub use client::RpcError;
 pub use config::{
-    AgentConfig, BundleFormat, ConfigError, DEFAULT_REBOOTSTRAP_DELAY, DEFAULT_SYNC_INTERVAL,
-    RebootstrapMode, TrustBootstrap, UnixAttestorConfig, WorkloadSizeLimit, X509popAgentConfig,
+    AgentConfig, AgentKeyManager, BundleFormat, ConfigError, DEFAULT_REBOOTSTRAP_DELAY,
+    DEFAULT_SYNC_INTERVAL, RebootstrapMode, TrustBootstrap, UnixAttestorConfig, WorkloadSizeLimit,
+    X509popAgentConfig,
 };
 pub use health::workload_api_answers;
 pub use https_get::TrustUrlError;
@@ -185,7 +187,8 @@ async fn run_with_clock(
     let created_dir = !config.data_dir.exists();
     let _lock = DirLock::acquire(&config.data_dir)?;
     let probe = Arc::new(health::AgentProbe::new(config.socket_path.clone()));
-    let opened = StateStore::open(&config.data_dir).map_err(AgentError::from);
+    let opened =
+        StateStore::open_with(&config.data_dir, &config.key_manager).map_err(AgentError::from);
     let bound = opened.and_then(|store| {
         let listener = WorkloadListener::bind(&config.socket_path)?
             .metrics(registry.rpc())

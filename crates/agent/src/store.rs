@@ -4,8 +4,10 @@
 //! - `agent_svid.der`: the agent's X509-SVID chain, concatenated DER, leaf first;
 //! - `bundle.der`: the latest trust bundle of the agent's trust domain, concatenated DER;
 //! - `agent-svid.key.der` / `agent-svid-next.key.der`: PKCS#8 keys written by
-//!   [`DiskKeyManager`] (mode 0600). Renewal writes the new key into the slot the current SVID
-//!   does not use, so at every instant the stored chain matches one of the two keys.
+//!   [`DiskKeyManager`](lanyard_ca::DiskKeyManager) (mode 0600), unless `KeyManager "disk"`
+//!   names another directory for them or `KeyManager "memory"` keeps them in the process (see
+//!   `store_keys.rs`). Renewal writes the new key into the slot the current SVID does not use,
+//!   so at every instant the stored chain matches one of the two keys.
 //!
 //! Every file is replaced atomically (temporary file, fsync, rename, fsync of the directory).
 
@@ -16,22 +18,27 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use lanyard_ca::{DiskKeyManager, KeyError, KeyManager, KeyType};
+use lanyard_ca::KeyError;
 use lanyard_spiffe::x509::{concat_der, parse_der_chain, verify_chain};
 use lanyard_spiffe::{TrustDomain, X509Bundle, X509Svid};
 use rcgen::KeyPair;
 use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 
+use crate::config::AgentKeyManager;
 use crate::report::ErrorChain;
 use crate::timeutil::rfc3339;
+
+#[path = "store_keys.rs"]
+mod keys;
+#[path = "store_lock.rs"]
+mod lock;
+use keys::{AgentKeys, KEY_SLOTS};
+pub(crate) use lock::{DirLock, LOCK_FILE};
 
 /// The agent SVID chain file.
 pub(crate) const SVID_FILE: &str = "agent_svid.der";
 /// The bundle file.
 pub(crate) const BUNDLE_FILE: &str = "bundle.der";
-/// Key manager ids of the two key slots; attestation uses the first.
-pub(crate) const KEY_SLOTS: [&str; 2] = ["agent-svid", "agent-svid-next"];
-
 /// The agent's own X509-SVID and which key slot holds its key.
 pub(crate) struct AgentSvid {
     pub(crate) svid: X509Svid,
@@ -64,7 +71,9 @@ pub(crate) enum Stored {
 /// Reads and writes the data directory.
 pub(crate) struct StateStore {
     dir: PathBuf,
-    keys: DiskKeyManager,
+    keys: AgentKeys,
+    /// The lock of a key directory apart from `dir` (that of `dir` is the caller's).
+    _keys_lock: Option<DirLock>,
 }
 
 /// Failures to read or write the data directory.
@@ -93,26 +102,30 @@ pub enum StoreError {
         /// The data directory.
         dir: PathBuf,
     },
+    /// Another agent holds the lock of the `KeyManager "disk"` directory (local
+    /// misconfiguration: two agents sharing one key directory would replace each other's keys).
+    #[error(
+        "KeyManager \"disk\" directory {dir} is in use by another lanyard agent: give each \
+         agent its own directory",
+        dir = dir.display()
+    )]
+    KeysInUse {
+        /// The key directory.
+        dir: PathBuf,
+    },
 }
 
-/// The lock file in the data directory, held while an agent runs.
-pub(crate) const LOCK_FILE: &str = "agent.lock";
+impl StateStore {
+    /// Opens (creating, mode 0700) the data directory, the keys kept there.
+    #[cfg(test)]
+    pub(crate) fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(dir, &AgentKeyManager::default())
+    }
 
-/// An exclusive lock on `<data dir>/agent.lock`, held for the agent's lifetime so that two
-/// agents never rotate the same keys or overwrite each other's SVID files. The kernel releases
-/// it when the process ends, so a crash leaves no stale lock.
-pub(crate) struct DirLock {
-    _flock: nix::fcntl::Flock<File>,
-}
-
-impl DirLock {
-    /// Creates `dir` (mode 0700) if missing and takes its lock without waiting.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::InUse`] when another process holds the lock; [`StoreError::Io`] when the
-    /// directory or the lock file cannot be created.
-    pub(crate) fn acquire(dir: &Path) -> Result<Self, StoreError> {
+    /// Opens (creating, mode 0700) the data directory, the keys kept as `keys` asks.
+    pub(crate) fn open_with(dir: &Path, keys: &AgentKeyManager) -> Result<Self, StoreError> {
+        // The key manager creates its directory, but memory keys or a key directory elsewhere
+        // leave the data directory to us.
         use std::os::unix::fs::DirBuilderExt;
         fs::DirBuilder::new()
             .recursive(true)
@@ -123,45 +136,15 @@ impl DirLock {
                 path: dir.to_path_buf(),
                 source,
             })?;
-        if let Ok(meta) = fs::metadata(dir) {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = meta.permissions().mode() & 0o7777;
-            if mode & 0o077 != 0 {
-                tracing::warn!(
-                    data_dir = %dir.display(),
-                    mode = format!("{mode:04o}"),
-                    "The data directory holds the agent's keys but other users can access it: \
-                     chmod 700 it"
-                );
-            }
-        }
-        let path = dir.join(LOCK_FILE);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|source| StoreError::Io {
-                op: "opening",
-                path: path.clone(),
-                source,
-            })?;
-        let flock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
-            .map_err(|_| StoreError::InUse {
-                dir: dir.to_path_buf(),
-            })?;
-        Ok(Self { _flock: flock })
-    }
-}
-
-impl StateStore {
-    /// Opens (creating, mode 0700) the data directory.
-    pub(crate) fn open(dir: &Path) -> Result<Self, StoreError> {
-        let keys = DiskKeyManager::open(dir)?;
+        let keys = AgentKeys::open(keys, dir)?;
+        let keys_lock = match keys.dir() {
+            Some(key_dir) if !same_dir(key_dir, dir) => Some(DirLock::acquire_keys(key_dir)?),
+            _ => None,
+        };
         Ok(Self {
             dir: dir.to_path_buf(),
             keys,
+            _keys_lock: keys_lock,
         })
     }
 
@@ -186,11 +169,7 @@ impl StateStore {
         };
         let svid = match self.match_key(chain) {
             Ok(Some(svid)) => svid,
-            Ok(None) => {
-                return Stored::Unusable(format!(
-                    "no agent key in {dir} matches the stored agent SVID"
-                ));
-            }
+            Ok(None) => return Stored::Unusable(self.keys.no_match(&self.dir)),
             Err(e) => return Stored::Unusable(ErrorChain(&e).to_string()),
         };
         let id = svid.svid.spiffe_id();
@@ -226,8 +205,7 @@ impl StateStore {
 
     /// Generates a fresh key in `slot`, replacing the one stored there.
     pub(crate) fn generate_key(&self, slot: usize) -> Result<Arc<KeyPair>, StoreError> {
-        let id = KEY_SLOTS[slot.min(1)];
-        Ok(self.keys.generate_key(id, KeyType::EcP256)?)
+        Ok(self.keys.generate(slot)?)
     }
 
     /// Replaces the stored agent SVID chain.
@@ -251,8 +229,8 @@ impl StateStore {
         &self,
         chain: Vec<CertificateDer<'static>>,
     ) -> Result<Option<AgentSvid>, StoreError> {
-        for (slot, id) in KEY_SLOTS.iter().enumerate() {
-            let Some(key) = self.keys.get_key(id)? else {
+        for slot in 0..KEY_SLOTS.len() {
+            let Some(key) = self.keys.get(slot)? else {
                 continue;
             };
             let pkcs8 = PrivatePkcs8KeyDer::from(key.serialize_der());
@@ -261,6 +239,14 @@ impl StateStore {
             }
         }
         Ok(None)
+    }
+}
+
+/// Whether two existing directories are one (spelled differently, or through a link).
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (fs::canonicalize(a), fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
     }
 }
 

@@ -4,8 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lanyard_agent::{AgentConfig, BundleFormat, RebootstrapMode, TrustBootstrap};
+use lanyard_agent::{AgentConfig, AgentKeyManager, BundleFormat, RebootstrapMode, TrustBootstrap};
 use lanyard_ca::KeyType;
+use lanyard_server::KeyManagerKind;
 use lanyard_spiffe::TrustDomain;
 
 use super::common::{self, CommonFile, DaemonFile, LogFlags};
@@ -203,13 +204,13 @@ impl AgentFlags {
 
     fn merge(&self, mut file: AgentFile) -> Result<AgentSettings, ConfigError> {
         let trust_domain = file.common.trust_domain(self.trust_domain.as_ref())?;
-        // As for the server: the key directory is checked against the file's own data_dir,
-        // and a --data-dir flag moves it along.
+        // As for the server: the key directory is compared with the file's own data_dir, and
+        // when it is that one a --data-dir flag moves it along.
         let file_data_dir = file
             .common
             .data_dir
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-        check_key_directory(&file.plugins, &file_data_dir)?;
+        let key_manager = key_manager(&file.plugins, &file_data_dir);
         let data_dir = self.data_dir.clone().unwrap_or(file_data_dir);
         let server_address = self.server_address(file.server_address.as_ref(), file.server_port)?;
         let trust_bundle = self.trust_bundle(FileTrust {
@@ -236,6 +237,7 @@ impl AgentFlags {
 
         let mut config = AgentConfig::new(trust_domain, data_dir, server_address, trust_bundle);
         config.join_token = join_token;
+        config.key_manager = key_manager;
         config.socket_path = self
             .socket
             .clone()
@@ -543,25 +545,20 @@ fn parse_workload_key_type(s: &str) -> Result<KeyType, String> {
     }
 }
 
-/// The agent keeps its key in `data_dir`; a `KeyManager "disk"` directory elsewhere cannot be
-/// honoured yet.
-fn check_key_directory(plugins: &AgentPlugins, data_dir: &Path) -> Result<(), ConfigError> {
-    if let Some((dir, line)) = &plugins.key_directory
-        && normalize(dir) != normalize(data_dir)
-    {
-        return Err(ConfigError::PluginPath {
-            what: format!(
-                "KeyManager \"disk\" directory {}",
-                super::clip(&dir.display().to_string())
-            ),
-            line: *line,
-            rule: format!(
-                "Lanyard keeps the agent's key in data_dir; set directory to {:?} or leave it out",
-                data_dir.display().to_string()
-            ),
-        });
+/// Where the agent's key lives, from its `KeyManager` block. SPIRE's `KeyManager "disk"`
+/// keeps the keys in `directory`; Lanyard does too, and keeps the SVID and bundle in
+/// `data_dir`, where SPIRE keeps them. A `directory` that is the file's own `data_dir` (however
+/// spelled) is no setting of its own, so that `--data-dir` moves the keys along with the rest.
+fn key_manager(plugins: &AgentPlugins, data_dir: &Path) -> AgentKeyManager {
+    if let Some((KeyManagerKind::Memory, _)) = plugins.key_manager {
+        return AgentKeyManager::Memory;
     }
-    Ok(())
+    let directory = plugins
+        .key_directory
+        .as_ref()
+        .filter(|(dir, _)| normalize(dir) != normalize(data_dir))
+        .map(|(dir, _)| dir.clone());
+    AgentKeyManager::Disk { directory }
 }
 
 #[cfg(test)]

@@ -368,7 +368,89 @@ fn data_dir_flag_moves_the_key_directory_that_follows_the_files_data_dir() {
         data_dir: Some("./mydata".into()),
         ..Default::default()
     };
-    assert_eq!(flags.load().unwrap().config.data_dir, Path::new("./mydata"));
+    let config = flags.load().unwrap().config;
+    assert_eq!(config.data_dir, Path::new("./mydata"));
+    assert_eq!(
+        config.key_manager,
+        AgentKeyManager::Disk { directory: None },
+        "the keys stay with the data"
+    );
+}
+
+/// An agent file with `KeyManager BLOCK` as its only plugin.
+fn with_key_manager(block: &str) -> String {
+    format!(
+        "agent {{\n data_dir = \"/var/lib/agent\"\n insecure_bootstrap = true\n}}\n\
+         plugins {{\n KeyManager {block}\n}}\n"
+    )
+}
+
+#[test]
+fn key_manager_memory_keeps_the_agent_key_in_memory() {
+    // The form of SPIRE's Kubernetes quickstart agent config.
+    let s = load(&with_key_manager("\"memory\" {\n  plugin_data {}\n }")).unwrap();
+    assert_eq!(s.config.key_manager, AgentKeyManager::Memory);
+    let s = load(&with_key_manager("\"memory\" {}")).unwrap();
+    assert_eq!(s.config.key_manager, AgentKeyManager::Memory);
+    let s = load("agent {\n insecure_bootstrap = true\n}\n").unwrap();
+    assert_eq!(
+        s.config.key_manager,
+        AgentKeyManager::Disk { directory: None }
+    );
+}
+
+#[test]
+fn key_manager_memory_takes_no_settings_and_excludes_disk() {
+    let err = error(&with_key_manager(
+        "\"memory\" {\n  plugin_data { directory = \"/x\" }\n }",
+    ));
+    assert!(err.contains("directory"), "{err}");
+    assert!(err.contains("line 7"), "{err}");
+    let err = error(&with_key_manager(
+        "\"disk\" {\n  plugin_data {}\n }\n KeyManager \"memory\" {\n  plugin_data {}\n }",
+    ));
+    assert_eq!(
+        err,
+        "KeyManager \"memory\" at line 9 and KeyManager \"disk\" at line 6: an agent has \
+         exactly one KeyManager; keep one of them"
+    );
+}
+
+#[test]
+fn a_key_directory_apart_from_data_dir_holds_the_keys_wherever_data_dir_goes() {
+    let text =
+        with_key_manager("\"disk\" {\n  plugin_data { directory = \"/srv/agent-keys\" }\n }");
+    let want = AgentKeyManager::Disk {
+        directory: Some("/srv/agent-keys".into()),
+    };
+    let s = load(&text).unwrap();
+    assert_eq!(s.config.key_manager, want);
+    assert_eq!(s.config.data_dir, Path::new("/var/lib/agent"));
+
+    let flags = AgentFlags {
+        data_dir: Some("/elsewhere".into()),
+        ..Default::default()
+    };
+    let s = flags.load_text(&text, |_| None).unwrap();
+    assert_eq!(s.config.data_dir, Path::new("/elsewhere"));
+    assert_eq!(
+        s.config.key_manager, want,
+        "a key directory of its own stays put"
+    );
+}
+
+#[test]
+fn a_key_directory_that_is_data_dir_however_spelled_follows_data_dir() {
+    for spelling in ["/var/lib/agent", "/var/lib/agent/", "/var/lib/./agent"] {
+        let text = with_key_manager(&format!(
+            "\"disk\" {{\n  plugin_data {{ directory = {spelling:?} }}\n }}"
+        ));
+        assert_eq!(
+            load(&text).unwrap().config.key_manager,
+            AgentKeyManager::Disk { directory: None },
+            "{spelling}"
+        );
+    }
 }
 
 #[test]

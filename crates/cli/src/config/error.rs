@@ -153,16 +153,6 @@ pub(crate) enum ConfigError {
         /// What Lanyard does instead and how to write it.
         rule: String,
     },
-    /// A plugin path that points away from where Lanyard keeps that file.
-    #[error("{what} (line {line}): {rule}")]
-    PluginPath {
-        /// The plugin and key, with the value.
-        what: String,
-        /// Where it is.
-        line: usize,
-        /// Where Lanyard keeps it and how to write it.
-        rule: String,
-    },
     /// A built-in plugin with `enabled = false`.
     #[error("{plugin} (line {line}) cannot be disabled: it is built in")]
     BuiltInDisabled {

@@ -4,9 +4,9 @@
 //! Lanyard has no plugin system: the SQLite datastore, the on-disk key store, join-token
 //! attestation and the unix workload attestor are built in and always on. A `plugins {}`
 //! block is read to check that it asks for exactly those, with settings they can honour; a
-//! file without one gets the built-ins. The server's `KeyManager "memory"` swaps the on-disk
-//! key store for one in memory; `NodeAttestor "x509pop"` (see `x509pop.rs`) is built in and
-//! enabled by its block.
+//! file without one gets the built-ins. `KeyManager "memory"` swaps the on-disk key store for
+//! one in memory, in the server and in the agent; `NodeAttestor "x509pop"` (see `x509pop.rs`)
+//! is built in and enabled by its block.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -124,6 +124,8 @@ pub(crate) struct ServerPlugins {
 pub(crate) struct AgentPlugins {
     /// `KeyManager "disk" { plugin_data { directory } }` and its line.
     pub(crate) key_directory: Option<(PathBuf, usize)>,
+    /// The enabled `KeyManager` block, `disk` or `memory`, and its line.
+    pub(crate) key_manager: Option<(KeyManagerKind, usize)>,
     /// `WorkloadAttestor "unix" { plugin_data { discover_workload_path workload_size_limit } }`.
     pub(crate) unix_attestor: lanyard_agent::UnixAttestorConfig,
     /// `NodeAttestor "x509pop" { plugin_data { private_key_path certificate_path .. } }`.
@@ -148,11 +150,21 @@ pub(crate) fn server(block: &Entry) -> Result<ServerPlugins, ConfigError> {
                     out.keys_path = Some((e.path()?, e.line));
                     Ok(())
                 })?;
-                one_key_manager(&mut out.key_manager, KeyManagerKind::Disk, plugin.line)?;
+                one_key_manager(
+                    &mut out.key_manager,
+                    KeyManagerKind::Disk,
+                    plugin.line,
+                    "a server",
+                )?;
             }
             ("KeyManager", "memory") => {
                 no_settings(data, "KeyManager \"memory\"")?;
-                one_key_manager(&mut out.key_manager, KeyManagerKind::Memory, plugin.line)?;
+                one_key_manager(
+                    &mut out.key_manager,
+                    KeyManagerKind::Memory,
+                    plugin.line,
+                    "a server",
+                )?;
             }
             ("NodeAttestor", "join_token") => no_settings(data, "NodeAttestor \"join_token\"")?,
             ("NodeAttestor", "x509pop") => {
@@ -165,15 +177,16 @@ pub(crate) fn server(block: &Entry) -> Result<ServerPlugins, ConfigError> {
     Ok(out)
 }
 
-/// Records the server's key manager; SPIRE takes exactly one.
+/// Records the key manager of `daemon` ("a server", "an agent"); SPIRE takes exactly one.
 fn one_key_manager(
     slot: &mut Option<(KeyManagerKind, usize)>,
     kind: KeyManagerKind,
     line: usize,
+    daemon: &str,
 ) -> Result<(), ConfigError> {
     if let Some((first, first_line)) = slot {
         return Err(ConfigError::Conflict(format!(
-            "KeyManager {:?} at line {line} and KeyManager {:?} at line {first_line}: a server \
+            "KeyManager {:?} at line {line} and KeyManager {:?} at line {first_line}: {daemon} \
              has exactly one KeyManager; keep one of them",
             key_manager_name(kind),
             key_manager_name(*first)
@@ -231,6 +244,9 @@ fn upstream_disk(data: &[Entry], line: usize) -> Result<lanyard_server::Upstream
     })
 }
 
+/// Who has exactly one `KeyManager`, in the agent's error.
+const AN_AGENT: &str = "an agent";
+
 /// Reads an agent's `plugins {}`.
 ///
 /// # Errors
@@ -247,15 +263,21 @@ pub(crate) fn agent(block: &Entry) -> Result<AgentPlugins, ConfigError> {
                     out.key_directory = Some((e.path()?, e.line));
                     Ok(())
                 })?;
+                one_key_manager(
+                    &mut out.key_manager,
+                    KeyManagerKind::Disk,
+                    plugin.line,
+                    AN_AGENT,
+                )?;
             }
             ("KeyManager", "memory") => {
-                return Err(ConfigError::Unsupported {
-                    what: "KeyManager \"memory\"".into(),
-                    line: plugin.line,
-                    rule: "Lanyard keeps the agent's key in data_dir, so that a restarted agent \
-                           need not attest again; use KeyManager \"disk\""
-                        .into(),
-                });
+                no_settings(data, "KeyManager \"memory\"")?;
+                one_key_manager(
+                    &mut out.key_manager,
+                    KeyManagerKind::Memory,
+                    plugin.line,
+                    AN_AGENT,
+                )?;
             }
             ("NodeAttestor", "join_token") => no_settings(data, "NodeAttestor \"join_token\"")?,
             ("NodeAttestor", "x509pop") => {

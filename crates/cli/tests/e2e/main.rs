@@ -8,6 +8,7 @@
     reason = "tests"
 )]
 
+mod agent_key_manager;
 mod bootstrap_url;
 mod common;
 mod config_files;
