@@ -10,11 +10,12 @@ mod config;
 mod duration;
 mod logging;
 mod output;
+mod spire_args;
 mod svid_files;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 /// Lanyard: SPIFFE identities for every workload.
 #[derive(Parser, Debug)]
@@ -25,7 +26,17 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // SPIRE's Go-style command lines (and `spire-server`/`spire-agent` symlinks) become
+    // Lanyard's before clap reads them; see spire_args.
+    let argv = match spire_args::rewrite(std::env::args_os(), Cli::command()) {
+        Ok(argv) => argv,
+        Err(e) => {
+            eprintln!("error: {e}");
+            // clap's exit code for a command line it refuses.
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(argv);
     raise_fd_limit();
     // The one process-wide crypto provider; libraries build their configs with it explicitly.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();

@@ -75,7 +75,7 @@ enum FetchCommand {
 struct FetchX509Args {
     /// Workload API socket: a path, `unix:///path` or `tcp://IP:PORT`; defaults to
     /// $SPIFFE_ENDPOINT_SOCKET, then to the agent's default socket.
-    #[arg(long)]
+    #[arg(long, visible_alias = "socket-path")]
     socket: Option<String>,
     /// Write svid.N.pem, svid.N.key and bundle.N.pem into this directory.
     #[arg(long)]

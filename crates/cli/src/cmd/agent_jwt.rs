@@ -22,13 +22,13 @@ pub(super) struct FetchJwtArgs {
     spiffe_id: Option<String>,
     /// Workload API socket: a path, `unix:///path` or `tcp://IP:PORT`; defaults to
     /// $SPIFFE_ENDPOINT_SOCKET, then to the agent's default socket.
-    #[arg(long)]
+    #[arg(long, visible_alias = "socket-path")]
     socket: Option<String>,
     /// Give up after this long without an answer.
     #[arg(long, default_value = "5s", value_parser = crate::duration::parse)]
     timeout: Duration,
     /// Output format; `json` adds each token's claims.
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(long, alias = "format", value_enum, default_value_t)]
     output: OutputFormat,
 }
 
@@ -42,7 +42,7 @@ pub(super) struct ValidateJwtArgs {
     #[arg(long)]
     svid: String,
     /// Workload API socket, as for `fetch`.
-    #[arg(long)]
+    #[arg(long, visible_alias = "socket-path")]
     socket: Option<String>,
     /// Give up after this long without an answer.
     #[arg(long, default_value = "5s", value_parser = crate::duration::parse)]

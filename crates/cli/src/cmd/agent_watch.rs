@@ -12,7 +12,7 @@ use crate::output::out;
 pub(crate) struct WatchArgs {
     /// Workload API socket: a path, `unix:///path` or `tcp://IP:PORT`; defaults to
     /// $SPIFFE_ENDPOINT_SOCKET, then to the agent's default socket.
-    #[arg(long)]
+    #[arg(long, visible_alias = "socket-path")]
     socket: Option<String>,
     /// Output format: one line, or one JSON object per line, per update.
     #[arg(long, value_enum, default_value_t)]

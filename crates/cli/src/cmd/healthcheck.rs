@@ -25,7 +25,7 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(clap::Args, Debug)]
 pub(crate) struct ServerHealthcheckArgs {
     /// The server's admin socket.
-    #[arg(long, default_value = lanyard_server::DEFAULT_SOCKET)]
+    #[arg(long, visible_alias = "socket-path", default_value = lanyard_server::DEFAULT_SOCKET)]
     socket: PathBuf,
     /// Only check that the server is alive, not that its datastore and CA work.
     #[arg(long)]
@@ -63,7 +63,7 @@ impl ServerHealthcheckArgs {
 pub(crate) struct AgentHealthcheckArgs {
     /// The agent's Workload API socket: a path, `unix:///path` or `tcp://IP:PORT`, as for
     /// `agent api fetch x509`.
-    #[arg(long, default_value = DEFAULT_AGENT_SOCKET)]
+    #[arg(long, visible_alias = "socket-path", default_value = DEFAULT_AGENT_SOCKET)]
     socket: String,
     /// Only check that the agent is alive, not that it has its identity.
     #[arg(long)]

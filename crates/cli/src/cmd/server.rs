@@ -100,6 +100,6 @@ impl RunArgs {
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct SocketArg {
     /// The server's admin socket.
-    #[arg(long, default_value = lanyard_server::DEFAULT_SOCKET)]
+    #[arg(long, visible_alias = "socket-path", default_value = lanyard_server::DEFAULT_SOCKET)]
     pub(crate) socket: PathBuf,
 }

@@ -5,7 +5,8 @@
 //! - `server_cli`: SPIRE's admin CLI against a Lanyard server's admin socket;
 //! - `agent_cli`: SPIRE's Workload API CLI against a Lanyard agent's socket;
 //! - `spire_agent`: a SPIRE agent attesting to, and syncing from, a Lanyard server;
-//! - `spire_server`: a Lanyard agent attesting to, and syncing from, a SPIRE server.
+//! - `spire_server`: a Lanyard agent attesting to, and syncing from, a SPIRE server;
+//! - `spire_syntax`: SPIRE's command lines through `spire-server`/`spire-agent` symlinks.
 //!
 //! The binaries come from `.ci/spire.sh` (`LANYARD_TEST_SPIRE_BIN`). Without them every test
 //! prints `SKIPPED:` and passes, except under `LANYARD_CI`, where it fails. Certificates are
@@ -33,3 +34,4 @@ mod server_cli;
 mod spire;
 mod spire_agent;
 mod spire_server;
+mod spire_syntax;

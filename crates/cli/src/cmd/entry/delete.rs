@@ -27,7 +27,7 @@ pub(crate) struct DeleteArgs {
     /// Read the IDs from a JSON file in SPIRE's `entry delete -data` format, `{"ids":
     /// ["..."]}` (`-` for stdin), at most 64 MiB. Malformed JSON, a wrong shape or an unknown
     /// key refuses the whole file.
-    #[arg(long, conflicts_with = "entry_id")]
+    #[arg(long, alias = "file", conflicts_with = "entry_id")]
     data: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]

@@ -1,0 +1,392 @@
+//! SPIRE's command lines, unchanged, through `spire-server` and `spire-agent` symlinks to
+//! `lanyard`: the server starts from `spire-server run -config <SPIRE's server.conf>`, the agent
+//! from `spire-agent run -config <SPIRE's agent.conf>`, and admin commands written in SPIRE's
+//! Go flag syntax print what SPIRE's own `spire-server` prints against the same server.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use lanyard_testkit::{CliOutput, Lanyard};
+
+use crate::checks::assert_written_svid;
+use crate::common::*;
+use crate::daemon::Daemon;
+use crate::spire::{Spire, free_port, join_token_agent_id, poll, text_field, token_of};
+
+/// `spire-server` and `spire-agent`: symlinks to the `lanyard` binary under test.
+struct Links {
+    server: PathBuf,
+    agent: PathBuf,
+}
+
+impl Links {
+    fn new(l: &Lanyard) -> Self {
+        let dir = l.path("bin");
+        std::fs::create_dir(&dir).unwrap();
+        let lanyard = Path::new(env!("CARGO_BIN_EXE_lanyard"));
+        let link = |name: &str| {
+            let path = dir.join(name);
+            std::os::unix::fs::symlink(lanyard, &path).unwrap();
+            path
+        };
+        Self {
+            server: link("spire-server"),
+            agent: link("spire-agent"),
+        }
+    }
+
+    /// `spire-server <args>` through the symlink.
+    fn server(&self, args: &[&str]) -> CliOutput {
+        run(&self.server, args)
+    }
+
+    /// `spire-agent <args>` through the symlink.
+    fn agent(&self, args: &[&str]) -> CliOutput {
+        run(&self.agent, args)
+    }
+}
+
+#[test]
+fn spire_command_lines_run_unchanged_through_spire_named_links() {
+    let Some(spire) = Spire::find() else {
+        return;
+    };
+    let l = lanyard();
+    let links = Links::new(&l);
+
+    let socket = l.path("api.sock");
+    let socket = socket.to_str().unwrap();
+    let port = free_port();
+    let config = l.path("server.conf");
+    std::fs::write(&config, server_conf(&l, socket, port)).unwrap();
+    let mut server = Daemon::spawn(
+        "lanyard as spire-server",
+        &links.server,
+        &["run", "-config", config.to_str().unwrap()],
+        l.path("server.log"),
+    );
+    poll(Duration::from_secs(60), "the server to be healthy", || {
+        server.assert_running();
+        let out = links.server(&["healthcheck", "-socketPath", socket]);
+        out.success.then_some(()).ok_or(format!("{out:?}"))
+    });
+
+    let bundle = l.path("bootstrap.pem");
+    let pem = links.server(&["bundle", "show", "-socketPath", socket]);
+    assert!(pem.success, "{pem:?}");
+    std::fs::write(&bundle, &pem.stdout).unwrap();
+    // A foreign bundle for `-federatesWith` (its certificates are ours: only the name counts).
+    let set = ["bundle", "set", "-id", "spiffe://other.org", "-path"];
+    let out =
+        links.server(&[&set[..], &[bundle.to_str().unwrap(), "-socketPath", socket]].concat());
+    assert!(out.success, "{out:?}");
+
+    let same = |args: &[&str]| same_output(&spire, &links, socket, args, |s| s.to_owned());
+    same(&["healthcheck"]);
+    same(&["healthcheck", "-shallow"]);
+    same(&["bundle", "show", "-format", "spiffe"]);
+    same(&["bundle", "show", "-format=pem"]);
+    same(&["bundle", "list", "-id", "spiffe://other.org"]);
+
+    // A join token through the link, for an agent started through the other link.
+    let out = links.server(&[
+        "token",
+        "generate",
+        "-socketPath",
+        socket,
+        "-spiffeID",
+        "spiffe://example.org/nodes/n1",
+        "-ttl",
+        "600",
+    ]);
+    assert!(out.success, "{out:?}");
+    let token = token_of(&out.stdout);
+    let blank_token = |out: &str| match text_field(out, "Token") {
+        Some(token) => out.replace(token, "TOKEN"),
+        None => out.to_owned(),
+    };
+    same_output(
+        &spire,
+        &links,
+        socket,
+        &["token", "generate", "-spiffeID", "spiffe://example.org/n2"],
+        blank_token,
+    );
+
+    let agent_socket = l.path("agent.sock");
+    let agent_socket = agent_socket.to_str().unwrap();
+    let agent_config = l.path("agent.conf");
+    std::fs::write(
+        &agent_config,
+        agent_conf(&l, agent_socket, port, &bundle, &token),
+    )
+    .unwrap();
+    let mut agent = Daemon::spawn(
+        "lanyard as spire-agent",
+        &links.agent,
+        &["run", "-config", agent_config.to_str().unwrap()],
+        l.path("agent.log"),
+    );
+    poll(Duration::from_secs(60), "the agent to be healthy", || {
+        agent.assert_running();
+        let out = links.agent(&["healthcheck", "-socketPath", agent_socket]);
+        out.success.then_some(()).ok_or(format!("{out:?}"))
+    });
+    same(&["agent", "list"]);
+    same(&["agent", "show", "-spiffeID", &join_token_agent_id(&token)]);
+
+    entry_commands_match(&spire, &links, socket, &join_token_agent_id(&token));
+
+    // The workload side: `spire-agent api fetch x509 -write` through the link.
+    let workload = format!("spiffe://{TD}/syntax/workload");
+    let selector = format!("unix:uid:{}", uid());
+    let out = links.server(&[
+        "entry",
+        "create",
+        "-socketPath",
+        socket,
+        "-spiffeID",
+        &workload,
+        "-parentID",
+        &join_token_agent_id(&token),
+        "-selector",
+        &selector,
+    ]);
+    assert!(out.success, "{out:?}");
+    let dir = l.path("x509");
+    std::fs::create_dir(&dir).unwrap();
+    let fetched = poll(
+        Duration::from_secs(30),
+        "the agent to serve the SVID",
+        || {
+            agent.assert_running();
+            let args = ["api", "fetch", "x509", "-socketPath", agent_socket];
+            let out = links.agent(&[&args[..], &["-write", dir.to_str().unwrap()]].concat());
+            out.success
+                .then_some(out.stdout.clone())
+                .ok_or(format!("{out:?}"))
+        },
+    );
+    assert!(fetched.contains(&workload), "{fetched}");
+    assert_written_svid(&dir, &bundle, &workload);
+    // SPIRE's default subcommand: `api fetch` alone is `api fetch x509`.
+    let out = links.agent(&["api", "fetch", "-socketPath", agent_socket, "-silent"]);
+    assert!(!out.success);
+    assert!(out.stderr.contains("-silent"), "{out:?}");
+    let out = links.agent(&["api", "fetch", "-socketPath", agent_socket]);
+    assert!(out.success && out.stdout.contains(&workload), "{out:?}");
+}
+
+/// A SPIRE flag Lanyard lacks is named in the error, not reduced to its first letter.
+#[test]
+fn unsupported_spire_flags_are_named() {
+    let l = lanyard();
+    let links = Links::new(&l);
+    let out = links.server(&["run", "-config", "/nonexistent", "-logSourceLocation"]);
+    assert!(!out.success);
+    assert_eq!(
+        out.stderr.trim(),
+        "error: -logSourceLocation (a flag of `spire-server run`) is not supported by Lanyard"
+    );
+    let out = links.server(&["federation", "refresh", "-id", "spiffe://o.org"]);
+    assert!(!out.success);
+    assert!(
+        out.stderr.contains("`spire-server federation refresh`"),
+        "{out:?}"
+    );
+}
+
+/// `entry create` (many flags), `show -spiffeID`, `count`, `update -entryID` and `delete
+/// -entryID`: each through SPIRE's CLI and through the link prints the same, once the fresh
+/// entry ID and revision are blanked.
+fn entry_commands_match(spire: &Spire, links: &Links, socket: &str, parent: &str) {
+    let create = [
+        "entry",
+        "create",
+        "-spiffeID",
+        "spiffe://example.org/syntax/web",
+        "-parentID",
+        parent,
+        "-selector",
+        "unix:uid:1000",
+        "-selector=k8s:ns:default",
+        "-dns",
+        "web.example",
+        "-federatesWith",
+        "spiffe://other.org",
+        "-hint",
+        "web",
+        "-x509SVIDTTL",
+        "3600",
+        "-jwtSVIDTTL=300",
+        "-admin",
+        "-downstream=false",
+        "-entryExpiry",
+        "1900000000",
+    ];
+    // SPIRE's CLI creates the entry and the link deletes it; then the other way round.
+    let theirs = ok(spire.server_cli(&[&create[..], &["-socketPath", socket]].concat()));
+    let their_id = entry_id(&theirs);
+    let deleted_by_link = ok(links.server(&[
+        "entry",
+        "delete",
+        "-socketPath",
+        socket,
+        "-entryID",
+        &their_id,
+    ]));
+    let ours = ok(links.server(&[&create[..], &["-socketPath", socket]].concat()));
+    let our_id = entry_id(&ours);
+    assert_eq!(ours.replace(&our_id, "ID"), theirs.replace(&their_id, "ID"));
+
+    let same = |args: &[&str]| same_output(spire, links, socket, args, |s| s.to_owned());
+    same(&[
+        "entry",
+        "show",
+        "-spiffeID",
+        "spiffe://example.org/syntax/web",
+    ]);
+    same(&["entry", "show", "-entryID", &our_id]);
+    same(&["entry", "count"]);
+    let update = [
+        "entry",
+        "update",
+        "-entryID",
+        &our_id,
+        "-spiffeID",
+        "spiffe://example.org/syntax/web",
+        "-parentID",
+        parent,
+        "-selector",
+        "unix:uid:1001",
+        "-x509SVIDTTL=600",
+    ];
+    same_output(spire, links, socket, &update, |out| {
+        let lines = out.lines().filter(|l| !l.starts_with("Revision"));
+        lines.collect::<Vec<_>>().join("\n")
+    });
+
+    let deleted_by_spire = ok(spire.server_cli(&[
+        "entry",
+        "delete",
+        "-socketPath",
+        socket,
+        "-entryID",
+        &our_id,
+    ]));
+    assert_eq!(
+        deleted_by_link.replace(&their_id, "ID"),
+        deleted_by_spire.replace(&our_id, "ID")
+    );
+}
+
+/// `args -socketPath S` prints the same, after `normalize`, through SPIRE's `spire-server`
+/// and through the link.
+fn same_output(
+    spire: &Spire,
+    links: &Links,
+    socket: &str,
+    args: &[&str],
+    normalize: impl Fn(&str) -> String,
+) {
+    let args = [args, &["-socketPath", socket]].concat();
+    let theirs = ok(spire.server_cli(&args));
+    let ours = ok(links.server(&args));
+    assert_eq!(
+        normalize(&ours),
+        normalize(&theirs),
+        "`spire-server {}`",
+        args.join(" ")
+    );
+}
+
+fn ok(out: CliOutput) -> String {
+    assert!(out.success, "{out:?}");
+    out.stdout
+}
+
+fn entry_id(text: &str) -> String {
+    text_field(text, "Entry ID")
+        .unwrap_or_else(|| panic!("no Entry ID in {text:?}"))
+        .to_owned()
+}
+
+/// A server.conf as SPIRE's docs write one.
+fn server_conf(l: &Lanyard, socket: &str, port: u16) -> String {
+    let data = l.path("server-data");
+    let data = data.display();
+    format!(
+        r#"server {{
+    bind_address = "127.0.0.1"
+    bind_port = "{port}"
+    socket_path = "{socket}"
+    trust_domain = "{TD}"
+    data_dir = "{data}"
+    log_level = "DEBUG"
+}}
+
+plugins {{
+    DataStore "sql" {{
+        plugin_data {{
+            database_type = "sqlite3"
+            connection_string = "{data}/datastore.sqlite3"
+        }}
+    }}
+    KeyManager "memory" {{
+        plugin_data {{}}
+    }}
+    NodeAttestor "join_token" {{
+        plugin_data {{}}
+    }}
+}}
+"#
+    )
+}
+
+/// An agent.conf as SPIRE's docs write one.
+fn agent_conf(l: &Lanyard, socket: &str, port: u16, bundle: &Path, token: &str) -> String {
+    let data = l.path("agent-data");
+    format!(
+        r#"agent {{
+    data_dir = "{data}"
+    log_level = "DEBUG"
+    server_address = "127.0.0.1"
+    server_port = "{port}"
+    socket_path = "{socket}"
+    trust_bundle_path = "{bundle}"
+    trust_domain = "{TD}"
+    join_token = "{token}"
+}}
+
+plugins {{
+    NodeAttestor "join_token" {{
+        plugin_data {{}}
+    }}
+    KeyManager "memory" {{
+        plugin_data {{}}
+    }}
+    WorkloadAttestor "unix" {{
+        plugin_data {{}}
+    }}
+}}
+"#,
+        data = data.display(),
+        bundle = bundle.display(),
+    )
+}
+
+/// Runs `bin args` to completion, in UTC as `Spire` runs SPIRE's CLI, so times print alike.
+fn run(bin: &Path, args: &[&str]) -> CliOutput {
+    let out = Command::new(bin)
+        .args(args)
+        .env("TZ", "UTC")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
+    CliOutput {
+        success: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
