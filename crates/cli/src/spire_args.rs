@@ -14,8 +14,14 @@
 //! even when it starts with a dash), single-letter shorts and everything after `--`. SPIRE's
 //! own flag list ([`spire_flags`]) is read only to say which SPIRE flag or command Lanyard does
 //! not implement, instead of clap's "unexpected argument '-c'".
+//!
+//! Started under a SPIRE name, the process also takes SPIRE's default socket paths
+//! ([`sockets`]), so that command lines relying on them reach the same sockets.
 
+mod sockets;
 mod spire_flags;
+
+pub(crate) use sockets::{agent_socket, invoked_as_spire, server_socket};
 
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
@@ -272,9 +278,7 @@ impl<'t> GoFlag<'t> {
 /// The arg of the command at `at` that SPIRE's (or Lanyard's) flag `name` stands for.
 fn find_arg<'c>(at: &Position<'c>, name: &str) -> Option<&'c Arg> {
     let command = at.command;
-    find_long(command, name)
-        .or_else(|| find_long(command, &kebab(name)))
-        .or_else(|| find_long(command, spire_flags::renamed(&at.path(), name)?))
+    find_long(command, name).or_else(|| find_long(command, &kebab(name)))
 }
 
 /// The arg of `command` whose long name or one of whose aliases (hidden ones too) is `name`.

@@ -12,9 +12,6 @@ use super::OutputFormat;
 use crate::config::agent::AgentFlags;
 use crate::logging;
 
-/// Where the agent serves the Workload API unless configured.
-pub(crate) const DEFAULT_AGENT_SOCKET: &str = crate::config::agent::DEFAULT_SOCKET;
-
 /// `lanyard agent`.
 #[derive(clap::Args, Debug)]
 pub(crate) struct AgentArgs {
@@ -74,7 +71,8 @@ enum FetchCommand {
 #[derive(clap::Args, Debug)]
 struct FetchX509Args {
     /// Workload API socket: a path, `unix:///path` or `tcp://IP:PORT`; defaults to
-    /// $SPIFFE_ENDPOINT_SOCKET, then to the agent's default socket.
+    /// $SPIFFE_ENDPOINT_SOCKET, then to the agent's default socket (run as spire-agent,
+    /// SPIRE's default socket, as SPIRE's CLI does).
     #[arg(long, visible_alias = "socket-path")]
     socket: Option<String>,
     /// Write svid.N.pem, svid.N.key and bundle.N.pem into this directory.
@@ -125,8 +123,11 @@ impl RunArgs {
     }
 }
 
-/// Resolves the Workload API address from a flag or `SPIFFE_ENDPOINT_SOCKET`.
+/// Resolves the Workload API address from a flag or `SPIFFE_ENDPOINT_SOCKET`, else the
+/// agent's default socket. Run as `spire-agent`, the variable is not read: SPIRE's CLI dials its
+/// default path whatever the environment says, and scripts written for it rely on that.
 pub(crate) fn endpoint(flag: Option<&str>) -> anyhow::Result<EndpointAddr> {
+    let default = || EndpointAddr::Unix(PathBuf::from(crate::spire_args::agent_socket()));
     match flag {
         // URIs are parsed strictly; anything without a scheme is a socket path, as the
         // flag's help says.
@@ -135,11 +136,12 @@ pub(crate) fn endpoint(flag: Option<&str>) -> anyhow::Result<EndpointAddr> {
         }
         Some(s) if !s.is_empty() => Ok(EndpointAddr::Unix(PathBuf::from(s))),
         Some(_) => anyhow::bail!("--socket is empty: give a socket path or unix:///path"),
+        None if crate::spire_args::invoked_as_spire() => Ok(default()),
         None => match std::env::var("SPIFFE_ENDPOINT_SOCKET") {
             Ok(v) => {
                 EndpointAddr::parse(&v).map_err(|e| anyhow::anyhow!("SPIFFE_ENDPOINT_SOCKET: {e}"))
             }
-            Err(_) => Ok(EndpointAddr::Unix(PathBuf::from(DEFAULT_AGENT_SOCKET))),
+            Err(_) => Ok(default()),
         },
     }
 }

@@ -14,14 +14,16 @@ use crate::output::out;
 /// Flags of `lanyard agent api fetch jwt`.
 #[derive(clap::Args, Debug)]
 pub(super) struct FetchJwtArgs {
-    /// The `aud` claim; repeat for several values.
-    #[arg(long = "audience", required = true)]
+    /// The `aud` claim: a comma-separated list, as SPIRE's -audience takes it; the flag may
+    /// also be repeated, and the lists add up.
+    #[arg(long = "audience", required = true, value_delimiter = ',')]
     audience: Vec<String>,
     /// Only this identity of the caller; without it, one token per identity.
     #[arg(long)]
     spiffe_id: Option<String>,
     /// Workload API socket: a path, `unix:///path` or `tcp://IP:PORT`; defaults to
-    /// $SPIFFE_ENDPOINT_SOCKET, then to the agent's default socket.
+    /// $SPIFFE_ENDPOINT_SOCKET, then to the agent's default socket (run as spire-agent,
+    /// SPIRE's default socket, as SPIRE's CLI does).
     #[arg(long, visible_alias = "socket-path")]
     socket: Option<String>,
     /// Give up after this long without an answer.
@@ -35,7 +37,7 @@ pub(super) struct FetchJwtArgs {
 /// Flags of `lanyard agent api validate jwt`.
 #[derive(clap::Args, Debug)]
 pub(super) struct ValidateJwtArgs {
-    /// The audience the token must carry.
+    /// The audience the token must carry: one value, commas and all, as in SPIRE.
     #[arg(long)]
     audience: String,
     /// The JWT-SVID (compact JWS).
@@ -140,4 +142,35 @@ async fn within<T>(
     tokio::time::timeout(timeout, work).await.map_err(|_| {
         anyhow::anyhow!("no answer from the Workload API at {addr} within {timeout:?}")
     })?
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Fetch {
+        #[command(flatten)]
+        args: FetchJwtArgs,
+    }
+
+    #[derive(Parser)]
+    struct Validate {
+        #[command(flatten)]
+        args: ValidateJwtArgs,
+    }
+
+    #[test]
+    fn fetch_audience_takes_spires_comma_separated_list_and_repeats() {
+        let f = Fetch::try_parse_from(["t", "--audience=a,b", "--audience", "c"]).unwrap();
+        assert_eq!(f.args.audience, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn validate_audience_is_one_value_commas_and_all() {
+        let v = Validate::try_parse_from(["t", "--audience=a,b", "--svid", "x"]).unwrap();
+        assert_eq!(v.args.audience, "a,b");
+    }
 }

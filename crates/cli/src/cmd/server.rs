@@ -99,7 +99,7 @@ impl RunArgs {
 /// The `--socket` flag shared by every admin command.
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct SocketArg {
-    /// The server's admin socket.
-    #[arg(long, visible_alias = "socket-path", default_value = lanyard_server::DEFAULT_SOCKET)]
+    /// The server's admin socket (SPIRE's default path when run as spire-server).
+    #[arg(long, visible_alias = "socket-path", default_value = crate::spire_args::server_socket())]
     pub(crate) socket: PathBuf,
 }

@@ -16,7 +16,8 @@ use super::server::{parse_trust_domain, rule};
 use super::{ConfigError, Key, Scope, normalize, walk};
 use crate::logging::LogSettings;
 
-/// Where the agent serves the Workload API unless configured.
+/// Where the agent serves the Workload API unless configured, under Lanyard's own name (see
+/// [`crate::spire_args::agent_socket`]).
 pub(crate) const DEFAULT_SOCKET: &str = "/tmp/lanyard-agent/public/api.sock";
 /// Where the agent keeps its key, SVID and bundle unless configured.
 pub(crate) const DEFAULT_DATA_DIR: &str = ".lanyard/agent";
@@ -128,7 +129,8 @@ pub(crate) struct AgentFlags {
     /// requiring a trust bundle). Only for experiments: it allows a man in the middle.
     #[arg(long)]
     pub(crate) insecure_bootstrap: bool,
-    /// Unix socket of the Workload API [default: /tmp/lanyard-agent/public/api.sock].
+    /// Unix socket of the Workload API [default: /tmp/lanyard-agent/public/api.sock; run as
+    /// spire-agent, SPIRE's /tmp/spire-agent/public/api.sock].
     #[arg(long, visible_alias = "socket-path")]
     pub(crate) socket: Option<PathBuf>,
     /// How often the agent asks the server for entry and bundle changes (SPIRE's
@@ -242,7 +244,7 @@ impl AgentFlags {
             .socket
             .clone()
             .or(file.common.socket_path)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
+            .unwrap_or_else(|| PathBuf::from(crate::spire_args::agent_socket()));
         if let Some(interval) = self.sync_interval.or(file.sync_interval) {
             config.sync_interval = interval;
         }

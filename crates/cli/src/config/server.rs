@@ -80,10 +80,12 @@ pub(crate) struct ServerFlags {
     /// IP address of the agent API (SPIRE's bind_address) [default: 127.0.0.1].
     #[arg(long)]
     pub(crate) bind_address: Option<IpAddr>,
-    /// Port of the agent API (SPIRE's bind_port); 0 picks a free one [default: 8081].
-    #[arg(long)]
+    /// Port of the agent API (SPIRE's bind_port, and its -serverPort flag); 0 picks a free
+    /// one [default: 8081].
+    #[arg(long, alias = "server-port")]
     pub(crate) bind_port: Option<u16>,
-    /// Unix socket of the admin API [default: /tmp/lanyard-server/private/api.sock].
+    /// Unix socket of the admin API [default: /tmp/lanyard-server/private/api.sock; run as
+    /// spire-server, SPIRE's /tmp/spire-server/private/api.sock].
     #[arg(long, visible_alias = "socket-path")]
     pub(crate) socket: Option<PathBuf>,
     /// Key type of the X.509 CA: ec-p256, ec-p384, rsa-2048 or rsa-4096 [default: ec-p256].
@@ -198,9 +200,11 @@ impl ServerFlags {
             .or(file.bind_port)
             .unwrap_or(config.bind.port());
         config.bind = SocketAddr::new(ip, port);
-        if let Some(socket) = self.socket.clone().or(file.common.socket_path) {
-            config.socket_path = socket;
-        }
+        config.socket_path = self
+            .socket
+            .clone()
+            .or(file.common.socket_path)
+            .unwrap_or_else(|| PathBuf::from(crate::spire_args::server_socket()));
         if let Some(kt) = self.ca_key_type.or(file.ca_key_type) {
             config.ca_key_type = kt;
         }

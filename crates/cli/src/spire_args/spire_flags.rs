@@ -214,23 +214,6 @@ pub(super) const COMMANDS: &[SpireCommand] = &[
     cmd("agent api watch", &[&["socketPath"]]),
 ];
 
-/// SPIRE flags whose Lanyard counterpart has another name that no clap alias gives it yet:
-/// the Lanyard command, SPIRE's flag, Lanyard's long flag. `spire-server run -serverPort` sets
-/// the port of the agent API, which is Lanyard's `--bind-port`.
-// TODO: an `alias = "server-port"` on `--bind-port` in config/server.rs replaces these rows.
-pub(super) const RENAMED: &[(&str, &str, &str)] = &[
-    ("server run", "serverPort", "bind-port"),
-    ("server validate", "serverPort", "bind-port"),
-];
-
-/// Lanyard's long flag for SPIRE's `flag` of the command at `path`, from [`RENAMED`].
-pub(super) fn renamed(path: &str, flag: &str) -> Option<&'static str> {
-    RENAMED
-        .iter()
-        .find(|(p, f, _)| *p == path && *f == flag)
-        .map(|(_, _, long)| *long)
-}
-
 /// The SPIRE command at `path`, if SPIRE has one.
 pub(super) fn command(path: &str) -> Option<&'static SpireCommand> {
     COMMANDS.iter().find(|c| c.path == path)

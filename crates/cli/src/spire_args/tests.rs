@@ -334,3 +334,28 @@ fn camel(long: &str) -> String {
     }
     out
 }
+
+#[test]
+fn server_port_reaches_bind_port_through_its_clap_alias() {
+    for command in ["run", "validate"] {
+        let out = rw(&format!(
+            "spire-server {command} -serverPort 8443 -bindAddress 0.0.0.0"
+        ))
+        .unwrap();
+        assert_eq!(
+            out[1..].join(" "),
+            format!("server {command} --bind-port=8443 --bind-address=0.0.0.0")
+        );
+        Cli::try_parse_from(out).expect("clap takes the rewritten line");
+    }
+}
+
+#[test]
+fn fetch_jwt_audience_list_passes_whole_for_clap_to_split() {
+    let out = rw("spire-agent api fetch jwt -audience a,b -spiffeID spiffe://e.org/w").unwrap();
+    assert_eq!(
+        out[1..].join(" "),
+        "agent api fetch jwt --audience=a,b --spiffe-id=spiffe://e.org/w"
+    );
+    Cli::try_parse_from(out).expect("clap takes the rewritten line");
+}

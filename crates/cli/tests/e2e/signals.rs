@@ -50,7 +50,14 @@ fn healthchecks_pointed_at_the_other_daemons_socket_are_unhealthy() {
     let l = lanyard();
     let (server, agent, _token) = server_and_agent(&l, &[]);
 
-    let wrong = l.cli(&["agent", "healthcheck", "--socket", &server.socket_str()]);
+    // The reason is printed with --verbose only, as SPIRE's healthcheck does.
+    let wrong = l.cli(&[
+        "agent",
+        "healthcheck",
+        "--verbose",
+        "--socket",
+        &server.socket_str(),
+    ]);
     assert!(!wrong.success, "{}", wrong.stdout);
     assert!(
         wrong.stderr.contains("this socket is not a Lanyard agent"),
@@ -69,6 +76,7 @@ fn healthchecks_pointed_at_the_other_daemons_socket_are_unhealthy() {
     let wrong = l.cli(&[
         "server",
         "healthcheck",
+        "--verbose",
         "--socket",
         agent.socket.to_str().unwrap(),
     ]);

@@ -6,7 +6,8 @@
 //! - `agent_cli`: SPIRE's Workload API CLI against a Lanyard agent's socket;
 //! - `spire_agent`: a SPIRE agent attesting to, and syncing from, a Lanyard server;
 //! - `spire_server`: a Lanyard agent attesting to, and syncing from, a SPIRE server;
-//! - `spire_syntax`: SPIRE's command lines through `spire-server`/`spire-agent` symlinks.
+//! - `spire_syntax`: SPIRE's command lines through `spire-server`/`spire-agent` symlinks;
+//! - `spire_healthcheck`: what `healthcheck` prints, and the default sockets, through them.
 //!
 //! The binaries come from `.ci/spire.sh` (`LANYARD_TEST_SPIRE_BIN`). Without them every test
 //! prints `SKIPPED:` and passes, except under `LANYARD_CI`, where it fails. Certificates are
@@ -29,9 +30,11 @@ mod common;
 mod agent_cli;
 mod checks;
 mod daemon;
+mod links;
 mod output_parity;
 mod server_cli;
 mod spire;
 mod spire_agent;
+mod spire_healthcheck;
 mod spire_server;
 mod spire_syntax;

@@ -8,7 +8,7 @@ use lanyard_testkit::{AgentOptions, CliOutput, Lanyard};
 use serde_json::Value;
 
 use crate::common::*;
-use crate::spire::{Spire, text_field};
+use crate::spire::{Spire, entry_id, ok, text_field};
 
 /// Both CLIs against one server's admin socket.
 struct Both<'a> {
@@ -456,19 +456,6 @@ fn entry_writes_match(both: &Both<'_>) {
         json(&theirs.stdout),
         "failed `entry delete` JSON"
     );
-}
-
-/// The stdout of a command that must have succeeded.
-fn ok(out: CliOutput) -> String {
-    assert!(out.success, "{out:?}");
-    out.stdout
-}
-
-/// The ID in the `Entry ID` line of an entry block.
-fn entry_id(text: &str) -> String {
-    text_field(text, "Entry ID")
-        .unwrap_or_else(|| panic!("no Entry ID in {text:?}"))
-        .to_owned()
 }
 
 /// A batch response with each entry's fresh fields blanked; the type of each is checked.

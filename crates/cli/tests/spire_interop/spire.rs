@@ -123,6 +123,19 @@ pub fn text_field<'a>(output: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// The stdout of a command that must have succeeded.
+pub fn ok(out: CliOutput) -> String {
+    assert!(out.success, "{out:?}");
+    out.stdout
+}
+
+/// The ID in the `Entry ID` line of an entry block.
+pub fn entry_id(text: &str) -> String {
+    text_field(text, "Entry ID")
+        .unwrap_or_else(|| panic!("no Entry ID in {text:?}"))
+        .to_owned()
+}
+
 /// The token of the `Token: <uuid>` line both `token generate` commands print (SPIRE's adds a
 /// `Warning: Missing SPIFFE ID.` line when no `-spiffeID` is given).
 pub fn token_of(output: &str) -> String {

@@ -3,49 +3,19 @@
 //! from `spire-agent run -config <SPIRE's agent.conf>`, and admin commands written in SPIRE's
 //! Go flag syntax print what SPIRE's own `spire-server` prints against the same server.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
-use lanyard_testkit::{CliOutput, Lanyard};
+use lanyard_testkit::Lanyard;
 
+use crate::agent_cli::jwt_token;
 use crate::checks::assert_written_svid;
 use crate::common::*;
 use crate::daemon::Daemon;
-use crate::spire::{Spire, free_port, join_token_agent_id, poll, text_field, token_of};
-
-/// `spire-server` and `spire-agent`: symlinks to the `lanyard` binary under test.
-struct Links {
-    server: PathBuf,
-    agent: PathBuf,
-}
-
-impl Links {
-    fn new(l: &Lanyard) -> Self {
-        let dir = l.path("bin");
-        std::fs::create_dir(&dir).unwrap();
-        let lanyard = Path::new(env!("CARGO_BIN_EXE_lanyard"));
-        let link = |name: &str| {
-            let path = dir.join(name);
-            std::os::unix::fs::symlink(lanyard, &path).unwrap();
-            path
-        };
-        Self {
-            server: link("spire-server"),
-            agent: link("spire-agent"),
-        }
-    }
-
-    /// `spire-server <args>` through the symlink.
-    fn server(&self, args: &[&str]) -> CliOutput {
-        run(&self.server, args)
-    }
-
-    /// `spire-agent <args>` through the symlink.
-    fn agent(&self, args: &[&str]) -> CliOutput {
-        run(&self.agent, args)
-    }
-}
+use crate::links::Links;
+use crate::spire::{
+    Spire, entry_id, free_port, join_token_agent_id, ok, poll, text_field, token_of,
+};
 
 #[test]
 fn spire_command_lines_run_unchanged_through_spire_named_links() {
@@ -85,6 +55,8 @@ fn spire_command_lines_run_unchanged_through_spire_named_links() {
     let same = |args: &[&str]| same_output(&spire, &links, socket, args, |s| s.to_owned());
     same(&["healthcheck"]);
     same(&["healthcheck", "-shallow"]);
+    same(&["healthcheck", "-verbose"]);
+    same(&["healthcheck", "-shallow", "-verbose"]);
     same(&["bundle", "show", "-format", "spiffe"]);
     same(&["bundle", "show", "-format=pem"]);
     same(&["bundle", "list", "-id", "spiffe://other.org"]);
@@ -133,6 +105,17 @@ fn spire_command_lines_run_unchanged_through_spire_named_links() {
         let out = links.agent(&["healthcheck", "-socketPath", agent_socket]);
         out.success.then_some(()).ok_or(format!("{out:?}"))
     });
+    for flags in [&["-verbose"][..], &["-shallow", "-verbose"]] {
+        let args = [&["healthcheck", "-socketPath", agent_socket][..], flags].concat();
+        let theirs = ok(spire.agent_cli(&args));
+        assert_eq!(
+            ok(links.agent(&args)),
+            theirs,
+            "`spire-agent {}`",
+            args.join(" ")
+        );
+        assert_eq!(theirs, "Checking agent health...\nAgent is healthy.\n");
+    }
     same(&["agent", "list"]);
     same(&["agent", "show", "-spiffeID", &join_token_agent_id(&token)]);
 
@@ -176,6 +159,49 @@ fn spire_command_lines_run_unchanged_through_spire_named_links() {
     assert!(out.stderr.contains("-silent"), "{out:?}");
     let out = links.agent(&["api", "fetch", "-socketPath", agent_socket]);
     assert!(out.success && out.stdout.contains(&workload), "{out:?}");
+    jwt_audience_lists_match(&spire, &links, agent_socket, &workload);
+}
+
+/// `api fetch jwt -audience a,b` asks for both audiences through the link as through SPIRE's
+/// CLI: each token validates for `a` and for `b` with either CLI. `api validate jwt -audience`
+/// takes one value, commas and all, in both: `a,b` is an audience neither token carries.
+fn jwt_audience_lists_match(spire: &Spire, links: &Links, socket: &str, workload: &str) {
+    let fetch = [
+        "api",
+        "fetch",
+        "jwt",
+        "-audience",
+        "a,b",
+        "-socketPath",
+        socket,
+    ];
+    let tokens = [
+        jwt_token(&ok(spire.agent_cli(&fetch)), workload),
+        jwt_token(&ok(links.agent(&fetch)), workload),
+    ];
+    for token in &tokens {
+        for audience in ["a", "b", "a,b"] {
+            let validate = [
+                "api",
+                "validate",
+                "jwt",
+                "-audience",
+                audience,
+                "-svid",
+                token,
+                "-socketPath",
+                socket,
+            ];
+            let theirs = spire.agent_cli(&validate);
+            let ours = links.agent(&validate);
+            let valid = audience != "a,b";
+            assert_eq!(
+                theirs.success, valid,
+                "SPIRE, audience {audience}: {theirs:?}"
+            );
+            assert_eq!(ours.success, valid, "link, audience {audience}: {ours:?}");
+        }
+    }
 }
 
 /// A SPIRE flag Lanyard lacks is named in the error, not reduced to its first letter.
@@ -301,17 +327,6 @@ fn same_output(
     );
 }
 
-fn ok(out: CliOutput) -> String {
-    assert!(out.success, "{out:?}");
-    out.stdout
-}
-
-fn entry_id(text: &str) -> String {
-    text_field(text, "Entry ID")
-        .unwrap_or_else(|| panic!("no Entry ID in {text:?}"))
-        .to_owned()
-}
-
 /// A server.conf as SPIRE's docs write one.
 fn server_conf(l: &Lanyard, socket: &str, port: u16) -> String {
     let data = l.path("server-data");
@@ -374,19 +389,4 @@ plugins {{
         data = data.display(),
         bundle = bundle.display(),
     )
-}
-
-/// Runs `bin args` to completion, in UTC as `Spire` runs SPIRE's CLI, so times print alike.
-fn run(bin: &Path, args: &[&str]) -> CliOutput {
-    let out = Command::new(bin)
-        .args(args)
-        .env("TZ", "UTC")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
-    CliOutput {
-        success: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
