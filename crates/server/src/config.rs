@@ -158,6 +158,33 @@ impl ServerConfig {
         }
     }
 
+    /// What an operator should hear about but that does not stop the server: SVID lifetimes
+    /// longer than the CA schedule lets them run. An SVID never outlives the CA that signs
+    /// it, and the next CA takes over when min(ca_ttl / 6, 7 days) of the current one
+    /// remains, so such SVIDs (and JWT-SVIDs, whose keys follow the same schedule) are cut
+    /// short at the CA's expiry. SPIRE warns about these and runs, so SPIRE's own sample
+    /// configuration (`ca_ttl = "168h"`, `default_x509_svid_ttl = "48h"`) starts here too.
+    pub fn warnings(&self) -> Vec<String> {
+        let largest = largest_untruncated_ttl(self.ca_ttl);
+        [
+            ("default_x509_svid_ttl", self.default_x509_svid_ttl),
+            ("default_jwt_svid_ttl", self.default_jwt_svid_ttl),
+            ("agent_ttl", self.agent_ttl),
+        ]
+        .into_iter()
+        .filter(|(_, ttl)| *ttl > largest)
+        .map(|(name, ttl)| {
+            format!(
+                "{name} {} is longer than ca_ttl {} lets it run: SVIDs are cut short at their \
+                 CA's expiry; set {name} to {} or less (ca_ttl / 6, at most 7 days)",
+                humanize(ttl),
+                humanize(self.ca_ttl),
+                humanize(largest)
+            )
+        })
+        .collect()
+    }
+
     /// Refuses settings that would make the server misbehave instead of failing later.
     ///
     /// # Errors
@@ -193,23 +220,6 @@ impl ServerConfig {
                  the last sixth of a CA's life before the next CA takes over",
                 humanize(self.ca_ttl)
             )));
-        }
-        // JWT-SVIDs follow the same rule: the JWT keys share the CA's lifetime and schedule,
-        // and a token is capped at its key's expiry.
-        for (name, ttl) in [
-            ("default_x509_svid_ttl", self.default_x509_svid_ttl),
-            ("default_jwt_svid_ttl", self.default_jwt_svid_ttl),
-            ("agent_ttl", self.agent_ttl),
-        ] {
-            if ttl > largest {
-                return Err(ServerError::Config(format!(
-                    "{name} {} would be cut short by ca_ttl {}: the largest {name} that works \
-                     is {} (ca_ttl / 6, at most 7 days)",
-                    humanize(ttl),
-                    humanize(self.ca_ttl),
-                    humanize(largest)
-                )));
-            }
         }
         if self.cache_reload_interval < Duration::from_millis(10)
             || self.cache_reload_interval > Duration::from_secs(24 * 3600)
@@ -292,31 +302,36 @@ mod tests {
     }
 
     #[test]
-    fn refuses_svid_ttl_that_the_ca_would_cut_short() {
+    fn svid_ttls_the_ca_would_cut_short_are_warned_about_not_refused() {
         let mut c = config();
-        c.default_x509_svid_ttl = Duration::from_secs(5 * 3600);
-        let err = c.validate().unwrap_err().to_string();
-        assert!(err.contains("default_x509_svid_ttl 18000s"), "{err}");
+        assert!(c.warnings().is_empty());
+        // SPIRE's sample server.conf.
+        c.ca_ttl = Duration::from_secs(168 * 3600);
+        c.default_x509_svid_ttl = Duration::from_secs(48 * 3600);
+        c.agent_ttl = c.default_x509_svid_ttl;
+        c.validate().unwrap();
+        let warnings = c.warnings();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(
-            err.contains("largest default_x509_svid_ttl that works is 14400s"),
-            "{err}"
+            warnings[0].contains("default_x509_svid_ttl 172800s")
+                && warnings[0].contains("set default_x509_svid_ttl to 100800s or less"),
+            "{warnings:?}"
         );
-    }
+        assert!(warnings[1].starts_with("agent_ttl"), "{warnings:?}");
 
-    #[test]
-    fn refuses_jwt_svid_ttl_that_the_ca_would_cut_short() {
         let mut c = config();
         c.ca_ttl = Duration::from_secs(600);
         c.default_x509_svid_ttl = Duration::from_secs(60);
         c.agent_ttl = Duration::from_secs(60);
-        let err = c.validate().unwrap_err().to_string();
-        assert!(err.contains("default_jwt_svid_ttl 300s"), "{err}");
+        let warnings = c.warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(
-            err.contains("largest default_jwt_svid_ttl that works is 100s"),
-            "{err}"
+            warnings[0].contains("default_jwt_svid_ttl 300s")
+                && warnings[0].contains("to 100s or less"),
+            "{warnings:?}"
         );
         c.default_jwt_svid_ttl = Duration::from_secs(100);
-        c.validate().unwrap();
+        assert!(c.warnings().is_empty());
     }
 
     #[test]

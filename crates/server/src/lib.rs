@@ -99,6 +99,9 @@ pub async fn run(
 /// As [`run`], for everything that can fail before the listeners are up.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     config.validate()?;
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     // One registry per server instance, never a global one.
     let registry = Metrics::new();
 

@@ -73,6 +73,8 @@ pub(crate) fn server(settings: &ServerSettings) -> Findings {
     if let Err(e) = config.validate() {
         problems.push(e.to_string());
     }
+    findings.notes.extend(config.warnings());
+    let problems = &mut findings.problems;
     if let Some(upstream) = &config.upstream
         && let Err(e) = upstream.open(std::time::SystemTime::now())
     {

@@ -88,7 +88,7 @@ fn validate_names_an_unknown_key_and_its_line() {
 }
 
 #[test]
-fn validate_reports_ttls_the_ca_would_cut_short() {
+fn validate_warns_about_ttls_the_ca_would_cut_short_as_spire_does() {
     let l = lanyard();
     let conf = write(
         &l,
@@ -96,14 +96,15 @@ fn validate_reports_ttls_the_ca_would_cut_short() {
         &server_file(l.dir(), "default_x509_svid_ttl = \"5h\""),
     );
     let out = l.cli(&["server", "validate", "--config", &conf]);
-    assert!(!out.success);
+    assert!(out.success, "{}", out.stderr);
     assert!(
-        out.stderr
-            .contains("default_x509_svid_ttl 18000s would be cut short"),
+        out.stderr.contains(
+            "note: default_x509_svid_ttl 18000s is longer than ca_ttl 86400s lets it run"
+        ) && out.stderr.contains("set default_x509_svid_ttl to 14400s or less"),
         "{}",
         out.stderr
     );
-    // A flag overrides the file, and then the configuration is valid.
+    // A flag overrides the file, and then there is nothing to say.
     let out = l.cli(&[
         "server",
         "validate",
@@ -113,6 +114,7 @@ fn validate_reports_ttls_the_ca_would_cut_short() {
         "1h",
     ]);
     assert!(out.success, "{}", out.stderr);
+    assert!(!out.stderr.contains("note:"), "{}", out.stderr);
 }
 
 #[test]
