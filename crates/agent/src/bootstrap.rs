@@ -444,7 +444,7 @@ mod tests {
         let text = err.to_string();
         for part in [
             format!("the server at {server}"),
-            format!("--trust-bundle file {}", bundle_path.display()),
+            format!("the trust bundle file {}", bundle_path.display()),
             "`lanyard server bundle show`".to_string(),
         ] {
             assert!(text.contains(&part), "{part:?} missing from {text}");

@@ -3,7 +3,7 @@
 //! none at all (insecure bootstrap). Read only when the agent attests: with a stored agent SVID
 //! the agent trusts the bundle kept in its data directory, and a URL is not fetched.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use lanyard_spiffe::X509Bundle;
 
@@ -22,15 +22,12 @@ pub(super) async fn bootstrap_trust(
     config: &AgentConfig,
     store: &StateStore,
 ) -> Result<(Option<X509Bundle>, TrustOrigin), BootstrapError> {
-    let Some((configured, path)) = configured_bundle(config).await? else {
+    let Some((configured, origin)) = configured_bundle(config).await? else {
         tracing::warn!("Insecure bootstrap: the server is not authenticated on first contact");
         return Ok((None, TrustOrigin::Insecure));
     };
     let stored = store.load_bundle(&config.trust_domain);
-    let origin = TrustOrigin::File {
-        path,
-        stored_in: stored.as_ref().map(|_| store.dir().to_path_buf()),
-    };
+    let origin = origin.with_stored(stored.as_ref().map(|_| store.dir().to_path_buf()));
     Ok((Some(widen(configured, stored)), origin))
 }
 
@@ -38,11 +35,11 @@ pub(super) async fn bootstrap_trust(
 /// errors; `None` for insecure bootstrap.
 pub(crate) async fn configured_bundle(
     config: &AgentConfig,
-) -> Result<Option<(X509Bundle, PathBuf)>, BootstrapError> {
+) -> Result<Option<(X509Bundle, TrustOrigin)>, BootstrapError> {
     let td = &config.trust_domain;
     Ok(Some(match &config.trust_bundle {
-        TrustBootstrap::Pem(path) => (read_pem_bundle(td, path)?, path.clone()),
-        TrustBootstrap::Spiffe(path) => (read_spiffe_bundle(td, path)?, path.clone()),
+        TrustBootstrap::Pem(path) => (read_pem_bundle(td, path)?, file_origin(path)),
+        TrustBootstrap::Spiffe(path) => (read_spiffe_bundle(td, path)?, file_origin(path)),
         TrustBootstrap::Url { url, format } => {
             let roots = https_get::system_roots(url).map_err(ConfigError::from)?;
             let bundle = fetch_url_bundle(config, url, *format, roots).await?;
@@ -51,12 +48,21 @@ pub(crate) async fn configured_bundle(
                 authorities = bundle.authorities().len(),
                 "Fetched the bootstrap bundle"
             );
-            // TODO: TrustOrigin has no URL variant yet (tls.rs); until it does, errors name
-            // the URL where they would name the --trust-bundle file.
-            (bundle, url.into())
+            let origin = TrustOrigin::Url {
+                url: url.clone(),
+                stored_in: None,
+            };
+            (bundle, origin)
         }
         TrustBootstrap::Insecure => return Ok(None),
     }))
+}
+
+fn file_origin(path: &Path) -> TrustOrigin {
+    TrustOrigin::File {
+        path: path.to_path_buf(),
+        stored_in: None,
+    }
 }
 
 /// Fetches `url` and reads it as `format`; `roots` verify the web server.

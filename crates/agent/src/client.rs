@@ -512,7 +512,7 @@ mod tests {
         let text = err.to_string();
         for part in [
             format!("the server at {server} presented a certificate that does not chain to"),
-            "the --trust-bundle file /etc/lanyard/bundle.pem".to_string(),
+            "the trust bundle file /etc/lanyard/bundle.pem".to_string(),
             "invalid peer certificate".to_string(),
             "`lanyard server bundle show`".to_string(),
         ] {

@@ -15,7 +15,6 @@ use tokio_util::sync::CancellationToken;
 use super::Syncer;
 use super::reattest::Handled;
 use crate::bootstrap::{self, BootstrapError};
-use crate::tls::TrustOrigin;
 
 /// When the server was first seen untrusted since the last trusted round.
 #[derive(Debug, Default)]
@@ -87,13 +86,9 @@ impl Syncer {
             return Ok(());
         };
         let config = reattest.config.clone();
-        let Some((bundle, path)) = bootstrap::configured_bundle(&config).await? else {
+        let Some((bundle, origin)) = bootstrap::configured_bundle(&config).await? else {
             // `validate` refuses rebootstrapping with insecure bootstrap.
             return Ok(());
-        };
-        let origin = TrustOrigin::File {
-            path,
-            stored_in: None,
         };
         let identity = bootstrap::reattest(
             &config,

@@ -71,11 +71,19 @@ pub(crate) enum ServerTrust {
 /// operator which bundle to replace.
 #[derive(Clone, Debug)]
 pub(crate) enum TrustOrigin {
-    /// The `--trust-bundle` file, at attestation; with the data directory when the bundle
-    /// stored there was added (see `bootstrap::widen`).
+    /// The `trust_bundle_path` (`--trust-bundle`) file, at attestation; with the data
+    /// directory when the bundle stored there was added (see `bootstrap::widen`).
     File {
-        /// The PEM file.
+        /// The bundle file.
         path: PathBuf,
+        /// The data directory, if its stored bundle is trusted too.
+        stored_in: Option<PathBuf>,
+    },
+    /// The bundle fetched from `trust_bundle_url`, at attestation; with the stored one as for
+    /// [`TrustOrigin::File`].
+    Url {
+        /// Where it was fetched.
+        url: String,
         /// The data directory, if its stored bundle is trusted too.
         stored_in: Option<PathBuf>,
     },
@@ -86,18 +94,35 @@ pub(crate) enum TrustOrigin {
 }
 
 impl TrustOrigin {
+    /// The same source, with the bundle stored in `dir` trusted too.
+    pub(crate) fn with_stored(self, dir: Option<PathBuf>) -> Self {
+        match self {
+            TrustOrigin::File { path, .. } => TrustOrigin::File {
+                path,
+                stored_in: dir,
+            },
+            TrustOrigin::Url { url, .. } => TrustOrigin::Url {
+                url,
+                stored_in: dir,
+            },
+            other => other,
+        }
+    }
+
     /// What the operator can do when the server's certificate does not chain to this bundle.
     pub(crate) fn remedy(&self) -> String {
         const FRESH: &str = "if the server's CA has rotated since that bundle was saved, get a \
                              fresh one with `lanyard server bundle show`";
         match self {
             TrustOrigin::File { .. } | TrustOrigin::Insecure => {
-                format!("{FRESH} and give it as --trust-bundle")
+                format!("{FRESH} and give it as trust_bundle_path (--trust-bundle)")
             }
+            TrustOrigin::Url { url, .. } => format!("{FRESH} and publish it at {url}"),
             // While the stored agent SVID is valid the agent does not read --trust-bundle.
             TrustOrigin::Stored(dir) => format!(
-                "{FRESH}; to use it, remove {} and restart the agent with it as --trust-bundle \
-                 and a new join token (`lanyard server token generate`)",
+                "{FRESH}; to use it, remove {} and restart the agent with it as \
+                 trust_bundle_path (--trust-bundle) and a new join token \
+                 (`lanyard server token generate`)",
                 dir.join(crate::store::SVID_FILE).display()
             ),
         }
@@ -107,26 +132,25 @@ impl TrustOrigin {
 impl fmt::Display for TrustOrigin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TrustOrigin::File {
-                path,
-                stored_in: None,
-            } => write!(
-                f,
-                "the trust bundle from the --trust-bundle file {}",
-                path.display()
-            ),
-            TrustOrigin::File {
-                path,
-                stored_in: Some(dir),
-            } => write!(
-                f,
-                "the trust bundle from the --trust-bundle file {} and the one stored in {}",
-                path.display(),
-                dir.display()
-            ),
+            TrustOrigin::File { path, stored_in } => {
+                write!(f, "the trust bundle file {}", path.display())?;
+                stored_also(f, stored_in.as_deref())
+            }
+            TrustOrigin::Url { url, stored_in } => {
+                write!(f, "the trust bundle fetched from {url}")?;
+                stored_also(f, stored_in.as_deref())
+            }
             TrustOrigin::Stored(dir) => write!(f, "the trust bundle stored in {}", dir.display()),
             TrustOrigin::Insecure => f.write_str("no bundle (insecure bootstrap)"),
         }
+    }
+}
+
+/// `and the one stored in <dir>` when the stored bundle is trusted too.
+fn stored_also(f: &mut fmt::Formatter<'_>, dir: Option<&std::path::Path>) -> fmt::Result {
+    match dir {
+        Some(dir) => write!(f, " and the one stored in {}", dir.display()),
+        None => Ok(()),
     }
 }
 
@@ -267,11 +291,23 @@ mod tests {
         };
         assert_eq!(
             file.to_string(),
-            "the trust bundle from the --trust-bundle file /etc/b.pem and the one stored in \
-             /var/agent"
+            "the trust bundle file /etc/b.pem and the one stored in /var/agent"
         );
         assert!(file.remedy().contains("`lanyard server bundle show`"));
-        assert!(file.remedy().contains("--trust-bundle"));
+        assert!(file.remedy().contains("trust_bundle_path (--trust-bundle)"));
+
+        let url = TrustOrigin::Url {
+            url: "https://bundles.example.org/td".into(),
+            stored_in: None,
+        };
+        assert_eq!(
+            url.to_string(),
+            "the trust bundle fetched from https://bundles.example.org/td"
+        );
+        assert!(
+            url.remedy()
+                .contains("publish it at https://bundles.example.org/td")
+        );
 
         let stored = TrustOrigin::Stored("/var/agent".into());
         assert_eq!(stored.to_string(), "the trust bundle stored in /var/agent");
