@@ -1,18 +1,12 @@
 //! HCL text to a small tree of [`Entry`]s that remember their line, and the typed readers the
 //! `server {}`, `agent {}` and plugin walkers use.
 //!
-//! SPIRE parses HCL 1, where `plugin_data { .. }` and `plugin_data = { .. }` mean the same; the
-//! parser here (hcl-edit, HCL 2) keeps them apart, so both become an [`Entry`] whose value is
-//! [`Value::Object`]. Expressions beyond literals (variables, function calls, interpolation)
-//! are refused: a SPIRE file has none.
+//! SPIRE parses HCL 1 ([`super::hcl1`] here), where `plugin_data { .. }` and
+//! `plugin_data = { .. }` mean the same: both become an [`Entry`] whose value is
+//! [`Value::Object`].
 
 use std::path::PathBuf;
 use std::time::Duration;
-
-use hcl::edit::Span;
-use hcl::edit::expr::{Expression, ObjectKey, UnaryOperator};
-use hcl::edit::structure::{Body, Structure};
-use hcl::edit::template::{Element, Template};
 
 use super::error::ConfigError;
 
@@ -32,8 +26,6 @@ pub(crate) struct Entry {
 /// A literal HCL value.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Value {
-    /// `null`.
-    Null,
     /// `true` / `false`.
     Bool(bool),
     /// A whole number.
@@ -52,7 +44,6 @@ impl Value {
     /// The type's name for messages.
     pub(crate) fn type_name(&self) -> &'static str {
         match self {
-            Value::Null => "null",
             Value::Bool(_) => "a boolean",
             Value::Int(_) => "a whole number",
             Value::Float(_) => "a fractional number",
@@ -63,197 +54,25 @@ impl Value {
     }
 }
 
-/// Parses HCL text into its top-level entries.
+/// Parses a SPIRE config file into its top-level entries, as written (labels kept; see
+/// [`super::hcl_shape`] for the meaning SPIRE gives them). `0644` is octal, as in SPIRE.
 ///
 /// # Errors
 ///
-/// [`ConfigError::Syntax`] with the line and column, or [`ConfigError::InvalidValue`] for an
-/// expression that is not a literal.
+/// [`ConfigError::Syntax`] with the line and column, or [`ConfigError::InvalidValue`] for a
+/// string with `${ .. }`.
+pub(crate) fn parse_spire(text: &str) -> Result<Vec<Entry>, ConfigError> {
+    super::hcl1::parse(text, super::hcl1::Zeros::Octal)
+}
+
+/// As [`parse_spire`], but `0644` is the whole number 644: the spiffe-helper reader takes file
+/// modes from the digits as written.
+///
+/// # Errors
+///
+/// As [`parse_spire`].
 pub(crate) fn parse(text: &str) -> Result<Vec<Entry>, ConfigError> {
-    let body = hcl::edit::parser::parse_body(text).map_err(|e| {
-        let line = e.location().line();
-        let one_line_nested = text
-            .lines()
-            .nth(line.saturating_sub(1))
-            .is_some_and(block_inside_one_line_block);
-        ConfigError::Syntax {
-            line,
-            column: e.location().column(),
-            message: if one_line_nested {
-                "a block inside a one-line block is HCL1 syntax: put the inner block on its own \
-                 line"
-                    .to_owned()
-            } else {
-                e.message().to_owned()
-            },
-        }
-    })?;
-    let lines = LineIndex::new(text);
-    body_entries(&body, &lines)
-}
-
-/// Whether `line` opens a block and, on the same line, another one inside it (`A "a" { b {} }`):
-/// HCL1, which SPIRE reads, allows it; HCL2 wants a one-line block to hold one attribute at most.
-fn block_inside_one_line_block(line: &str) -> bool {
-    let Some((_, inner)) = line.split_once('{') else {
-        return false;
-    };
-    let inner = inner.trim_start();
-    let ident_len = inner
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-        .unwrap_or(inner.len());
-    if ident_len == 0 {
-        return false;
-    }
-    let mut rest = inner[ident_len..].trim_start();
-    // Labels: `"name"` as many times as written.
-    while let Some(after_quote) = rest.strip_prefix('"') {
-        let Some(end) = after_quote.find('"') else {
-            return false;
-        };
-        rest = after_quote[end + 1..].trim_start();
-    }
-    rest.starts_with('{')
-}
-
-/// Byte offsets where lines start, to turn spans into line numbers.
-pub(crate) struct LineIndex(Vec<usize>);
-
-impl LineIndex {
-    pub(crate) fn new(text: &str) -> Self {
-        let starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
-        Self(starts)
-    }
-
-    /// The 1-based line holding byte `offset`.
-    pub(crate) fn line(&self, offset: usize) -> usize {
-        self.0.partition_point(|&start| start <= offset)
-    }
-
-    fn of(&self, span: Option<std::ops::Range<usize>>, fallback: usize) -> usize {
-        span.map_or(fallback, |s| self.line(s.start))
-    }
-}
-
-fn body_entries(body: &Body, lines: &LineIndex) -> Result<Vec<Entry>, ConfigError> {
-    body.iter()
-        .map(|structure| match structure {
-            Structure::Attribute(attr) => {
-                let line = lines.of(attr.key.span(), lines.of(attr.span(), 0));
-                let key = attr.key.as_str().to_owned();
-                let value = expression(&attr.value, &key, line, lines)?;
-                Ok(Entry {
-                    key,
-                    labels: Vec::new(),
-                    line,
-                    value,
-                })
-            }
-            Structure::Block(block) => Ok(Entry {
-                key: block.ident.as_str().to_owned(),
-                labels: block.labels.iter().map(|l| l.as_str().to_owned()).collect(),
-                line: lines.of(block.ident.span(), lines.of(block.span(), 0)),
-                value: Value::Object(body_entries(&block.body, lines)?),
-            }),
-        })
-        .collect()
-}
-
-fn expression(
-    expr: &Expression,
-    key: &str,
-    line: usize,
-    lines: &LineIndex,
-) -> Result<Value, ConfigError> {
-    let not_literal = |what: &str| ConfigError::InvalidValue {
-        key: key.to_owned(),
-        value: what.to_owned(),
-        line,
-        rule: "only literal values are accepted (strings, numbers, booleans, lists, objects)"
-            .to_owned(),
-    };
-    Ok(match expr {
-        Expression::Null(_) => Value::Null,
-        Expression::Bool(b) => Value::Bool(*b.value()),
-        Expression::Number(n) => number(n.value(), false).ok_or_else(|| not_literal("a number"))?,
-        Expression::String(s) => Value::String(s.value().clone()),
-        Expression::StringTemplate(t) => Value::String(template(t, key, line)?),
-        Expression::HeredocTemplate(h) => Value::String(template(&h.template, key, line)?),
-        Expression::Array(items) => Value::List(
-            items
-                .iter()
-                .map(|item| expression(item, key, line, lines))
-                .collect::<Result<_, _>>()?,
-        ),
-        Expression::Object(object) => Value::Object(
-            object
-                .iter()
-                .map(|(k, v)| {
-                    let (name, span) = match k {
-                        ObjectKey::Ident(ident) => (ident.as_str().to_owned(), ident.span()),
-                        ObjectKey::Expression(e) => match e {
-                            Expression::String(s) => (s.value().clone(), s.span()),
-                            _ => return Err(not_literal("a computed object key")),
-                        },
-                    };
-                    let line = lines.of(span, line);
-                    Ok(Entry {
-                        value: expression(v.expr(), &name, line, lines)?,
-                        key: name,
-                        labels: Vec::new(),
-                        line,
-                    })
-                })
-                .collect::<Result<_, _>>()?,
-        ),
-        Expression::UnaryOp(op) if *op.operator.value() == UnaryOperator::Neg => match &op.expr {
-            Expression::Number(n) => {
-                number(n.value(), true).ok_or_else(|| not_literal("a number"))?
-            }
-            _ => return Err(not_literal("an expression")),
-        },
-        Expression::Parenthesis(_)
-        | Expression::Variable(_)
-        | Expression::Conditional(_)
-        | Expression::FuncCall(_)
-        | Expression::Traversal(_)
-        | Expression::UnaryOp(_)
-        | Expression::BinaryOp(_)
-        | Expression::ForExpr(_) => return Err(not_literal("an expression")),
-    })
-}
-
-fn number(n: &hcl::Number, negate: bool) -> Option<Value> {
-    match (n.as_i64(), negate) {
-        (Some(i), false) => Some(Value::Int(i)),
-        (Some(i), true) => i.checked_neg().map(Value::Int),
-        (None, false) => n.as_f64().map(Value::Float),
-        (None, true) => n.as_f64().map(|f| Value::Float(-f)),
-    }
-}
-
-/// A quoted string or heredoc; interpolation (`${..}`) is refused with a pointer to
-/// `--expand-env`, which is how SPIRE files reference the environment.
-fn template(t: &Template, key: &str, line: usize) -> Result<String, ConfigError> {
-    let mut out = String::new();
-    for element in t.iter() {
-        match element {
-            Element::Literal(s) => out.push_str(s.value()),
-            Element::Interpolation(_) | Element::Directive(_) => {
-                return Err(ConfigError::InvalidValue {
-                    key: key.to_owned(),
-                    value: "\"${..}\"".to_owned(),
-                    line,
-                    rule: "HCL interpolation is not supported: to use environment variables \
-                           pass --expand-env, which replaces $NAME and ${NAME} before parsing"
-                        .to_owned(),
-                });
-            }
-        }
-    }
-    Ok(out)
+    super::hcl1::parse(text, super::hcl1::Zeros::Decimal)
 }
 
 impl Entry {
@@ -439,19 +258,29 @@ mod tests {
     }
 
     #[test]
-    fn names_a_block_inside_a_one_line_block_as_hcl1() {
-        let err = parse("plugins {\n  NodeAttestor \"join_token\" { plugin_data {} }\n}\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("HCL syntax error at line 2, column ")
-                && err.ends_with(
-                    ": a block inside a one-line block is HCL1 syntax: put the inner block on \
-                     its own line"
-                ),
-            "{err}"
+    fn reads_a_block_inside_a_one_line_block_as_hcl1_does() {
+        let one_line =
+            parse("plugins {\n  NodeAttestor \"join_token\" { plugin_data { a = 1 } }\n}\n")
+                .unwrap();
+        let lines =
+            parse("plugins {\n  NodeAttestor \"join_token\" {\n plugin_data {\n a = 1\n}\n}\n}\n")
+                .unwrap();
+        let inner = |e: &[Entry]| e[0].object().unwrap()[0].object().unwrap().to_vec();
+        assert_eq!(inner(&one_line)[0].key, "plugin_data");
+        assert_eq!(
+            inner(&one_line)[0].object().unwrap()[0].value,
+            Value::Int(1)
         );
-        assert!(parse("a { b = 1 }\n").is_ok());
+        assert_eq!(inner(&lines)[0].object().unwrap()[0].value, Value::Int(1));
+    }
+
+    #[test]
+    fn spire_files_read_leading_zeros_as_octal_and_helper_files_as_digits() {
+        assert_eq!(
+            parse_spire("a = 017621\n").unwrap()[0].port().unwrap(),
+            8081
+        );
+        assert_eq!(parse("a = 0644\n").unwrap()[0].value, Value::Int(644));
     }
 
     #[test]
@@ -471,6 +300,10 @@ mod tests {
     #[test]
     fn refuses_expressions() {
         let err = parse("a = b\n").unwrap_err().to_string();
-        assert!(err.contains("only literal values"), "{err}");
+        assert_eq!(
+            err,
+            "HCL syntax error at line 1, column 5: a = `b`: a value is a string, a number, \
+             true, false, a list [..] or an object {..}"
+        );
     }
 }

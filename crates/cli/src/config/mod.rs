@@ -16,6 +16,9 @@ mod datastore;
 mod error;
 mod expand;
 pub(crate) mod hcl;
+mod hcl1;
+mod hcl1_lex;
+mod hcl_shape;
 mod ops;
 mod plugins;
 pub(crate) mod server;
@@ -109,7 +112,7 @@ pub(crate) const MAX_FILE_BYTES: u64 = 1024 * 1024;
 const MAX_SHOWN_CHARS: usize = 64;
 
 /// Reads, expands (with `--expand-env`) and parses a config file into its top-level blocks,
-/// refusing top-level attributes and repeated blocks. Only a regular file of at most
+/// merging repeated blocks as SPIRE does. Only a regular file of at most
 /// [`MAX_FILE_BYTES`] is read: a FIFO would block and a device would never end.
 ///
 /// # Errors
@@ -177,10 +180,13 @@ pub(crate) fn parse_text(
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<Vec<Entry>, ConfigError> {
     let entries = if expand_env {
-        hcl::parse(&expand::expand(text, lookup)?)?
+        hcl::parse_spire(&expand::expand(text, lookup)?)?
     } else {
-        hcl::parse(text)?
+        hcl::parse_spire(text)?
     };
+    // Repeated top-level blocks are merged here (as SPIRE does); what is left repeated is a
+    // block given once as a block and once as a value.
+    let entries = hcl_shape::normalize(entries);
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for entry in &entries {
         if let Some(first) = seen.insert(&entry.key, entry.line) {
@@ -312,13 +318,21 @@ mod tests {
     }
 
     #[test]
-    fn refuses_a_repeated_top_level_block() {
-        let err = parse_text("server {}\nplugins {}\n\nserver {}\n", false, |_| None)
+    fn merges_a_repeated_top_level_block_and_refuses_a_key_given_in_both() {
+        let entries = parse_text(
+            "server { a = 1 }\nplugins {}\n\nserver { b = 2 }\n",
+            false,
+            |_| None,
+        )
+        .unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].object().unwrap().len(), 2);
+        let err = parse_text("server {}\nserver = 1\n", false, |_| None)
             .unwrap_err()
             .to_string();
         assert_eq!(
             err,
-            "duplicate block server {} at line 4: it was already given at line 1"
+            "duplicate block server {} at line 2: it was already given at line 1"
         );
     }
 
@@ -328,7 +342,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.starts_with("HCL syntax error at line 2, column 18"),
+            err.starts_with("HCL syntax error at line 2, column 17"),
             "{err}"
         );
     }

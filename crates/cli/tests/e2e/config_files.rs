@@ -100,7 +100,9 @@ fn validate_warns_about_ttls_the_ca_would_cut_short_as_spire_does() {
     assert!(
         out.stderr.contains(
             "note: default_x509_svid_ttl 18000s is longer than ca_ttl 86400s lets it run"
-        ) && out.stderr.contains("set default_x509_svid_ttl to 14400s or less"),
+        ) && out
+            .stderr
+            .contains("set default_x509_svid_ttl to 14400s or less"),
         "{}",
         out.stderr
     );

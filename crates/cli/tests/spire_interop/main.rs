@@ -7,7 +7,8 @@
 //! - `spire_agent`: a SPIRE agent attesting to, and syncing from, a Lanyard server;
 //! - `spire_server`: a Lanyard agent attesting to, and syncing from, a SPIRE server;
 //! - `spire_syntax`: SPIRE's command lines through `spire-server`/`spire-agent` symlinks;
-//! - `spire_healthcheck`: what `healthcheck` prints, and the default sockets, through them.
+//! - `spire_healthcheck`: what `healthcheck` prints, and the default sockets, through them;
+//! - `hcl_parity`: config files SPIRE accepts are accepted, and read alike.
 //!
 //! The binaries come from `.ci/spire.sh` (`LANYARD_TEST_SPIRE_BIN`). Without them every test
 //! prints `SKIPPED:` and passes, except under `LANYARD_CI`, where it fails. Certificates are
@@ -30,6 +31,7 @@ mod common;
 mod agent_cli;
 mod checks;
 mod daemon;
+mod hcl_parity;
 mod links;
 mod output_parity;
 mod server_cli;
