@@ -241,3 +241,16 @@ fn hint(suggestion: &Option<&'static str>) -> String {
         None => String::new(),
     }
 }
+
+/// The longest value shown in a message, in characters.
+const MAX_SHOWN_CHARS: usize = 64;
+
+/// `s` quoted for a message, cut to its first 64 characters and `…` when longer, so that a
+/// huge value does not flood the terminal. (Here, not in `mod.rs`, so that the fuzz crate can
+/// include the parser's files with this one.)
+pub(crate) fn clip(s: &str) -> String {
+    match s.char_indices().nth(MAX_SHOWN_CHARS) {
+        Some((cut, _)) => format!("{:?}…", &s[..cut]),
+        None => format!("{s:?}"),
+    }
+}

@@ -28,7 +28,7 @@ mod x509pop;
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
-pub(crate) use error::ConfigError;
+pub(crate) use error::{ConfigError, clip};
 use hcl::Entry;
 
 /// How Lanyard treats a key SPIRE defines.
@@ -108,9 +108,6 @@ pub(crate) fn walk<'a>(
 /// `--config /dev/zero` from eating memory.
 pub(crate) const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
-/// Values longer than this are cut when echoed in a message.
-const MAX_SHOWN_CHARS: usize = 64;
-
 /// Reads, expands (with `--expand-env`) and parses a config file into its top-level blocks,
 /// merging repeated blocks as SPIRE does. Only a regular file of at most
 /// [`MAX_FILE_BYTES`] is read: a FIFO would block and a device would never end.
@@ -158,15 +155,6 @@ pub(crate) fn read_file(path: &Path, expand_env: bool) -> Result<Vec<Entry>, Con
         });
     }
     parse_text(&text, expand_env, |name| std::env::var(name).ok())
-}
-
-/// `s` quoted for a message, cut to its first 64 characters and `…` when longer, so that a
-/// huge value does not flood the terminal.
-pub(crate) fn clip(s: &str) -> String {
-    match s.char_indices().nth(MAX_SHOWN_CHARS) {
-        Some((cut, _)) => format!("{:?}…", &s[..cut]),
-        None => format!("{s:?}"),
-    }
 }
 
 /// [`read_file`] on text, with the environment given by `lookup`.
