@@ -4,28 +4,34 @@
 //! node aliases whose selectors it satisfies (aliases are parented to the server ID), and,
 //! recursively, every entry parented to the SPIFFE ID of an entry already authorized.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use lanyard_datastore::{AttestedAgent, Entry};
 use lanyard_spiffe::SpiffeId;
 
+use crate::keyed_entry::KeyedEntry;
+
 /// Every registration entry, indexed by parent, kept current by the handlers that write
 /// entries and by the datastore's change feed. Entries are shared (`Arc`): an agent's
 /// authorized set is a list of handles, not copies, so a lookup costs O(result) pointer copies.
+/// Both sets are keyed by the ID inside each entry ([`KeyedEntry`]), so no ID is stored twice.
 #[derive(Default)]
 pub(crate) struct EntryIndex {
-    entries: HashMap<String, Arc<Entry>>,
+    entries: HashSet<KeyedEntry>,
     /// The children of each parent ID, in entry ID order, so a lookup walks them without a
     /// second map access per entry.
-    by_parent: HashMap<SpiffeId, BTreeMap<String, Arc<Entry>>>,
+    by_parent: HashMap<SpiffeId, BTreeSet<KeyedEntry>>,
     /// How many `admin = true` entries name each SPIFFE ID, for authorizing admin callers.
     admins: HashMap<SpiffeId, usize>,
 }
 
 impl EntryIndex {
     pub(crate) fn new(entries: Vec<Entry>) -> Self {
-        let mut index = Self::default();
+        let mut index = Self {
+            entries: HashSet::with_capacity(entries.len()),
+            ..Self::default()
+        };
         for e in entries {
             index.insert(e);
         }
@@ -34,20 +40,27 @@ impl EntryIndex {
 
     /// Adds or replaces one entry; false when the index already held it as it is.
     pub(crate) fn insert(&mut self, entry: Entry) -> bool {
-        let id = entry.id.to_string();
-        if self.entries.get(&id).is_some_and(|held| **held == entry) {
+        if self
+            .entries
+            .get(entry.id.as_str())
+            .is_some_and(|held| *held.0 == entry)
+        {
             return false;
         }
-        self.remove(&id);
+        self.remove(entry.id.as_str());
         let entry = Arc::new(entry);
-        self.by_parent
-            .entry(entry.parent_id.clone())
-            .or_default()
-            .insert(id.clone(), entry.clone());
         if entry.admin {
             *self.admins.entry(entry.spiffe_id.clone()).or_default() += 1;
         }
-        self.entries.insert(id, entry);
+        // Cloning the parent ID only for a new parent (most entries share theirs).
+        let sibling = KeyedEntry(Arc::clone(&entry));
+        if let Some(siblings) = self.by_parent.get_mut(&entry.parent_id) {
+            siblings.insert(sibling);
+        } else {
+            self.by_parent
+                .insert(entry.parent_id.clone(), BTreeSet::from([sibling]));
+        }
+        self.entries.insert(KeyedEntry(entry));
         true
     }
 
@@ -58,7 +71,7 @@ impl EntryIndex {
 
     /// Forgets one entry; false when there was none.
     pub(crate) fn remove(&mut self, id: &str) -> bool {
-        let Some(old) = self.entries.remove(id) else {
+        let Some(KeyedEntry(old)) = self.entries.take(id) else {
             return false;
         };
         if let Some(siblings) = self.by_parent.get_mut(&old.parent_id) {
@@ -87,7 +100,8 @@ impl EntryIndex {
         self.by_parent
             .get(parent)
             .into_iter()
-            .flat_map(BTreeMap::values)
+            .flat_map(BTreeSet::iter)
+            .map(|e| &e.0)
     }
 
     /// The entries `agent` is authorized for, each once, ordered by entry ID. Costs

@@ -42,6 +42,7 @@ mod config;
 mod convert;
 mod error;
 mod health;
+mod keyed_entry;
 mod listen;
 mod mask;
 mod own_bundle;

@@ -1,8 +1,9 @@
-//! Registration entries: create (one or a batch), read, delete, read all.
+//! Registration entries: create (one or a batch), read, delete. Reading all of them is
+//! `entry_snapshot`'s.
 
 use super::canonical::{canonical_entry, selector_key};
 use super::changes;
-use super::entry_rows::{ENTRY_COLUMNS, EntryRow, all_children, fetch_rows, with_children};
+use super::entry_rows::{ENTRY_COLUMNS, fetch_rows, with_children};
 use super::exec::{Sql, Tx, text};
 use crate::change::ChangeKind;
 use crate::error::DatastoreError;
@@ -95,16 +96,6 @@ pub(super) async fn delete(
         .await?;
     changes::record(tx, ChangeKind::Entry, id.as_str(), now).await?;
     Ok(Some(entry))
-}
-
-/// Every entry in ID order: four scans merged in memory, which is much cheaper than a join per
-/// entry when the whole table is wanted.
-pub(super) async fn all(tx: &mut Tx) -> Result<Vec<Entry>, DatastoreError> {
-    let mut q = Sql::new(ENTRY_COLUMNS);
-    q.push(" ORDER BY e.id");
-    let rows: Vec<EntryRow> = fetch_rows(tx, q).await?;
-    let mut children = all_children(tx).await?;
-    rows.into_iter().map(|row| children.build(row)).collect()
 }
 
 /// The ID of an entry other than `except` with the same identity (SPIFFE ID, parent,

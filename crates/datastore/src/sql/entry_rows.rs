@@ -97,30 +97,6 @@ pub(super) async fn with_children(
     rows.into_iter().map(|row| children.build(row)).collect()
 }
 
-/// Every entry's children, by full scans (cheaper than ID lists when every entry is wanted).
-pub(super) async fn all_children(tx: &mut Tx) -> Result<Children, DatastoreError> {
-    let mut children = Children::default();
-    children.add_selectors(
-        tx.fetch_all(Sql::new(
-            "SELECT entry_id, type, value FROM entry_selectors",
-        ))
-        .await?,
-    )?;
-    children.add_dns_names(
-        tx.fetch_all(Sql::new(
-            "SELECT entry_id, name FROM entry_dns_names ORDER BY entry_id, position",
-        ))
-        .await?,
-    )?;
-    children.add_federates_with(
-        tx.fetch_all(Sql::new(
-            "SELECT entry_id, trust_domain FROM entry_federates_with",
-        ))
-        .await?,
-    )?;
-    Ok(children)
-}
-
 impl Children {
     fn add_selectors(&mut self, rows: Vec<AnyRow>) -> Result<(), DatastoreError> {
         for row in rows {
@@ -173,8 +149,11 @@ impl Children {
         let selectors = self.selectors.remove(&row.id).unwrap_or_default();
         let mut federates_with = self.federates_with.remove(&row.id).unwrap_or_default();
         federates_with.sort_by(|a, b| a.name().cmp(b.name()));
+        let mut selectors = super::canonical::canonical_selectors(selectors);
+        // Servers keep entries for their lifetime: no spare capacity.
+        selectors.shrink_to_fit();
         Ok(Entry {
-            selectors: super::canonical::canonical_selectors(selectors),
+            selectors,
             dns_names: self.dns_names.remove(&row.id).unwrap_or_default(),
             federates_with,
             id,

@@ -209,6 +209,24 @@ impl Tx {
             .await?)
     }
 
+    /// Runs a query and hands each row to `each` as it arrives, so that no more than a few rows
+    /// are held at once however many the query returns. The first error `each` returns ends
+    /// the query and is returned.
+    pub(crate) async fn for_each_row(
+        &mut self,
+        sql: Sql,
+        mut each: impl FnMut(&AnyRow) -> Result<(), DatastoreError>,
+    ) -> Result<(), DatastoreError> {
+        use futures::TryStreamExt;
+        let args = sql.arguments()?;
+        let text = self.prepare(&sql);
+        let mut rows = sqlx::query_with(AssertSqlSafe(text), args).fetch(&mut *self.tx);
+        while let Some(row) = rows.try_next().await? {
+            each(&row)?;
+        }
+        Ok(())
+    }
+
     /// Runs a query and returns its first row, if any.
     pub(crate) async fn fetch_optional(
         &mut self,

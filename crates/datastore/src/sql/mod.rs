@@ -20,6 +20,7 @@ mod entries;
 mod entry_filter;
 mod entry_list;
 mod entry_rows;
+mod entry_snapshot;
 mod entry_update;
 mod exec;
 mod federation;

@@ -6,7 +6,7 @@ use lanyard_spiffe::{SpiffeId, TrustDomain};
 
 use super::{
     SqlDatastore, agent_list, agents, bundle_rows, bundles, changes, entries, entry_list,
-    entry_update, federation, journal, owner, page, tokens, unix_now,
+    entry_snapshot, entry_update, federation, journal, owner, page, tokens, unix_now,
 };
 use crate::bundle::{BundleDeleteMode, FederationRelationship, StoredBundle};
 use crate::change::Change;
@@ -101,13 +101,13 @@ impl Datastore for SqlDatastore {
     }
 
     async fn all_entries(&self) -> Result<Vec<Entry>, DatastoreError> {
-        in_tx!(self, read_tx, |tx| entries::all(&mut tx).await?)
+        in_tx!(self, read_tx, |tx| entry_snapshot::all(&mut tx).await?)
     }
 
     async fn entries_snapshot(&self) -> Result<(Vec<Entry>, u64), DatastoreError> {
         in_tx!(self, read_tx, |tx| {
             let position = changes::latest(&mut tx).await?;
-            (entries::all(&mut tx).await?, position)
+            (entry_snapshot::all(&mut tx).await?, position)
         })
     }
 

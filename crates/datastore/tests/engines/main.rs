@@ -20,4 +20,5 @@ mod entry_updates;
 mod federation;
 mod journal;
 mod schema;
+mod snapshot;
 mod tokens;
