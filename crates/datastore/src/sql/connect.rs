@@ -40,25 +40,34 @@ pub(crate) async fn sqlite_file(path: &Path) -> Result<AnyPool, DatastoreError> 
     };
     let url = sqlite_url(path).map_err(open_error)?;
     let options = AnyConnectOptions::from_str(&url).map_err(open_error)?;
+    // One connection first: the pool would retry a file it cannot use (a malformed database)
+    // until its 30 s acquire timeout and then report only that it timed out.
+    let mut probe = AnyConnection::connect_with(&options)
+        .await
+        .map_err(open_error)?;
+    let probed = sqlite_pragmas(&mut probe).await;
+    let _ = probe.close().await;
+    probed.map_err(open_error)?;
     AnyPoolOptions::new()
         .max_connections(FILE_POOL_SIZE)
-        .after_connect(|conn, _| {
-            Box::pin(async move {
-                for pragma in [
-                    // Before anything that may wait on another connection's lock.
-                    busy_timeout_pragma(),
-                    "PRAGMA foreign_keys = ON".to_owned(),
-                    "PRAGMA journal_mode = WAL".to_owned(),
-                    "PRAGMA synchronous = FULL".to_owned(),
-                ] {
-                    conn.execute(sqlx::AssertSqlSafe(pragma)).await?;
-                }
-                Ok(())
-            })
-        })
+        .after_connect(|conn, _| Box::pin(async move { sqlite_pragmas(conn).await }))
         .connect_with(options)
         .await
         .map_err(open_error)
+}
+
+/// The settings every connection to a SQLite file gets.
+async fn sqlite_pragmas(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    for pragma in [
+        // Before anything that may wait on another connection's lock.
+        busy_timeout_pragma(),
+        "PRAGMA foreign_keys = ON".to_owned(),
+        "PRAGMA journal_mode = WAL".to_owned(),
+        "PRAGMA synchronous = FULL".to_owned(),
+    ] {
+        conn.execute(sqlx::AssertSqlSafe(pragma)).await?;
+    }
+    Ok(())
 }
 
 /// A pool on a fresh in-memory SQLite database.
