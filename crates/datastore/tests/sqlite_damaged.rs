@@ -1,11 +1,6 @@
 //! A damaged SQLite file is refused at once with SQLite's own reason, not after the pool's
 //! 30 s acquire timeout with only "pool timed out" (found by truncating a server's database).
 
-#![expect(
-    clippy::unwrap_used,
-    reason = "integration test helpers assert by panicking"
-)]
-
 use lanyard_datastore::{Datastore, NewEntry, SqlDatastore};
 use lanyard_spiffe::{Selector, SpiffeId};
 
