@@ -126,16 +126,7 @@ impl StateStore {
     pub(crate) fn open_with(dir: &Path, keys: &AgentKeyManager) -> Result<Self, StoreError> {
         // The key manager creates its directory, but memory keys or a key directory elsewhere
         // leave the data directory to us.
-        use std::os::unix::fs::DirBuilderExt;
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|source| StoreError::Io {
-                op: "creating",
-                path: dir.to_path_buf(),
-                source,
-            })?;
+        lock::create_private_dir(dir)?;
         let keys = AgentKeys::open(keys, dir)?;
         let keys_lock = match keys.dir() {
             Some(key_dir) if !same_dir(key_dir, dir) => Some(DirLock::acquire_keys(key_dir)?),

@@ -25,16 +25,7 @@ impl DirLock {
     /// [`StoreError::InUse`] when another process holds the lock; [`StoreError::Io`] when the
     /// directory or the lock file cannot be created.
     pub(crate) fn acquire(dir: &Path) -> Result<Self, StoreError> {
-        use std::os::unix::fs::DirBuilderExt;
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|source| StoreError::Io {
-                op: "creating",
-                path: dir.to_path_buf(),
-                source,
-            })?;
+        create_private_dir(dir)?;
         if let Ok(meta) = fs::metadata(dir) {
             use std::os::unix::fs::PermissionsExt;
             let mode = meta.permissions().mode() & 0o7777;
@@ -89,4 +80,18 @@ impl DirLock {
             .map_err(|_| in_use)?;
         Ok(Self { _flock: flock })
     }
+}
+
+/// Creates `dir` and its missing parents, mode 0700 (the agent's keys may live there).
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| StoreError::Io {
+            op: "creating",
+            path: dir.to_path_buf(),
+            source,
+        })
 }

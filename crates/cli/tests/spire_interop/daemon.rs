@@ -88,38 +88,8 @@ impl SpireServer {
         let socket = dir.join("api.sock");
         let port = free_port();
         let config = dir.join("server.conf");
-        std::fs::write(
-            &config,
-            format!(
-                r#"server {{
-    bind_address = "127.0.0.1"
-    bind_port = "{port}"
-    socket_path = "{socket}"
-    trust_domain = "{TD}"
-    data_dir = "{data}"
-    log_level = "DEBUG"
-}}
-
-plugins {{
-    DataStore "sql" {{
-        plugin_data {{
-            database_type = "sqlite3"
-            connection_string = "{data}/datastore.sqlite3"
-        }}
-    }}
-    KeyManager "memory" {{
-        plugin_data {{}}
-    }}
-    NodeAttestor "join_token" {{
-        plugin_data {{}}
-    }}
-}}
-"#,
-                socket = socket.display(),
-                data = dir.display(),
-            ),
-        )
-        .expect("write the SPIRE server config");
+        std::fs::write(&config, spire_server_conf(port, &socket, dir))
+            .expect("write the SPIRE server config");
 
         let config = config.to_str().unwrap();
         let mut daemon = Daemon::spawn(
@@ -183,34 +153,7 @@ impl SpireAgent {
         let config = dir.join("agent.conf");
         std::fs::write(
             &config,
-            format!(
-                r#"agent {{
-    data_dir = "{data}"
-    log_level = "DEBUG"
-    server_address = "{host}"
-    server_port = "{port}"
-    socket_path = "{socket}"
-    trust_bundle_path = "{bundle}"
-    trust_domain = "{TD}"
-    join_token = "{join_token}"
-}}
-
-plugins {{
-    NodeAttestor "join_token" {{
-        plugin_data {{}}
-    }}
-    KeyManager "memory" {{
-        plugin_data {{}}
-    }}
-    WorkloadAttestor "unix" {{
-        plugin_data {{}}
-    }}
-}}
-"#,
-                data = dir.display(),
-                socket = socket.display(),
-                bundle = trust_bundle.display(),
-            ),
+            spire_agent_conf(dir, (host, port), &socket, trust_bundle, join_token),
         )
         .expect("write the SPIRE agent config");
 
@@ -272,4 +215,76 @@ pub fn start_lanyard_agent(
     // The socket is bound before attestation; only this line means it has its identity.
     daemon.wait_for_log("Agent started", Duration::from_secs(60));
     (daemon, socket)
+}
+
+/// A server.conf as SPIRE's docs write one: SQLite in `data`, keys in memory, join tokens.
+/// The same file starts `spire-server` and, through the `spire-server` link, Lanyard.
+pub fn spire_server_conf(port: u16, socket: &Path, data: &Path) -> String {
+    format!(
+        r#"server {{
+    bind_address = "127.0.0.1"
+    bind_port = "{port}"
+    socket_path = "{socket}"
+    trust_domain = "{TD}"
+    data_dir = "{data}"
+    log_level = "DEBUG"
+}}
+
+plugins {{
+    DataStore "sql" {{
+        plugin_data {{
+            database_type = "sqlite3"
+            connection_string = "{data}/datastore.sqlite3"
+        }}
+    }}
+    KeyManager "memory" {{
+        plugin_data {{}}
+    }}
+    NodeAttestor "join_token" {{
+        plugin_data {{}}
+    }}
+}}
+"#,
+        socket = socket.display(),
+        data = data.display(),
+    )
+}
+
+/// An agent.conf as SPIRE's docs write one: join token, key in memory, the unix attestor,
+/// for the server at `(host, port)`.
+pub fn spire_agent_conf(
+    data: &Path,
+    (host, port): (&str, &str),
+    socket: &Path,
+    bundle: &Path,
+    token: &str,
+) -> String {
+    format!(
+        r#"agent {{
+    data_dir = "{data}"
+    log_level = "DEBUG"
+    server_address = "{host}"
+    server_port = "{port}"
+    socket_path = "{socket}"
+    trust_bundle_path = "{bundle}"
+    trust_domain = "{TD}"
+    join_token = "{token}"
+}}
+
+plugins {{
+    NodeAttestor "join_token" {{
+        plugin_data {{}}
+    }}
+    KeyManager "memory" {{
+        plugin_data {{}}
+    }}
+    WorkloadAttestor "unix" {{
+        plugin_data {{}}
+    }}
+}}
+"#,
+        data = data.display(),
+        socket = socket.display(),
+        bundle = bundle.display(),
+    )
 }

@@ -6,12 +6,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use lanyard_testkit::Lanyard;
-
 use crate::agent_cli::jwt_token;
 use crate::checks::assert_written_svid;
 use crate::common::*;
-use crate::daemon::Daemon;
+use crate::daemon::{Daemon, spire_agent_conf, spire_server_conf};
 use crate::links::Links;
 use crate::spire::{
     Spire, entry_id, free_port, join_token_agent_id, ok, poll, text_field, token_of,
@@ -29,7 +27,11 @@ fn spire_command_lines_run_unchanged_through_spire_named_links() {
     let socket = socket.to_str().unwrap();
     let port = free_port();
     let config = l.path("server.conf");
-    std::fs::write(&config, server_conf(&l, socket, port)).unwrap();
+    std::fs::write(
+        &config,
+        spire_server_conf(port, Path::new(socket), &l.path("server-data")),
+    )
+    .unwrap();
     let mut server = Daemon::spawn(
         "lanyard as spire-server",
         &links.server,
@@ -91,7 +93,13 @@ fn spire_command_lines_run_unchanged_through_spire_named_links() {
     let agent_config = l.path("agent.conf");
     std::fs::write(
         &agent_config,
-        agent_conf(&l, agent_socket, port, &bundle, &token),
+        spire_agent_conf(
+            &l.path("agent-data"),
+            ("127.0.0.1", &port.to_string()),
+            Path::new(agent_socket),
+            &bundle,
+            &token,
+        ),
     )
     .unwrap();
     let mut agent = Daemon::spawn(
@@ -325,68 +333,4 @@ fn same_output(
         "`spire-server {}`",
         args.join(" ")
     );
-}
-
-/// A server.conf as SPIRE's docs write one.
-fn server_conf(l: &Lanyard, socket: &str, port: u16) -> String {
-    let data = l.path("server-data");
-    let data = data.display();
-    format!(
-        r#"server {{
-    bind_address = "127.0.0.1"
-    bind_port = "{port}"
-    socket_path = "{socket}"
-    trust_domain = "{TD}"
-    data_dir = "{data}"
-    log_level = "DEBUG"
-}}
-
-plugins {{
-    DataStore "sql" {{
-        plugin_data {{
-            database_type = "sqlite3"
-            connection_string = "{data}/datastore.sqlite3"
-        }}
-    }}
-    KeyManager "memory" {{
-        plugin_data {{}}
-    }}
-    NodeAttestor "join_token" {{
-        plugin_data {{}}
-    }}
-}}
-"#
-    )
-}
-
-/// An agent.conf as SPIRE's docs write one.
-fn agent_conf(l: &Lanyard, socket: &str, port: u16, bundle: &Path, token: &str) -> String {
-    let data = l.path("agent-data");
-    format!(
-        r#"agent {{
-    data_dir = "{data}"
-    log_level = "DEBUG"
-    server_address = "127.0.0.1"
-    server_port = "{port}"
-    socket_path = "{socket}"
-    trust_bundle_path = "{bundle}"
-    trust_domain = "{TD}"
-    join_token = "{token}"
-}}
-
-plugins {{
-    NodeAttestor "join_token" {{
-        plugin_data {{}}
-    }}
-    KeyManager "memory" {{
-        plugin_data {{}}
-    }}
-    WorkloadAttestor "unix" {{
-        plugin_data {{}}
-    }}
-}}
-"#,
-        data = data.display(),
-        bundle = bundle.display(),
-    )
 }
